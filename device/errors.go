@@ -1,0 +1,44 @@
+package device
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors shared by every backend; backends wrap them in *Error.
+var (
+	// ErrBadCredentials means the device refused the configured credentials.
+	// Never retry it: recorders lock accounts after a few failed logins.
+	ErrBadCredentials = errors.New("device refused the credentials")
+	// ErrLocked means the device has locked the account or this client.
+	ErrLocked = errors.New("device has locked the account")
+	// ErrUnreachable means the device did not answer.
+	ErrUnreachable = errors.New("device unreachable")
+)
+
+// Error is the typed error of every device operation. Transient errors may be
+// retried with backoff; the others must stop the update.
+type Error struct {
+	Op        string // "identify", "install", "status", "reboot", "wait"
+	Code      string // device's sub status code or a short stable word, e.g. "badDevType"
+	Transient bool
+	Err       error
+}
+
+func (e *Error) Error() string {
+	if e.Code != "" {
+		return fmt.Sprintf("device %s: %s: %v", e.Op, e.Code, e.Err)
+	}
+	return fmt.Sprintf("device %s: %v", e.Op, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// IsTransient reports whether err is worth retrying later.
+func IsTransient(err error) bool {
+	var de *Error
+	if errors.As(err, &de) {
+		return de.Transient
+	}
+	return errors.Is(err, ErrUnreachable)
+}
