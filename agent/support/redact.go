@@ -1,0 +1,441 @@
+package support
+
+import (
+	"net"
+	"regexp"
+	"strings"
+)
+
+// Markers that replace redacted text. They never match a redaction rule
+// themselves, so redacting twice changes nothing.
+const (
+	MarkerIP         = "[REDACTED:ip]"
+	MarkerEmail      = "[REDACTED:email]"
+	MarkerUser       = "[REDACTED:user]"
+	MarkerSecret     = "[REDACTED:secret]"
+	MarkerPrivateKey = "[REDACTED:private_key]"
+	markerPrefix     = "[REDACTED:"
+)
+
+// Redact returns s with every secret replaced by a marker: private key
+// blocks, Authorization header values, passwords in URLs, and the values of
+// password, passwd, pwd, secret, token, api_key, passphrase and credential keys
+// in key=value, key: value (YAML), JSON and XML forms. Unless includePersonal
+// is set, it also replaces personal data: IPv4 and IPv6 addresses, email
+// addresses, and user names (URL userinfo, user/username/login keys, the
+// username of a Digest Authorization header). Version strings, model IDs,
+// serials and hex digests are left alone. Redact is idempotent.
+func Redact(s string, includePersonal bool) string {
+	r := redaction{personal: includePersonal}
+	s = r.privateKeys(s)
+	s = r.authorization(s)
+	s = r.urlUserinfo(s)
+	s = r.keyValues(s, secretKeyRE, MarkerSecret)
+	s = r.xml(s, xmlSecretRE, MarkerSecret)
+	if !includePersonal {
+		s = r.keyValues(s, userKeyRE, MarkerUser)
+		s = r.xml(s, xmlUserRE, MarkerUser)
+		s = emailRE.ReplaceAllString(s, MarkerEmail)
+		s = redactIPv6(s)
+		s = redactIPv4(s)
+	}
+	return s
+}
+
+// RedactBytes is Redact for byte slices.
+func RedactBytes(b []byte, includePersonal bool) []byte {
+	return []byte(Redact(string(b), includePersonal))
+}
+
+type redaction struct{ personal bool }
+
+var (
+	privateKeyRE   = regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----`)
+	privateKeyEnd  = regexp.MustCompile(`-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----`)
+	base64LineRE   = regexp.MustCompile(`^[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*\r?$`)
+	authHeaderRE   = regexp.MustCompile(`(?i)\b(?:proxy-)?authorization(?:\\?["'])?[ \t]*[:=][ \t]*\[?(?:\\?["'])?[ \t]*`)
+	urlUserinfoRE  = regexp.MustCompile(`(?i)\b[a-z][a-z0-9+.-]*://([^/\s@"'<>\\]+)@`)
+	keyName        = `[A-Za-z0-9_.-]*`
+	secretKeyRE    = regexp.MustCompile(`(?i)\b` + keyName + `(?:password|passwd|pwd|secret|token|api[_-]?key|passphrase|credentials?)(\\?["']?)[ \t]*[:=][ \t]*`)
+	userKeyRE      = regexp.MustCompile(`(?i)\b(?:` + keyName + `[_.-])?(?:user|username|user_name|login)(\\?["']?)[ \t]*[:=][ \t]*`)
+	xmlSecretRE    = regexp.MustCompile(`(?i)<(` + `[A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|passphrase))>([^<]*)</`)
+	xmlUserRE      = regexp.MustCompile(`(?i)<((?:[A-Za-z0-9_.-]*[_.-])?(?:user|username|user_name|login))>([^<]*)</`)
+	emailRE        = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`)
+	ipv4RE         = regexp.MustCompile(`\b(?:\d{1,3}\.){3}\d{1,3}\b`)
+	ipv6CandRE     = regexp.MustCompile(`[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*`)
+	authSchemes    = map[string]bool{"basic": true, "bearer": true, "digest": true, "negotiate": true, "ntlm": true, "token": true, "hoba": true, "mutual": true, "aws4-hmac-sha256": true, "apikey": true}
+	digestParamsRE = regexp.MustCompile(`^[ \t]*,?[ \t]*([A-Za-z0-9_-]+)=(\\"[^"\\]*\\"|"[^"]*"|\[REDACTED:[a-z_]+\]|[^\s,"\\\]]+)`)
+)
+
+// privateKeys replaces PEM private key blocks; a block without its END line
+// is redacted up to the end of its line and the base64 lines after it.
+func (redaction) privateKeys(s string) string {
+	var b strings.Builder
+	for {
+		loc := privateKeyRE.FindStringIndex(s)
+		if loc == nil {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:loc[0]])
+		b.WriteString(MarkerPrivateKey)
+		rest := s[loc[1]:]
+		if end := privateKeyEnd.FindStringIndex(rest); end != nil {
+			s = rest[end[1]:]
+			continue
+		}
+		// Unterminated: drop the rest of the line and following base64 lines.
+		i := strings.IndexByte(rest, '\n')
+		if i < 0 {
+			return b.String()
+		}
+		rest = rest[i:]
+		for {
+			if len(rest) < 2 || rest[0] != '\n' {
+				break
+			}
+			j := strings.IndexByte(rest[1:], '\n')
+			line := rest[1:]
+			if j >= 0 {
+				line = rest[1 : 1+j]
+			}
+			if !base64LineRE.MatchString(line) {
+				break
+			}
+			rest = rest[1+len(line):]
+		}
+		s = rest
+	}
+}
+
+// authorization replaces Authorization header credentials. The scheme is
+// kept; a Digest header keeps its username (as a user name) only.
+func (r redaction) authorization(s string) string {
+	var b strings.Builder
+	for {
+		loc := authHeaderRE.FindStringIndex(s)
+		if loc == nil {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:loc[1]])
+		opened := strings.HasSuffix(s[:loc[1]], "[")
+		s = s[loc[1]:]
+		if strings.HasPrefix(s, markerPrefix) || opened && strings.HasPrefix(s, markerPrefix[1:]) {
+			continue
+		}
+		word := tokenPrefix(s)
+		if word == "" {
+			continue
+		}
+		after := s[len(word):]
+		scheme := strings.ToLower(word)
+		if !authSchemes[scheme] || !(strings.HasPrefix(after, " ") || strings.HasPrefix(after, "\t")) {
+			// No scheme: the word is the credential.
+			b.WriteString(MarkerSecret)
+			s = after
+			continue
+		}
+		b.WriteString(word)
+		s = after
+		if scheme == "digest" {
+			s = r.digest(&b, s)
+			continue
+		}
+		trimmed := strings.TrimLeft(s, " \t")
+		b.WriteString(s[:len(s)-len(trimmed)])
+		s = trimmed
+		if strings.HasPrefix(s, markerPrefix) {
+			continue
+		}
+		if cred := tokenPrefix(s); cred != "" {
+			b.WriteString(MarkerSecret)
+			s = s[len(cred):]
+		}
+	}
+}
+
+// digest writes the redacted parameters of a Digest header and returns the
+// text after them.
+func (r redaction) digest(b *strings.Builder, s string) string {
+	user, others := "", false
+	rest := s
+	for {
+		m := digestParamsRE.FindStringSubmatchIndex(rest)
+		if m == nil {
+			break
+		}
+		name := strings.ToLower(rest[m[2]:m[3]])
+		if name == "username" {
+			user = rest[m[4]:m[5]]
+		} else {
+			others = true
+		}
+		rest = rest[m[1]:]
+	}
+	if user == "" && !others {
+		return s
+	}
+	b.WriteByte(' ')
+	if user != "" {
+		b.WriteString("username=")
+		b.WriteString(r.quotedUser(user))
+		if others {
+			b.WriteString(",")
+		}
+	}
+	if others {
+		if user != "" {
+			b.WriteByte(' ')
+		}
+		b.WriteString(MarkerSecret)
+	}
+	return rest
+}
+
+// quotedUser redacts a possibly quoted user name, keeping its quotes.
+func (r redaction) quotedUser(v string) string {
+	if r.personal {
+		return v
+	}
+	for _, q := range []string{`\"`, `"`} {
+		if len(v) >= 2*len(q) && strings.HasPrefix(v, q) && strings.HasSuffix(v, q) {
+			return q + MarkerUser + q
+		}
+	}
+	return MarkerUser
+}
+
+// tokenPrefix returns the leading run of s up to a space, quote, backslash,
+// comma, semicolon or closing bracket.
+func tokenPrefix(s string) string {
+	i := strings.IndexAny(s, " \t\r\n\"'\\,;]})>&")
+	if i < 0 {
+		return s
+	}
+	return s[:i]
+}
+
+// urlUserinfo replaces user:password@ in URLs: the password always, the user
+// name unless personal data is included.
+func (r redaction) urlUserinfo(s string) string {
+	return replaceSubmatch(urlUserinfoRE, s, func(m []string) string {
+		full, ui := m[0], m[1]
+		prefix := full[:len(full)-len(ui)-1]
+		user, pass, hasPass := splitUserinfo(ui)
+		if !r.personal && !strings.HasPrefix(user, markerPrefix) {
+			user = MarkerUser
+		}
+		out := prefix + user
+		if hasPass {
+			if !isMarker(pass) {
+				pass = MarkerSecret
+			}
+			out += ":" + pass
+		}
+		return out + "@"
+	})
+}
+
+// splitUserinfo splits user:pass, treating a leading marker as one word.
+func splitUserinfo(ui string) (user, pass string, ok bool) {
+	if strings.HasPrefix(ui, markerPrefix) {
+		if end := strings.IndexByte(ui, ']'); end > 0 {
+			user, rest := ui[:end+1], ui[end+1:]
+			if strings.HasPrefix(rest, ":") {
+				return user, rest[1:], true
+			}
+			if rest == "" {
+				return user, "", false
+			}
+		}
+	}
+	user, pass, ok = strings.Cut(ui, ":")
+	return user, pass, ok
+}
+
+// keyValues replaces the value after each key matched by re (key=value,
+// key: value, "key":"value", \"key\":\"value\"). A value that starts a line
+// in YAML form (key: value) runs to the end of the line.
+func (r redaction) keyValues(s string, re *regexp.Regexp, marker string) string {
+	var b strings.Builder
+	pos := 0 // s[:pos] is written to b
+	for pos <= len(s) {
+		loc := re.FindStringIndex(s[pos:])
+		if loc == nil {
+			break
+		}
+		start, end := pos+loc[0], pos+loc[1]
+		lineStart := strings.LastIndexByte(s[:start], '\n') + 1
+		yamlLine := strings.TrimLeft(s[lineStart:start], " \t-\"'") == "" && strings.Contains(s[start:end], ":")
+		b.WriteString(s[pos:end])
+		pos = end
+		n, val, quote := valueExtent(s[pos:], yamlLine)
+		if n == 0 || strings.HasPrefix(val, markerPrefix) {
+			continue
+		}
+		b.WriteString(quote)
+		b.WriteString(marker)
+		b.WriteString(quote)
+		pos += n
+	}
+	b.WriteString(s[pos:])
+	return b.String()
+}
+
+// valueExtent finds the value at the start of s: its length in s, the value
+// without quotes, and the quote that encloses it.
+func valueExtent(s string, toEOL bool) (n int, val, quote string) {
+	switch {
+	case strings.HasPrefix(s, `\"`):
+		if i := strings.Index(s[2:], `\"`); i >= 0 {
+			return i + 4, s[2 : 2+i], `\"`
+		}
+		return 0, "", ""
+	case strings.HasPrefix(s, `"`):
+		for i := 1; i < len(s); i++ {
+			switch s[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1, s[1:i], `"`
+			case '\n':
+				return 0, "", ""
+			}
+		}
+		return 0, "", ""
+	case strings.HasPrefix(s, `'`):
+		if i := strings.IndexAny(s[1:], "'\n"); i >= 0 && s[1+i] == '\'' {
+			return i + 2, s[1 : 1+i], `'`
+		}
+		return 0, "", ""
+	}
+	var end int
+	if toEOL {
+		end = strings.IndexAny(s, "\r\n")
+		if end < 0 {
+			end = len(s)
+		}
+		// Keep a trailing YAML comment.
+		if c := strings.Index(s[:end], " #"); c >= 0 {
+			end = c
+		}
+		for end > 0 && (s[end-1] == ' ' || s[end-1] == '\t') {
+			end--
+		}
+	} else {
+		end = len(tokenPrefix(s))
+	}
+	if end == 0 {
+		return 0, "", ""
+	}
+	return end, s[:end], ""
+}
+
+// xml replaces the text of <key>value</key> elements.
+func (r redaction) xml(s string, re *regexp.Regexp, marker string) string {
+	return replaceSubmatch(re, s, func(m []string) string {
+		if m[2] == "" || strings.HasPrefix(m[2], markerPrefix) {
+			return m[0]
+		}
+		return "<" + m[1] + ">" + marker + "</"
+	})
+}
+
+// redactIPv6 replaces runs of hex digits, colons and dots that parse as an
+// IPv6 address and stand alone (not inside a word).
+func redactIPv6(s string) string {
+	var b strings.Builder
+	last := 0
+	for _, loc := range ipv6CandRE.FindAllStringIndex(s, -1) {
+		start, end := loc[0], loc[1]
+		if start > 0 && isWordByte(s[start-1]) || end < len(s) && isWordByte(s[end]) {
+			continue
+		}
+		cand := s[start:end]
+		// Trailing punctuation (end of sentence, port separator) is not part of it.
+		trimmed := strings.TrimRight(cand, ".:")
+		if strings.HasPrefix(trimmed, ":") && !strings.HasPrefix(trimmed, "::") {
+			trimmed = trimmed[1:]
+			start++
+		}
+		ip := net.ParseIP(trimmed)
+		if ip == nil || strings.Count(trimmed, ":") < 2 {
+			continue
+		}
+		b.WriteString(s[last:start])
+		b.WriteString(MarkerIP)
+		last = start + len(trimmed)
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// redactIPv4 replaces dotted quads with octets up to 255 that are not part of
+// a longer dotted number (a four-part version like 5.5.0.1.2 stays).
+func redactIPv4(s string) string {
+	var b strings.Builder
+	last := 0
+	for _, loc := range ipv4RE.FindAllStringIndex(s, -1) {
+		start, end := loc[0], loc[1]
+		if start > 0 && (s[start-1] == '.' || isWordByte(s[start-1])) {
+			continue
+		}
+		if end < len(s) && (isWordByte(s[end]) || s[end] == '.' && end+1 < len(s) && isDigit(s[end+1])) {
+			continue
+		}
+		if !octetsValid(s[start:end]) {
+			continue
+		}
+		b.WriteString(s[last:start])
+		b.WriteString(MarkerIP)
+		last = end
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// octetsValid reports whether every part of a dotted quad is at most 255
+// (leading zeros allowed, as some devices print them).
+func octetsValid(q string) bool {
+	for _, p := range strings.Split(q, ".") {
+		n := 0
+		for i := 0; i < len(p); i++ {
+			n = n*10 + int(p[i]-'0')
+		}
+		if n > 255 {
+			return false
+		}
+	}
+	return true
+}
+
+// isMarker reports whether s is exactly one redaction marker.
+func isMarker(s string) bool {
+	return strings.HasPrefix(s, markerPrefix) && strings.IndexByte(s, ']') == len(s)-1
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isWordByte(c byte) bool {
+	return c == '_' || isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+// replaceSubmatch is ReplaceAllStringFunc with access to the submatches.
+func replaceSubmatch(re *regexp.Regexp, s string, f func(m []string) string) string {
+	var b strings.Builder
+	last := 0
+	for _, loc := range re.FindAllStringSubmatchIndex(s, -1) {
+		m := make([]string, len(loc)/2)
+		for i := range m {
+			if loc[2*i] >= 0 {
+				m[i] = s[loc[2*i]:loc[2*i+1]]
+			}
+		}
+		b.WriteString(s[last:loc[0]])
+		b.WriteString(f(m))
+		last = loc[1]
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}

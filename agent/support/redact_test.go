@@ -1,0 +1,90 @@
+package support
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRedact(t *testing.T) {
+	tests := []struct {
+		name     string
+		in       string
+		want     string // redacted mode
+		personal string // include-personal mode; empty: same as want
+	}{
+		{"an IPv4 address is personal", "connect 192.168.1.64:80 failed", "connect [REDACTED:ip]:80 failed", "connect 192.168.1.64:80 failed"},
+		{"an IPv4 address with leading zeros is personal", "host 010.001.002.003", "host [REDACTED:ip]", "host 010.001.002.003"},
+		{"an IPv6 address is personal", "peer [2001:db8::1]:443 and fe80::1%eth0.", "peer [[REDACTED:ip]]:443 and [REDACTED:ip]%eth0.", "peer [2001:db8::1]:443 and fe80::1%eth0."},
+		{"an IPv4-mapped IPv6 address is one address", "from ::ffff:10.0.0.1 now", "from [REDACTED:ip] now", "from ::ffff:10.0.0.1 now"},
+		{"an email address is personal", "contact ops.team+nvr@example.co.uk today", "contact [REDACTED:email] today", "contact ops.team+nvr@example.co.uk today"},
+		{"a URL password is a secret and its user personal", "GET http://admin:s3cr3t@192.0.2.7/ISAPI", "GET http://[REDACTED:user]:[REDACTED:secret]@[REDACTED:ip]/ISAPI", "GET http://admin:[REDACTED:secret]@192.0.2.7/ISAPI"},
+		{"a URL user without password is personal", "https://alice@mirror.example.com/x", "https://[REDACTED:user]@mirror.example.com/x", "https://alice@mirror.example.com/x"},
+		{"a Basic Authorization value is a secret", "Authorization: Basic YWRtaW46cGFzcw==\n", "Authorization: Basic [REDACTED:secret]\n", ""},
+		{"a Bearer Authorization value is a secret", `"Authorization":"Bearer eyJhbGciOi.x-y_z"`, `"Authorization":"Bearer [REDACTED:secret]"`, ""},
+		{"a Go header map Authorization is a secret", "map[Authorization:[Basic abc123] Accept:[*/*]]", "map[Authorization:[Basic [REDACTED:secret]] Accept:[*/*]]", ""},
+		{"a Digest Authorization keeps only the user name", `Authorization: Digest username="admin", realm="DS-2CD", nonce="abc", uri="/ISAPI/System/deviceInfo", response="0123abcd"`, `Authorization: Digest username="[REDACTED:user]", [REDACTED:secret]`, `Authorization: Digest username="admin", [REDACTED:secret]`},
+		{"a Digest header inside a JSON string is handled", `{"msg":"req Authorization: Digest username=\"admin\", response=\"ff\""}`, `{"msg":"req Authorization: Digest username=\"[REDACTED:user]\", [REDACTED:secret]"}`, `{"msg":"req Authorization: Digest username=\"admin\", [REDACTED:secret]"}`},
+		{"an Authorization value without scheme is a secret", "authorization=abcdef123", "authorization=[REDACTED:secret]", ""},
+		{"a password in key=value form is a secret", "login failed password=hunter2 retry=1", "login failed password=[REDACTED:secret] retry=1", ""},
+		{"a quoted password with spaces is a secret", `password="correct horse" next=1`, `password="[REDACTED:secret]" next=1`, ""},
+		{"a JSON password is a secret", `{"device_password":"p@ss\"word","x":1}`, `{"device_password":"[REDACTED:secret]","x":1}`, ""},
+		{"a YAML password runs to the end of the line", "isapi:\n  password: correct horse battery # set by installer\n  host: nvr\n", "isapi:\n  password: [REDACTED:secret] # set by installer\n  host: nvr\n", ""},
+		{"an empty YAML value does not swallow the next line", "token:\nmodel: x\n", "token:\nmodel: x\n", ""},
+		{"tokens, api keys and secrets are secrets", "token=abc api_key: k1 client_secret=s pwd=p passwd=q", "token=[REDACTED:secret] api_key: [REDACTED:secret] client_secret=[REDACTED:secret] pwd=[REDACTED:secret] passwd=[REDACTED:secret]", ""},
+		{"a token file path is not a secret", "status:\n  token_file: /etc/fwagent/status.token\n", "status:\n  token_file: /etc/fwagent/status.token\n", ""},
+		{"an XML password is a secret and an XML user personal", "<userName>admin</userName><password>12345</password>", "<userName>[REDACTED:user]</userName><password>[REDACTED:secret]</password>", "<userName>admin</userName><password>[REDACTED:secret]</password>"},
+		{"user name keys are personal", `user=alice "username":"bob" isapi.user: carol`, `user=[REDACTED:user] "username":"[REDACTED:user]" isapi.user: [REDACTED:user]`, `user=alice "username":"bob" isapi.user: carol`},
+		{"a user agent is not a user name", "User-Agent: fwagent/1.0", "User-Agent: fwagent/1.0", ""},
+		{"a private key block is a secret", "key:\n-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB\n-----END EC PRIVATE KEY-----\nafter", "key:\n[REDACTED:private_key]\nafter", ""},
+		{"an unterminated private key is cut with its base64 lines", "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\nAQEFAASCBKcwggSjAgEAAoIB\nnext line", "[REDACTED:private_key]\nnext line", ""},
+		{"version strings stay", "firmware V4.1.25 build 200316, V4.62.210, 5.5.0.1.2", "firmware V4.1.25 build 200316, V4.62.210, 5.5.0.1.2", ""},
+		{"model IDs, serials and digests stay", "iDS-9632NXI-I8/16S DS-9632NXI-I81620200316CCRRE12345678WCVU sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "iDS-9632NXI-I8/16S DS-9632NXI-I81620200316CCRRE12345678WCVU sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", ""},
+		{"times stay", "at 2026-03-01T02:15:04.123+01:00 and 15:04:05", "at 2026-03-01T02:15:04.123+01:00 and 15:04:05", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Redact(tt.in, false); got != tt.want {
+				t.Errorf("Redact(personal=false)\n got: %s\nwant: %s", got, tt.want)
+			}
+			wantP := tt.personal
+			if wantP == "" {
+				wantP = tt.want
+			}
+			if got := Redact(tt.in, true); got != wantP {
+				t.Errorf("Redact(personal=true)\n got: %s\nwant: %s", got, wantP)
+			}
+			for _, p := range []bool{false, true} {
+				once := Redact(tt.in, p)
+				if twice := Redact(once, p); twice != once {
+					t.Errorf("not idempotent (personal=%v)\nonce:  %s\ntwice: %s", p, once, twice)
+				}
+			}
+		})
+	}
+}
+
+func FuzzRedact(f *testing.F) {
+	for _, s := range []string{
+		"http://admin:pw@10.0.0.1/ISAPI",
+		`Authorization: Digest username="u", response="r"`,
+		`{"password":"x","user":"bob","ip":"fe80::1"}`,
+		"-----BEGIN RSA PRIVATE KEY-----\nAAAAAAAAAAAAAAAAAAAA\n",
+		"token: abc # c\nuser: [REDACTED:user]",
+		"mail a.b@c.de 1.2.3.4.5 V4.1.25",
+		"<password>x</password><user>y</user>",
+		"map[Authorization:[Bearer t]]",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, p := range []bool{false, true} {
+			once := Redact(s, p)
+			if twice := Redact(once, p); twice != once {
+				t.Fatalf("not idempotent (personal=%v)\nin:    %q\nonce:  %q\ntwice: %q", p, s, once, twice)
+			}
+		}
+		if strings.Contains(s, "-----BEGIN PRIVATE KEY-----") && strings.Contains(Redact(s, true), "-----BEGIN PRIVATE KEY-----") {
+			t.Fatalf("private key kept: %q", s)
+		}
+	})
+}
