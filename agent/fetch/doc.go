@@ -1,0 +1,16 @@
+// Package fetch moves bytes from the network (or a local folder) to the agent:
+// signed manifests through conditional, size-capped requests, and firmware
+// images through resumable, mirror-aware, rate-limited downloads that hash
+// every byte as it arrives.
+//
+// It owns transport concerns only: retries, timeouts, proxies, HTTP ranges,
+// stalls, partial files and the proof that the bytes on disk have the declared
+// size and SHA-256. It must not parse or trust a manifest, judge an image
+// against the safety policy, or touch the journal: the caller (package agent)
+// does that with what fetch returns.
+//
+// Every failure is an *Error with a stable Code and a Transient flag: transient
+// failures (network errors, 5xx, stalls, cut connections) are worth retrying
+// later; the others (404, too large, digest or size mismatch, a server that
+// lies about ranges) will not heal by themselves for that URL.
+package fetch

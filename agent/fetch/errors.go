@@ -1,0 +1,119 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/cavaliergopher/grab/v3"
+)
+
+// Code is a stable, machine-readable reason for a fetch failure.
+type Code string
+
+// Failure codes. They are stable: journals, reports and dashboards use them.
+const (
+	CodeNetwork         Code = "network"           // connection refused, reset, DNS, TLS, cut body
+	CodeStatus          Code = "http_status"       // the server answered with an error status
+	CodeStalled         Code = "stalled"           // no byte arrived for StallTimeout
+	CodeTooLarge        Code = "too_large"         // a manifest bigger than the cap
+	CodeSizeMismatch    Code = "size_mismatch"     // the bytes do not add up to the declared size
+	CodeTooLong         Code = "too_long"          // the server sent more bytes than declared
+	CodeDigestMismatch  Code = "digest_mismatch"   // the SHA-256 of the image is not the declared one
+	CodeBadContentRange Code = "bad_content_range" // a 206 whose Content-Range is not what was asked
+	CodeRangeIgnored    Code = "range_ignored"     // a 200 answer to a Range request
+	CodeNoSpace         Code = "no_space"          // not enough free disk space
+	CodeLocalFile       Code = "local_file"        // a file:// URL could not be read
+	CodeBadRequest      Code = "bad_request"       // the caller's request is unusable (no URL, bad path)
+	CodeCanceled        Code = "canceled"          // the caller's context ended
+)
+
+// Sentinel errors, wrapped inside *Error so that errors.Is works.
+var (
+	ErrStalled         = errors.New("no data received within the stall timeout")
+	ErrTooLarge        = errors.New("response larger than the size cap")
+	ErrSizeMismatch    = errors.New("size differs from the declared size")
+	ErrTooLong         = errors.New("server sent more bytes than declared")
+	ErrDigestMismatch  = errors.New("sha-256 differs from the declared digest")
+	ErrBadContentRange = errors.New("content-range does not match the requested range")
+	ErrRangeIgnored    = errors.New("server ignored the range request")
+	ErrNoSpace         = errors.New("not enough free disk space")
+)
+
+// Error is the one typed error of package fetch.
+type Error struct {
+	Op        string // "fetch manifest", "download image", "check free space"
+	URL       string // the URL concerned, if any
+	Code      Code   // stable reason
+	Status    int    // HTTP status, when Code is CodeStatus
+	Transient bool   // worth retrying later
+	Err       error  // the cause
+}
+
+func (e *Error) Error() string {
+	msg := e.Op
+	if e.URL != "" {
+		msg += " " + e.URL
+	}
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg + " (" + string(e.Code) + ")"
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// IsTransient reports whether err is worth retrying later. Errors that are
+// not *Error are treated as transient only when they are network-level.
+func IsTransient(err error) bool {
+	var fe *Error
+	if errors.As(err, &fe) {
+		return fe.Transient
+	}
+	return false
+}
+
+// CodeOf returns the Code of the first *Error in err's chain, or "".
+func CodeOf(err error) Code {
+	var fe *Error
+	if errors.As(err, &fe) {
+		return fe.Code
+	}
+	return ""
+}
+
+// statusTransient reports whether an HTTP status may heal by itself.
+func statusTransient(code int) bool {
+	return code == http.StatusRequestTimeout || code == http.StatusTooManyRequests ||
+		(code >= 500 && code != http.StatusNotImplemented)
+}
+
+// classify turns a raw error from one download or fetch attempt into an *Error.
+func classify(op, url string, err error) *Error {
+	var fe *Error
+	if errors.As(err, &fe) {
+		if fe.URL == "" {
+			fe.URL = url
+		}
+		return fe
+	}
+	e := &Error{Op: op, URL: url, Err: err}
+	var sc grab.StatusCodeError
+	switch {
+	case errors.Is(err, ErrStalled):
+		e.Code, e.Transient = CodeStalled, true
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		e.Code = CodeCanceled
+	case errors.As(err, &sc):
+		e.Code, e.Status, e.Transient = CodeStatus, int(sc), statusTransient(int(sc))
+		e.Err = fmt.Errorf("server answered %d %s", int(sc), http.StatusText(int(sc)))
+	case errors.Is(err, grab.ErrBadLength):
+		e.Code = CodeSizeMismatch
+		e.Err = fmt.Errorf("%w: the server's content length does not match the release", ErrSizeMismatch)
+	default:
+		e.Code, e.Transient = CodeNetwork, true
+	}
+	return e
+}
