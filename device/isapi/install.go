@@ -1,0 +1,305 @@
+package isapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/fwagent/fwagent/device"
+)
+
+// Install uploads the image at imagePath and follows the device's flashing
+// until it ends. It reports "upload" progress in bytes, then "flash"
+// progress in percent. The image is streamed from disk, never held in
+// memory, and sent once per attempt: first as PUT application/octet-stream,
+// then, if the device says PUT is not supported, as POST multipart/form-data
+// in the field updateFile. If the device asks for a reboot first
+// (rebootRequired), Install reboots it once, waits until it is back and
+// tries once more. Install does not reboot after flashing.
+func (c *Client) Install(ctx context.Context, imagePath string, progress device.ProgressFunc) error {
+	if progress == nil {
+		progress = func(device.InstallProgress) {}
+	}
+	err := c.install(ctx, imagePath, progress)
+	var se *StatusError
+	if errors.As(err, &se) && se.RebootRequired() {
+		c.log.Warn("the device asks for a reboot before it takes the image; rebooting once and trying again")
+		if err := c.Reboot(ctx); err != nil {
+			return err
+		}
+		if _, err := c.WaitReady(ctx); err != nil {
+			return err
+		}
+		err = c.install(ctx, imagePath, progress)
+	}
+	return wrap("install", err)
+}
+
+func (c *Client) install(ctx context.Context, imagePath string, progress device.ProgressFunc) error {
+	fi, err := os.Stat(imagePath)
+	if err != nil {
+		return fmt.Errorf("image: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("image %s is not a regular file", imagePath)
+	}
+	size := fi.Size()
+	log := c.log.WithField("bytes", size)
+
+	log.Info("uploading the image (PUT)")
+	res, err := c.send(ctx, http.MethodPut, imagePath, size, progress)
+	if err == nil && putNotSupported(res) {
+		log.Info("the device does not take PUT uploads; uploading the image again as multipart POST")
+		res, err = c.send(ctx, http.MethodPost, imagePath, size, progress)
+	}
+	if err != nil {
+		if errors.Is(err, device.ErrUnreachable) {
+			return c.afterDrop(ctx, err, progress)
+		}
+		return err
+	}
+	if e := res.err(); e != nil {
+		return e
+	}
+	log.WithField("sent", res.sent).Info("the device accepted the image; following the flashing")
+	return c.waitFlash(ctx, progress)
+}
+
+// uploadResult is the device's reply to an upload.
+type uploadResult struct {
+	method string
+	status int
+	body   []byte
+	sent   int64
+}
+
+func (r *uploadResult) err() error {
+	if r.status < 200 || r.status > 299 {
+		return replyError(PathUpdateFirmware, r.status, r.body)
+	}
+	if doc, err := parseDocument(r.body); err == nil {
+		if se := doc.statusError(r.status); se != nil {
+			return se
+		}
+	}
+	return nil
+}
+
+// putNotSupported reports whether the device refused the PUT as a method it
+// does not take.
+func putNotSupported(r *uploadResult) bool {
+	if r.method != http.MethodPut {
+		return false
+	}
+	if r.status == http.StatusMethodNotAllowed || r.status == http.StatusNotImplemented {
+		return true
+	}
+	var se *StatusError
+	if errors.As(r.err(), &se) {
+		switch se.SubStatusCode {
+		case "notSupport", "methodNotAllowed":
+			return true
+		case "", "invalidOperation":
+			return se.StatusCode == 4
+		}
+	}
+	return false
+}
+
+// send streams the image once with method and returns the reply. The body
+// does not go through go-retryablehttp: it is not replayable cheaply.
+func (c *Client) send(ctx context.Context, method, imagePath string, size int64, progress device.ProgressFunc) (*uploadResult, error) {
+	f, err := os.Open(imagePath)
+	if err != nil {
+		return nil, fmt.Errorf("image: %w", err)
+	}
+	body := &countingBody{f: f, total: size, progress: progress, step: max(size/100, 256<<10)}
+	defer body.Close()
+
+	uctx, cancel := context.WithTimeout(ctx, c.cfg.UploadTimeout)
+	defer cancel()
+	var r io.Reader = body
+	length := size
+	ctype := "application/octet-stream"
+	if method == http.MethodPost {
+		head, tail, ct, err := multipartFrame()
+		if err != nil {
+			return nil, err
+		}
+		r = io.MultiReader(bytes.NewReader(head), body, bytes.NewReader(tail))
+		length += int64(len(head) + len(tail))
+		ctype = ct
+	}
+	req, err := http.NewRequestWithContext(uctx, method, c.base.String()+PathUpdateFirmware, io.NopCloser(r))
+	if err != nil {
+		return nil, err
+	}
+	req.ContentLength = length
+	req.Header.Set("Content-Type", ctype)
+	start := time.Now()
+	resp, err := c.upload.Do(req)
+	sent := body.Sent()
+	if err != nil {
+		if ctx.Err() == nil && uctx.Err() != nil {
+			return nil, &device.Error{Op: "install", Code: "uploadTimeout", Transient: true,
+				Err: fmt.Errorf("%w: the upload did not finish within %s (upload_timeout; %d of %d bytes sent): raise upload_timeout on a slow link", device.ErrUnreachable, c.cfg.UploadTimeout, sent, size)}
+		}
+		return nil, transportError(ctx, PathUpdateFirmware, fmt.Errorf("%w (after %d of %d image bytes)", err, sent, size))
+	}
+	defer resp.Body.Close()
+	reply, err := readCapped(resp.Body)
+	if err != nil && !errors.Is(err, ErrTooLarge) {
+		return nil, transportError(ctx, PathUpdateFirmware, fmt.Errorf("reading the reply to the upload: %w", err))
+	}
+	c.log.WithFields(map[string]any{"method": method, "status": resp.StatusCode, "sent": sent, "seconds": time.Since(start).Seconds()}).Debug("upload answered")
+	return &uploadResult{method: method, status: resp.StatusCode, body: reply, sent: sent}, nil
+}
+
+// multipartFrame returns what goes before and after the file in a
+// multipart/form-data body with the file in the field updateFile, and the
+// Content-Type, so the body can be streamed with an exact Content-Length.
+func multipartFrame() (head, tail []byte, contentType string, err error) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="updateFile"; filename="digicap.dav"`)
+	h.Set("Content-Type", "application/octet-stream")
+	if _, err := mw.CreatePart(h); err != nil {
+		return nil, nil, "", err
+	}
+	head = bytes.Clone(buf.Bytes())
+	buf.Reset()
+	if err := mw.Close(); err != nil {
+		return nil, nil, "", err
+	}
+	return head, bytes.Clone(buf.Bytes()), mw.FormDataContentType(), nil
+}
+
+// afterDrop decides what a connection that broke during or right after the
+// upload means: if the device says it is flashing, the upload arrived and
+// the install goes on. upgrading=false with percent=100 counts as a flash
+// that already finished (recorders reset percent when they reboot); the
+// agent's check of the version after the reboot backs that reading up.
+// Otherwise the drop is a transient failure.
+func (c *Client) afterDrop(ctx context.Context, dropErr error, progress device.ProgressFunc) error {
+	c.log.WithError(dropErr).Warn("the connection broke during or right after the upload; asking the device whether it is flashing")
+	st, err := c.status(ctx, c.api)
+	if err != nil {
+		if fatalWhileWaiting(err) {
+			return err
+		}
+		return fmt.Errorf("%w; and upgradeStatus did not answer either (%v): retry the install later", dropErr, err)
+	}
+	if !st.Upgrading && st.Percent != 100 {
+		return fmt.Errorf("%w; the device is not flashing (upgradeStatus upgrading=false, percent=%d): retry the install", dropErr, st.Percent)
+	}
+	c.log.WithField("percent", st.Percent).Info("the device is flashing the image despite the broken connection; following it")
+	return c.waitFlash(ctx, progress)
+}
+
+// waitFlash polls upgradeStatus until upgrading is false, bounded by
+// FlashTimeout. Transient failures (the device busy, briefly unreachable)
+// are polled through; refused credentials and fatal device errors stop it.
+func (c *Client) waitFlash(ctx context.Context, progress device.ProgressFunc) error {
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.FlashTimeout)
+	defer cancel()
+	tick := time.NewTicker(c.cfg.PollInterval)
+	defer tick.Stop()
+	var last error
+	lastPercent := -1
+	for {
+		st, err := c.status(ctx, c.once)
+		switch {
+		case err == nil:
+			last = nil
+			if st.Percent != lastPercent {
+				progress(device.InstallProgress{Phase: "flash", Done: int64(st.Percent), Total: 100})
+				lastPercent = st.Percent
+			}
+			if !st.Upgrading {
+				if lastPercent != 100 {
+					progress(device.InstallProgress{Phase: "flash", Done: 100, Total: 100})
+				}
+				c.log.Info("the device finished flashing")
+				return nil
+			}
+		case fatalWhileWaiting(err) || !(device.IsTransient(err) || isTransientStatus(err)):
+			return err
+		default:
+			last = err
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			if parent.Err() != nil {
+				return parent.Err()
+			}
+			msg := fmt.Sprintf("the device was still flashing after %s (flash_timeout): do not power it off; check it on site", c.cfg.FlashTimeout)
+			if last != nil {
+				msg += "; last error: " + last.Error()
+			}
+			return &device.Error{Op: "install", Code: "flashTimeout", Transient: false, Err: errors.New(msg)}
+		}
+	}
+}
+
+func isTransientStatus(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Transient()
+}
+
+// countingBody reads the image and reports upload progress. After Close it
+// neither reads nor reports, so no progress call can come from the HTTP
+// transport's writer once the upload is over.
+type countingBody struct {
+	mu       sync.Mutex
+	f        *os.File
+	total    int64
+	sent     int64
+	reported int64
+	step     int64
+	progress device.ProgressFunc
+	closed   bool
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, errors.New("upload body closed")
+	}
+	n, err := b.f.Read(p)
+	b.sent += int64(n)
+	if b.sent != b.reported && (b.sent-b.reported >= b.step || b.sent == b.total || err == io.EOF) {
+		b.reported = b.sent
+		b.progress(device.InstallProgress{Phase: "upload", Done: b.sent, Total: b.total})
+	}
+	return n, err
+}
+
+// Sent is how many image bytes were read for sending.
+func (b *countingBody) Sent() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sent
+}
+
+func (b *countingBody) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	return b.f.Close()
+}
+
