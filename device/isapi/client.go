@@ -29,7 +29,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/fwagent/fwagent/device"
-	"github.com/fwagent/fwagent/internal/retryhttp"
+	"github.com/fwagent/fwagent/internal/httplog"
 )
 
 // ISAPI paths used by the client.
@@ -158,7 +158,7 @@ func New(cfg Config) (*Client, error) {
 	httpc := &http.Client{Transport: c.auth, Timeout: cfg.RequestTimeout, CheckRedirect: noRedirect}
 	c.api = &retryablehttp.Client{
 		HTTPClient:   httpc,
-		Logger:       retryhttp.LoggerFor(log),
+		Logger:       httplog.Leveled(log),
 		RetryWaitMin: cfg.RetryWaitMin,
 		RetryWaitMax: cfg.RetryWaitMax,
 		RetryMax:     cfg.RetryMax,

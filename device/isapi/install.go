@@ -302,4 +302,3 @@ func (b *countingBody) Close() error {
 	b.closed = true
 	return b.f.Close()
 }
-
