@@ -1,0 +1,345 @@
+package nvrsim
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"time"
+)
+
+// Image is what the simulator learned about an uploaded image.
+type Image struct {
+	Model   string `json:"model"`
+	Version string `json:"version"` // as written in the image, e.g. "4.1.25"
+	Build   string `json:"build,omitempty"`
+	Variant string `json:"variant"`
+	Size    int64  `json:"size"`
+	SHA256  string `json:"sha256"`
+}
+
+// Upload records one upload request the simulator received.
+type Upload struct {
+	Method string `json:"method"` // PUT or POST
+	Bytes  int64  `json:"bytes"`  // body bytes received
+	SHA256 string `json:"sha256,omitempty"`
+	Result string `json:"result"` // "flashing", "dropped", or the subStatusCode it was refused with
+	Image  *Image `json:"image,omitempty"`
+}
+
+// State is a snapshot of the simulated recorder, as tests and /debug/state
+// see it.
+type State struct {
+	Model     string `json:"model"`
+	Firmware  string `json:"firmware"` // as deviceInfo reports it, e.g. "V4.1.20"
+	Build     string `json:"build"`    // e.g. "build 230619"
+	Variant   string `json:"variant"`  // "custom" or "standard"
+	Serial    string `json:"serial"`
+	Namespace string `json:"namespace"`
+
+	// Bricked is true once the recorder was damaged; it never answers ISAPI again.
+	Bricked     bool   `json:"bricked"`
+	BrickReason string `json:"brick_reason,omitempty"`
+
+	Installs int `json:"installs"` // images flashed to completion
+	Reboots  int `json:"reboots"`  // reboots started
+
+	FailedLogins      int  `json:"failed_logins"`       // in a row, since the last good login or unlock
+	TotalFailedLogins int  `json:"total_failed_logins"` // ever
+	Locked            bool `json:"locked"`
+	LockSecondsLeft   int  `json:"lock_seconds_left,omitempty"`
+
+	Receiving bool   `json:"receiving"` // an upload body is arriving
+	Upgrading bool   `json:"upgrading"`
+	Percent   int    `json:"percent"`
+	Pending   *Image `json:"pending,omitempty"` // flashed, active after the next reboot
+	Rebooting bool   `json:"rebooting"`         // down: every ISAPI connection is closed
+
+	Uploads          int     `json:"uploads"` // upload requests whose body arrived in full
+	LastUpload       *Upload `json:"last_upload,omitempty"`
+	LastUploadSHA256 string  `json:"last_upload_sha256,omitempty"`
+	Requests         int     `json:"requests"` // ISAPI requests that reached the recorder
+
+	Faults Faults `json:"faults"`
+}
+
+// Sim is a simulated recorder. Its Handler serves ISAPI and /debug/state.
+// It is safe for concurrent use.
+type Sim struct {
+	cfg    Config
+	opaque string
+
+	mu          sync.Mutex
+	st          State
+	faults      Faults
+	changed     chan struct{} // closed and replaced on every change
+	nonces      map[string]*nonceInfo
+	lockedUntil time.Time
+	gen         int // bumps on every flash or reboot, to retire stale timers
+	timers      []*time.Timer
+	closed      bool
+}
+
+// New returns a simulated recorder for cfg. It panics only if cfg is
+// invalid in a way Validate would report; use NewChecked to get the error.
+func New(cfg Config) *Sim {
+	s, err := NewChecked(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// NewChecked returns a simulated recorder for cfg, or an error naming the
+// bad configuration field.
+func NewChecked(cfg Config) (*Sim, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	s := &Sim{
+		cfg:     cfg,
+		opaque:  hex.EncodeToString(b[:]),
+		changed: make(chan struct{}),
+		nonces:  map[string]*nonceInfo{},
+	}
+	s.st = State{
+		Model:     cfg.Model,
+		Firmware:  cfg.Firmware,
+		Build:     cfg.Build,
+		Variant:   cfg.Variant,
+		Serial:    cfg.Serial,
+		Namespace: cfg.Namespace,
+	}
+	return s, nil
+}
+
+// Config returns the simulator's configuration with defaults filled in.
+func (s *Sim) Config() Config { return s.cfg }
+
+func (s *Sim) now() time.Time { return s.cfg.Now() }
+
+// State returns a snapshot of the recorder.
+func (s *Sim) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapshot()
+}
+
+// snapshot copies the state. The caller holds s.mu.
+func (s *Sim) snapshot() State {
+	st := s.st
+	st.Faults = s.faults
+	if left := s.lockedUntil.Sub(s.now()); left > 0 {
+		st.Locked = true
+		st.LockSecondsLeft = int((left + time.Second - 1) / time.Second)
+	}
+	if s.st.Pending != nil {
+		p := *s.st.Pending
+		st.Pending = &p
+	}
+	if s.st.LastUpload != nil {
+		u := *s.st.LastUpload
+		if u.Image != nil {
+			img := *u.Image
+			u.Image = &img
+		}
+		st.LastUpload = &u
+	}
+	return st
+}
+
+// notify wakes every Wait. The caller holds s.mu.
+func (s *Sim) notify() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Wait blocks until cond holds for the recorder's state, or ctx ends. It
+// checks cond at once and again after every change, never by polling.
+func (s *Sim) Wait(ctx context.Context, cond func(State) bool) error {
+	for {
+		s.mu.Lock()
+		st := s.snapshot()
+		ch := s.changed
+		s.mu.Unlock()
+		if cond(st) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// SetFaults replaces the fault knobs.
+func (s *Sim) SetFaults(f Faults) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = f
+	s.cfg.Logger.WithField("faults", f).Info("fault knobs set")
+	s.notify()
+}
+
+// Faults returns the fault knobs as they are now (counters count down).
+func (s *Sim) Faults() Faults {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faults
+}
+
+// ExpireNonces forgets every digest nonce issued so far, so that the next
+// request carrying one gets a 401 with stale=TRUE. A test aid.
+func (s *Sim) ExpireNonces() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nonces = map[string]*nonceInfo{}
+}
+
+// Close stops the simulator's timers. Handlers keep answering, but flashing
+// and reboots in progress never finish.
+func (s *Sim) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	for _, t := range s.timers {
+		t.Stop()
+	}
+	s.timers = nil
+}
+
+// after runs f with s.mu held once d passed, unless the simulator closed or
+// (for gen >= 0) a newer flash or reboot moved s.gen on. The caller holds s.mu.
+func (s *Sim) after(d time.Duration, gen int, f func()) {
+	if s.closed {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for i, x := range s.timers {
+			if x == t {
+				s.timers = append(s.timers[:i], s.timers[i+1:]...)
+				break
+			}
+		}
+		if s.closed || (gen >= 0 && gen != s.gen) {
+			return
+		}
+		f()
+		s.notify()
+	})
+	s.timers = append(s.timers, t)
+}
+
+// flashSteps is how many progress updates a flash makes.
+const flashSteps = 20
+
+// startFlash begins flashing img. The caller holds s.mu.
+func (s *Sim) startFlash(img Image) {
+	s.gen++
+	gen := s.gen
+	s.st.Upgrading = true
+	s.st.Percent = 0
+	s.st.Pending = nil
+	log := s.cfg.Logger.WithFields(map[string]any{"image_model": img.Model, "image_version": img.Version, "image_variant": img.Variant, "sha256": img.SHA256})
+	log.Info("flashing started")
+	if s.cfg.FlashDuration <= 0 {
+		s.finishFlash(img)
+		return
+	}
+	step := s.cfg.FlashDuration / flashSteps
+	for i := 1; i < flashSteps; i++ {
+		pct := i * 100 / flashSteps
+		s.after(time.Duration(i)*step, gen, func() { s.st.Percent = pct })
+	}
+	s.after(s.cfg.FlashDuration, gen, func() { s.finishFlash(img) })
+}
+
+// finishFlash ends a flash: the image is written and becomes active after
+// the next reboot, unless it damaged the recorder. The caller holds s.mu.
+func (s *Sim) finishFlash(img Image) {
+	s.st.Upgrading = false
+	s.st.Percent = 100
+	s.st.Installs++
+	if isProtected(s.st.Model) && !survives(img) {
+		s.st.Bricked = true
+		s.st.BrickReason = "flashed " + img.Variant + " firmware " + img.Version + " onto " + s.st.Model +
+			", which only survives custom firmware " + ProtectedVersion
+		s.cfg.Logger.WithField("reason", s.st.BrickReason).Error("recorder damaged permanently: it will never answer again")
+		return
+	}
+	p := img
+	s.st.Pending = &p
+	s.cfg.Logger.WithField("version", img.Version).Info("flashing finished: reboot to activate")
+}
+
+// startReboot takes the recorder down. The caller holds s.mu.
+func (s *Sim) startReboot() {
+	s.gen++
+	gen := s.gen
+	s.st.Rebooting = true
+	s.st.Reboots++
+	s.cfg.Logger.WithField("delay", s.cfg.RebootDelay).Info("rebooting")
+	if s.faults.NeverReturnFromReboot {
+		s.cfg.Logger.Warn("fault: the recorder will never come back from this reboot")
+		return
+	}
+	if s.cfg.RebootDelay <= 0 {
+		s.finishReboot()
+		return
+	}
+	s.after(s.cfg.RebootDelay, gen, s.finishReboot)
+}
+
+// finishReboot brings the recorder back, running the flashed image unless
+// ReturnOnOldFirmware is set. The caller holds s.mu.
+func (s *Sim) finishReboot() {
+	s.st.Rebooting = false
+	s.st.Percent = 0
+	if p := s.st.Pending; p != nil {
+		if s.faults.ReturnOnOldFirmware {
+			s.cfg.Logger.Warn("fault: came back on the old firmware")
+		} else {
+			s.st.Firmware = firmwareString(p.Version)
+			if p.Build != "" {
+				s.st.Build = buildString(p.Build)
+			}
+			s.st.Variant = p.Variant
+		}
+	}
+	s.st.Pending = nil
+	s.cfg.Logger.WithField("firmware", s.st.Firmware).Info("back from reboot")
+}
+
+// loginFailed counts a failed login and locks the account once LockAfter
+// failures happened in a row. The caller holds s.mu.
+func (s *Sim) loginFailed(why string) {
+	s.st.FailedLogins++
+	s.st.TotalFailedLogins++
+	log := s.cfg.Logger.WithFields(map[string]any{"why": why, "failed_logins": s.st.FailedLogins})
+	if s.st.FailedLogins >= s.cfg.LockAfter {
+		until := s.now().Add(s.cfg.LockFor)
+		s.lockedUntil = until
+		s.after(s.cfg.LockFor, -1, func() {
+			if s.lockedUntil.Equal(until) {
+				s.unlock()
+			}
+		})
+		log.Warn("failed login: account locked")
+		return
+	}
+	log.Warn("failed login")
+}
+
+// unlock ends a lock. The caller holds s.mu.
+func (s *Sim) unlock() {
+	s.lockedUntil = time.Time{}
+	s.st.FailedLogins = 0
+	s.cfg.Logger.Info("account unlocked")
+}
