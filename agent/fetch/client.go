@@ -17,9 +17,10 @@ type ClientOptions struct {
 	RetryMax     int           // retries after the first try (default 4; negative means none)
 	RetryWaitMin time.Duration // first backoff (default 1s)
 	RetryWaitMax time.Duration // backoff cap (default 30s)
-	// Timeout bounds one whole request, body included (default 30s for
-	// manifests). Image downloads must use 0 and rely on the Downloader's
-	// stall timeout instead, or a large image would be cut off.
+	// Timeout bounds one whole request, body included; 0 means no bound.
+	// Manifest clients should set it (DefaultTimeout); image downloads must
+	// leave it 0 and rely on the Downloader's stall timeout instead, or a
+	// large image would be cut off.
 	Timeout time.Duration
 	// HeaderTimeout bounds the wait for response headers (default 30s).
 	HeaderTimeout time.Duration

@@ -15,6 +15,8 @@ import (
 
 	"github.com/cavaliergopher/grab/v3"
 	"github.com/sirupsen/logrus"
+
+	"github.com/fwagent/fwagent/verify"
 )
 
 // Download defaults, used when the Downloader's fields are zero.
@@ -35,7 +37,7 @@ type Request struct {
 
 // DownloadResult is what Download proves about the file at Request.Path.
 type DownloadResult struct {
-	Facts        ImageFacts // what the sink saw: every byte of the file, in order
+	Facts        verify.ImageFacts // what the sink saw: every byte of the file, in order
 	Resumed      bool       // bytes from an earlier partial file were kept
 	BytesFetched int64      // body bytes received over the network in this call
 	URL          string     // the URL that completed the file
@@ -60,7 +62,7 @@ type Downloader struct {
 	// Progress, if set, is called as bytes arrive (throttled to about every
 	// half percent) for a progress bar.
 	Progress func(done, total int64)
-	// NewSink makes the one-pass inspector fed every byte (default NewHashSink).
+	// NewSink makes the one-pass inspector fed every byte (default NewImageSink).
 	NewSink func() Sink
 	// Logger receives progress every 10% and failures; nil logs nothing.
 	Logger logrus.FieldLogger
@@ -388,7 +390,7 @@ func (s *state) newSink() {
 	if s.d.NewSink != nil {
 		s.sink = s.d.NewSink()
 	} else {
-		s.sink = NewHashSink()
+		s.sink = NewImageSink()
 	}
 	s.hashed = 0
 	s.resumed = false

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fwagent/fwagent/agent/fetch/fetchtest"
+	"github.com/fwagent/fwagent/internal/testimage"
 )
 
 const imgSize = 96 << 10
@@ -489,4 +490,18 @@ func FuzzParseRangeRequest(f *testing.F) {
 			t.Fatalf("%q accepted as offset %d", s, off)
 		}
 	})
+}
+
+func TestDownloadInspectsTheDigicapStructureInTheSamePass(t *testing.T) {
+	img := testimage.Bytes(testimage.Spec{Size: 200 << 10})
+	sum := testimage.Digest(img)
+	srv := fetchtest.New(t, fetchtest.Options{Body: img, AcceptRanges: true, CutAt: []int64{150 << 10}})
+	path := destPath(t)
+	res, err := fastClient(t).Download(context.Background(), Request{URLs: []string{srv.URL}, Path: path, Size: int64(len(img)), SHA256: sum})
+	if err != nil {
+		t.Fatalf("download: %v", err)
+	}
+	if res.Facts.Digicap == nil || res.Facts.FormatErr != nil {
+		t.Fatalf("facts = %+v, want the digicap structure checked across the resume", res.Facts)
+	}
 }

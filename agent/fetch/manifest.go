@@ -36,7 +36,7 @@ type Result struct {
 // Fetcher fetches small documents (signed manifests) from http(s):// or
 // file:// URLs, trying them in order.
 type Fetcher struct {
-	HTTP    *retryablehttp.Client // nil: NewHTTPClient(ClientOptions{})
+	HTTP    *retryablehttp.Client // nil: NewHTTPClient with DefaultTimeout
 	MaxSize int64                 // body cap in bytes (default DefaultMaxManifestSize)
 	Logger  logrus.FieldLogger    // nil logs nothing
 }
@@ -107,7 +107,7 @@ func (f *Fetcher) fetchOne(ctx context.Context, raw string, cond Conditional) (R
 func (f *Fetcher) fetchHTTP(ctx context.Context, raw string, cond Conditional) (Result, error) {
 	client := f.HTTP
 	if client == nil {
-		client = NewHTTPClient(ClientOptions{Logger: f.Logger})
+		client = NewHTTPClient(ClientOptions{Logger: f.Logger, Timeout: DefaultTimeout})
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
 	if err != nil {
