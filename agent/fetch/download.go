@@ -38,9 +38,9 @@ type Request struct {
 // DownloadResult is what Download proves about the file at Request.Path.
 type DownloadResult struct {
 	Facts        verify.ImageFacts // what the sink saw: every byte of the file, in order
-	Resumed      bool       // bytes from an earlier partial file were kept
-	BytesFetched int64      // body bytes received over the network in this call
-	URL          string     // the URL that completed the file
+	Resumed      bool              // bytes from an earlier partial file were kept
+	BytesFetched int64             // body bytes received over the network in this call
+	URL          string            // the URL that completed the file
 }
 
 // Downloader downloads firmware images with grab: resumable, mirror-aware,
