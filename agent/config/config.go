@@ -1,0 +1,296 @@
+// Package config owns the agent's configuration file: its strict YAML
+// decoding (unknown keys and bad values are errors naming the key and the
+// line), its defaults, its validation, the maintenance window syntax and the
+// resolution of secrets from files and environment variables.
+//
+// It must not open network connections, parse keys or manifests, or know
+// about devices beyond their settings: other packages receive plain values.
+package config
+
+import (
+	"time"
+)
+
+// Backend names accepted in device.backend.
+const (
+	BackendISAPI = "isapi" // the recorder's HTTP API, over the network
+	BackendLocal = "local" // files and commands on the recorder itself
+)
+
+// Default values applied by Parse before validation.
+const (
+	DefaultPath              = "/etc/fwagent/agent.yaml"
+	DefaultStateDir          = "/var/lib/fwagent"
+	DefaultLogDir            = "/var/log/fwagent"
+	DefaultLogLevel          = "info"
+	DefaultLogMaxSizeMB      = 10
+	DefaultLogRetentionDays  = 30
+	DefaultLogMaxBackups     = 10
+	DefaultPollInterval      = 6 * time.Hour
+	DefaultPollJitter        = 30 * time.Minute
+	DefaultThreshold         = 1
+	DefaultMaxSkew           = 5 * time.Minute
+	DefaultManifestMaxSize   = 1 << 20 // 1 MiB
+	DefaultMaxImageSize      = 4 << 30 // 4 GiB
+	DefaultStallTimeout      = 60 * time.Second
+	DefaultDownloadTimeout   = 30 * time.Second // per request, until the response headers
+	DefaultDownloadRetryMax  = 5
+	DefaultFreeSpaceMargin   = 64 << 20 // 64 MiB
+	DefaultReportQueueMax    = 1000
+	DefaultMaxAttempts       = 3
+	DefaultISAPIRequest      = 30 * time.Second
+	DefaultISAPIUpload       = 30 * time.Minute
+	DefaultISAPIFlash        = 30 * time.Minute
+	DefaultISAPIReboot       = 15 * time.Minute
+	DefaultISAPIPollInterval = 5 * time.Second
+	DefaultISAPIRetryMax     = 3
+	DefaultLocalInstall      = time.Hour
+	DefaultLocalCommand      = 60 * time.Second
+	DefaultLocalReboot       = 15 * time.Minute
+	DefaultLocalPollInterval = 5 * time.Second
+)
+
+// Redacted is the marker that replaces every secret in Redacted copies.
+const Redacted = "<redacted>"
+
+// Duration is a time.Duration; the alias exists so the YAML text form
+// ("6h", "30m", "7d") has a name in the documentation.
+type Duration = time.Duration
+
+// Config is the whole agent configuration, after defaults and validation.
+type Config struct {
+	// TermsAccepted records that the operator accepted the vendor's terms;
+	// nothing is downloaded until it is true.
+	TermsAccepted bool `yaml:"terms_accepted"`
+	// Device selects and configures the device backend.
+	Device Device `yaml:"device"`
+	// Manifest says where the signed manifest comes from and whom to trust.
+	Manifest Manifest `yaml:"manifest"`
+	// StateDir holds the journal, downloads and the report queue.
+	StateDir string `yaml:"state_dir"`
+	// Poll sets how often the manifest is fetched.
+	Poll Poll `yaml:"poll"`
+	// Windows are the maintenance windows in local time; empty means installs
+	// may happen at any time.
+	Windows []Window `yaml:"maintenance_windows"`
+	// Download tunes image downloads.
+	Download Download `yaml:"download"`
+	// Policy holds the operator's local safety policy (may only be stricter).
+	Policy Policy `yaml:"policy"`
+	// Groups are the rollout groups this device belongs to (e.g. "pilot").
+	Groups []string `yaml:"groups"`
+	// Report configures delivery of reports to the integrator's server.
+	Report Report `yaml:"report"`
+	// Log configures the log files.
+	Log Log `yaml:"log"`
+	// Status configures the optional status endpoint.
+	Status Status `yaml:"status"`
+	// MaxAttempts is the number of failed attempts per release before the
+	// release is quarantined until a manifest with a higher serial arrives.
+	MaxAttempts int `yaml:"max_attempts"`
+
+	file  string         // name used in error messages
+	dir   string         // directory of the file, for relative paths ("" from Parse)
+	lines map[string]int // key path -> line, for error messages
+}
+
+// Device selects the backend and holds the settings of each backend.
+type Device struct {
+	// Backend is BackendISAPI or BackendLocal.
+	Backend string `yaml:"backend"`
+	// ISAPI configures the HTTP backend.
+	ISAPI ISAPI `yaml:"isapi"`
+	// Local configures the on-device backend.
+	Local Local `yaml:"local"`
+}
+
+// ISAPI holds the settings of the ISAPI (HTTP) backend.
+type ISAPI struct {
+	URL                string   `yaml:"url"`                     // e.g. https://192.0.2.10
+	Username           string   `yaml:"username"`                // ISAPI account
+	Password           string   `yaml:"password,omitempty"`      // secret, resolved from password_file / password_env by Load
+	PasswordFile       string   `yaml:"password_file,omitempty"` // file holding the password
+	PasswordEnv        string   `yaml:"password_env,omitempty"`  // environment variable holding the password
+	AllowBasic         bool     `yaml:"allow_basic"`             // accept Basic auth if the device asks (https only)
+	CAFile             string   `yaml:"ca_file,omitempty"`       // PEM CA bundle for the device certificate
+	CertSHA256         string   `yaml:"cert_sha256,omitempty"`   // pinned certificate fingerprint, lowercase hex
+	InsecureSkipVerify bool     `yaml:"insecure_skip_verify"`    // do not check the certificate at all
+	RequestTimeout     Duration `yaml:"request_timeout"`         // one ordinary request
+	UploadTimeout      Duration `yaml:"upload_timeout"`          // the whole image upload
+	FlashTimeout       Duration `yaml:"flash_timeout"`           // waiting for flashing to end
+	RebootTimeout      Duration `yaml:"reboot_timeout"`          // waiting for the device to come back
+	PollInterval       Duration `yaml:"poll_interval"`           // upgradeStatus / readiness polling
+	RetryMax           int      `yaml:"retry_max"`               // retries of idempotent requests
+}
+
+// Local holds the settings of the local backend: the agent runs on the
+// recorder and uses files and commands. Commands are argv lists, never shell
+// strings.
+type Local struct {
+	IdentityFile    string   `yaml:"identity_file,omitempty"`
+	IdentityCommand []string `yaml:"identity_command,omitempty"`
+	InstallCommand  []string `yaml:"install_command,omitempty"`
+	RebootCommand   []string `yaml:"reboot_command,omitempty"`
+	StatusCommand   []string `yaml:"status_command,omitempty"`
+	InstallTimeout  Duration `yaml:"install_timeout"`
+	CommandTimeout  Duration `yaml:"command_timeout"`
+	RebootTimeout   Duration `yaml:"reboot_timeout"`
+	PollInterval    Duration `yaml:"poll_interval"`
+}
+
+// Manifest says where manifests come from and which keys sign them.
+type Manifest struct {
+	URLs         []string `yaml:"urls"`           // http, https or file URLs, tried in order
+	Keys         []string `yaml:"keys"`           // PEM public key files
+	Threshold    int      `yaml:"threshold"`      // signatures needed from distinct keys
+	MaxSkew      Duration `yaml:"max_skew"`       // tolerated clock skew for issued/expires
+	MaxSize      int64    `yaml:"max_size"`       // bytes; larger manifests are refused
+	MaxImageSize int64    `yaml:"max_image_size"` // bytes; larger releases are refused
+}
+
+// Poll sets the manifest polling rhythm.
+type Poll struct {
+	Interval Duration `yaml:"interval"`
+	Jitter   Duration `yaml:"jitter"`
+}
+
+// Download tunes image downloads.
+type Download struct {
+	BandwidthLimit  int64    `yaml:"bandwidth_limit"`   // bytes per second, 0 = unlimited
+	StallTimeout    Duration `yaml:"stall_timeout"`     // no byte for this long aborts the request
+	RequestTimeout  Duration `yaml:"request_timeout"`   // until the response headers arrive
+	RetryMax        int      `yaml:"retry_max"`         // retries per URL
+	FreeSpaceMargin int64    `yaml:"free_space_margin"` // bytes kept free besides the image
+}
+
+// Policy is the operator's local policy; it may only make the built-in rules
+// stricter.
+type Policy struct {
+	AllowDowngrade bool                `yaml:"allow_downgrade"`
+	Pins           map[string][]string `yaml:"pins,omitempty"` // model -> allowed lowercase sha256 hex digests
+}
+
+// Report configures report delivery.
+type Report struct {
+	URL       string `yaml:"url,omitempty"`
+	Token     string `yaml:"token,omitempty"` // secret, resolved from token_file / token_env by Load
+	TokenFile string `yaml:"token_file,omitempty"`
+	TokenEnv  string `yaml:"token_env,omitempty"`
+	QueueMax  int    `yaml:"queue_max"`
+}
+
+// Log configures the log files.
+type Log struct {
+	Dir           string `yaml:"dir"`
+	Level         string `yaml:"level"`
+	MaxSizeMB     int    `yaml:"max_size_mb"`
+	RetentionDays int    `yaml:"retention_days"`
+	MaxBackups    int    `yaml:"max_backups"`
+}
+
+// Status configures the optional status endpoint.
+type Status struct {
+	Listen    string `yaml:"listen,omitempty"`     // e.g. 127.0.0.1:9876; empty = off
+	TokenFile string `yaml:"token_file,omitempty"` // bearer token file; required off loopback
+	Token     string `yaml:"-"`                    // secret, read from TokenFile by Load; never rendered
+}
+
+// Default returns a configuration holding every default value. Parse starts
+// from it, so a key written with a zero value (jitter: 0s) keeps that value.
+func Default() *Config {
+	c := &Config{}
+	c.applyDefaults()
+	return c
+}
+
+// applyDefaults fills every unset value with its default.
+func (c *Config) applyDefaults() {
+	setStr(&c.StateDir, DefaultStateDir)
+	setDur(&c.Poll.Interval, DefaultPollInterval)
+	setDur(&c.Poll.Jitter, DefaultPollJitter)
+	setInt(&c.Manifest.Threshold, DefaultThreshold)
+	setDur(&c.Manifest.MaxSkew, DefaultMaxSkew)
+	setInt64(&c.Manifest.MaxSize, DefaultManifestMaxSize)
+	setInt64(&c.Manifest.MaxImageSize, DefaultMaxImageSize)
+	setDur(&c.Download.StallTimeout, DefaultStallTimeout)
+	setDur(&c.Download.RequestTimeout, DefaultDownloadTimeout)
+	setInt(&c.Download.RetryMax, DefaultDownloadRetryMax)
+	setInt64(&c.Download.FreeSpaceMargin, DefaultFreeSpaceMargin)
+	setInt(&c.Report.QueueMax, DefaultReportQueueMax)
+	setStr(&c.Log.Dir, DefaultLogDir)
+	setStr(&c.Log.Level, DefaultLogLevel)
+	setInt(&c.Log.MaxSizeMB, DefaultLogMaxSizeMB)
+	setInt(&c.Log.RetentionDays, DefaultLogRetentionDays)
+	setInt(&c.Log.MaxBackups, DefaultLogMaxBackups)
+	setInt(&c.MaxAttempts, DefaultMaxAttempts)
+	i := &c.Device.ISAPI
+	setDur(&i.RequestTimeout, DefaultISAPIRequest)
+	setDur(&i.UploadTimeout, DefaultISAPIUpload)
+	setDur(&i.FlashTimeout, DefaultISAPIFlash)
+	setDur(&i.RebootTimeout, DefaultISAPIReboot)
+	setDur(&i.PollInterval, DefaultISAPIPollInterval)
+	setInt(&i.RetryMax, DefaultISAPIRetryMax)
+	l := &c.Device.Local
+	setDur(&l.InstallTimeout, DefaultLocalInstall)
+	setDur(&l.CommandTimeout, DefaultLocalCommand)
+	setDur(&l.RebootTimeout, DefaultLocalReboot)
+	setDur(&l.PollInterval, DefaultLocalPollInterval)
+}
+
+func setStr(p *string, v string) {
+	if *p == "" {
+		*p = v
+	}
+}
+
+func setDur(p *Duration, v Duration) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func setInt(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func setInt64(p *int64, v int64) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+// InWindow reports whether t falls inside a maintenance window. With no
+// windows configured every time is inside.
+func (c *Config) InWindow(t time.Time) bool {
+	if len(c.Windows) == 0 {
+		return true
+	}
+	for _, w := range c.Windows {
+		if w.Contains(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// NextWindow returns the earliest time at or after t when installing is
+// allowed: t itself when t is inside a window (or no windows are set), else
+// the start of the next window.
+func (c *Config) NextWindow(t time.Time) time.Time {
+	if len(c.Windows) == 0 {
+		return t
+	}
+	var best time.Time
+	for _, w := range c.Windows {
+		n := w.Next(t)
+		if n.IsZero() {
+			continue
+		}
+		if best.IsZero() || n.Before(best) {
+			best = n
+		}
+	}
+	return best
+}

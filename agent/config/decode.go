@@ -1,0 +1,547 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// MaxFileSize caps the configuration file; a larger file is refused.
+const MaxFileSize = 1 << 20
+
+// Parse decodes a configuration from YAML, applies defaults and validates
+// it. name is used in error messages (usually the file name). Parse reads no
+// files and no environment: secrets in *_file / *_env keys are resolved by
+// Load, and relative paths stay relative.
+func Parse(data []byte, name string) (*Config, error) {
+	c := Default()
+	c.file = name
+	c.lines = map[string]int{}
+	p := &problems{file: name, lines: c.lines}
+	if len(data) > MaxFileSize {
+		p.add(0, "", fmt.Sprintf("file is %d bytes, more than the %d allowed: is this the right file?", len(data), MaxFileSize))
+		return nil, p.err()
+	}
+	root, err := parseNode(data)
+	if err != nil {
+		p.add(yamlErrLine(err), "", fmt.Sprintf("not valid YAML: %s", yamlErrMsg(err)))
+		return nil, p.err()
+	}
+	d := &decoder{p: p}
+	if root != nil {
+		d.config(root, c)
+	}
+	if len(p.errs) > 0 {
+		return nil, p.err()
+	}
+	c.normalize()
+	c.validate(p)
+	if len(p.errs) > 0 {
+		return nil, p.err()
+	}
+	return c, nil
+}
+
+// parseNode parses exactly one YAML document and returns its root node, or
+// nil for an empty document.
+func parseNode(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("line %d: a second YAML document (after ---) is not allowed: keep one document per file", extra.Line)
+	}
+	if doc.Kind == yaml.DocumentNode {
+		if len(doc.Content) == 0 {
+			return nil, nil
+		}
+		return doc.Content[0], nil
+	}
+	return &doc, nil
+}
+
+var yamlLineRe = regexp.MustCompile(`line (\d+)`)
+
+func yamlErrLine(err error) int {
+	m := yamlLineRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+func yamlErrMsg(err error) string {
+	s := strings.TrimPrefix(err.Error(), "yaml: ")
+	s = yamlLineRe.ReplaceAllString(s, "")
+	s = strings.TrimLeft(s, " :")
+	return s
+}
+
+// decoder walks the YAML node tree against the configuration schema.
+type decoder struct {
+	p *problems
+}
+
+// field decodes the value of one key; key is the full dotted path.
+type field func(n *yaml.Node, key string)
+
+func join(path, k string) string {
+	if path == "" {
+		return k
+	}
+	return path + "." + k
+}
+
+func resolve(n *yaml.Node) *yaml.Node {
+	if n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
+		return n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return strconv.Quote(n.Value)
+	}
+	return "something else"
+}
+
+func (d *decoder) fail(n *yaml.Node, key, format string, args ...any) {
+	d.p.add(n.Line, key, fmt.Sprintf(format, args...))
+}
+
+// mapping decodes a mapping whose keys must all be in fields.
+func (d *decoder) mapping(n *yaml.Node, path string, fields map[string]field) {
+	n = resolve(n)
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "expected a mapping of keys, got %s", describe(n))
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn, vn := resolve(n.Content[i]), n.Content[i+1]
+		if kn.Kind != yaml.ScalarNode {
+			d.fail(kn, path, "keys must be plain words, got %s", describe(kn))
+			continue
+		}
+		k := kn.Value
+		key := join(path, k)
+		if seen[k] {
+			d.fail(kn, key, "written twice: keep one")
+			continue
+		}
+		seen[k] = true
+		d.p.lines[key] = kn.Line
+		f, ok := fields[k]
+		if !ok {
+			d.fail(kn, key, "unknown key%s", suggest(k, fields))
+			continue
+		}
+		f(resolve(vn), key)
+	}
+}
+
+// suggest proposes the known key closest to an unknown one.
+func suggest(k string, fields map[string]field) string {
+	norm := func(s string) string {
+		return strings.NewReplacer("_", "", "-", "", " ", "").Replace(strings.ToLower(s))
+	}
+	names := make([]string, 0, len(fields))
+	for name := range fields {
+		if norm(name) == norm(k) {
+			return fmt.Sprintf(" (did you mean %s?)", name)
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return fmt.Sprintf(" (known keys here: %s)", strings.Join(names, ", "))
+}
+
+func (d *decoder) str(p *string) field {
+	return func(n *yaml.Node, key string) {
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.ScalarNode {
+			d.fail(n, key, "expected a text value, got %s", describe(n))
+			return
+		}
+		*p = n.Value
+	}
+}
+
+func (d *decoder) boolean(p *bool) field {
+	return func(n *yaml.Node, key string) {
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+			d.fail(n, key, "%s is not true or false", describe(n))
+			return
+		}
+		v, err := strconv.ParseBool(strings.ToLower(n.Value))
+		if err != nil {
+			d.fail(n, key, "%s is not true or false", describe(n))
+			return
+		}
+		*p = v
+	}
+}
+
+func (d *decoder) integer(p *int, min int) field {
+	return func(n *yaml.Node, key string) {
+		if isNull(n) {
+			return
+		}
+		var v int
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&v) != nil {
+			d.fail(n, key, "%s is not a whole number", describe(n))
+			return
+		}
+		if v < min {
+			d.fail(n, key, "%d is too small (at least %d)", v, min)
+			return
+		}
+		*p = v
+	}
+}
+
+func (d *decoder) duration(p *Duration) field {
+	return func(n *yaml.Node, key string) {
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.ScalarNode {
+			d.fail(n, key, "%s is not a duration (use e.g. 6h, 30m)", describe(n))
+			return
+		}
+		v, err := ParseDuration(n.Value)
+		if err != nil {
+			d.fail(n, key, "%v", err)
+			return
+		}
+		*p = v
+	}
+}
+
+func (d *decoder) size(p *int64, perSecond bool) field {
+	return func(n *yaml.Node, key string) {
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.ScalarNode {
+			d.fail(n, key, "%s is not a size", describe(n))
+			return
+		}
+		v, err := ParseSize(n.Value, perSecond)
+		if err != nil {
+			d.fail(n, key, "%v", err)
+			return
+		}
+		*p = v
+	}
+}
+
+func (d *decoder) strList(p *[]string) field {
+	return func(n *yaml.Node, key string) {
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.SequenceNode {
+			d.fail(n, key, "expected a list (like [a, b] or one '- item' per line), got %s", describe(n))
+			return
+		}
+		out := make([]string, 0, len(n.Content))
+		for i, c := range n.Content {
+			c = resolve(c)
+			k := fmt.Sprintf("%s[%d]", key, i)
+			d.p.lines[k] = c.Line
+			if c.Kind != yaml.ScalarNode || isNull(c) {
+				d.fail(c, k, "expected a text value, got %s", describe(c))
+				continue
+			}
+			out = append(out, c.Value)
+		}
+		*p = out
+	}
+}
+
+func (d *decoder) windows(p *[]Window) field {
+	return func(n *yaml.Node, key string) {
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.SequenceNode {
+			d.fail(n, key, `expected a list of windows like ["Sat 02:00-04:00"], got %s`, describe(n))
+			return
+		}
+		out := make([]Window, 0, len(n.Content))
+		for i, c := range n.Content {
+			c = resolve(c)
+			k := fmt.Sprintf("%s[%d]", key, i)
+			d.p.lines[k] = c.Line
+			if c.Kind != yaml.ScalarNode {
+				d.fail(c, k, `expected a window like "Sat 02:00-04:00", got %s`, describe(c))
+				continue
+			}
+			w, err := ParseWindow(c.Value)
+			if err != nil {
+				d.fail(c, k, "%v", err)
+				continue
+			}
+			out = append(out, w)
+		}
+		*p = out
+	}
+}
+
+func (d *decoder) pins(p *map[string][]string) field {
+	return func(n *yaml.Node, key string) {
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.MappingNode {
+			d.fail(n, key, "expected a mapping of model to digests, got %s", describe(n))
+			return
+		}
+		out := map[string][]string{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			kn, vn := resolve(n.Content[i]), resolve(n.Content[i+1])
+			if kn.Kind != yaml.ScalarNode || strings.TrimSpace(kn.Value) == "" {
+				d.fail(kn, key, "expected a model name, got %s", describe(kn))
+				continue
+			}
+			model := strings.TrimSpace(kn.Value)
+			k := key + "." + model
+			d.p.lines[k] = kn.Line
+			if _, dup := out[model]; dup {
+				d.fail(kn, k, "written twice: keep one")
+				continue
+			}
+			var digests []string
+			d.strList(&digests)(vn, k)
+			out[model] = digests
+		}
+		*p = out
+	}
+}
+
+// config decodes the top level.
+func (d *decoder) config(n *yaml.Node, c *Config) {
+	d.mapping(n, "", map[string]field{
+		"terms_accepted": d.boolean(&c.TermsAccepted),
+		"device": func(n *yaml.Node, key string) {
+			d.mapping(n, key, map[string]field{
+				"backend": d.str(&c.Device.Backend),
+				"isapi":   func(n *yaml.Node, key string) { d.isapi(n, key, &c.Device.ISAPI) },
+				"local":   func(n *yaml.Node, key string) { d.local(n, key, &c.Device.Local) },
+			})
+		},
+		"manifest": func(n *yaml.Node, key string) {
+			m := &c.Manifest
+			d.mapping(n, key, map[string]field{
+				"urls":           d.strList(&m.URLs),
+				"keys":           d.strList(&m.Keys),
+				"threshold":      d.integer(&m.Threshold, 1),
+				"max_skew":       d.duration(&m.MaxSkew),
+				"max_size":       d.size(&m.MaxSize, false),
+				"max_image_size": d.size(&m.MaxImageSize, false),
+			})
+		},
+		"state_dir": d.str(&c.StateDir),
+		"poll": func(n *yaml.Node, key string) {
+			d.mapping(n, key, map[string]field{
+				"interval": d.duration(&c.Poll.Interval),
+				"jitter":   d.duration(&c.Poll.Jitter),
+			})
+		},
+		"maintenance_windows": d.windows(&c.Windows),
+		"download": func(n *yaml.Node, key string) {
+			dl := &c.Download
+			d.mapping(n, key, map[string]field{
+				"bandwidth_limit":   d.size(&dl.BandwidthLimit, true),
+				"stall_timeout":     d.duration(&dl.StallTimeout),
+				"request_timeout":   d.duration(&dl.RequestTimeout),
+				"retry_max":         d.integer(&dl.RetryMax, 0),
+				"free_space_margin": d.size(&dl.FreeSpaceMargin, false),
+			})
+		},
+		"policy": func(n *yaml.Node, key string) {
+			d.mapping(n, key, map[string]field{
+				"allow_downgrade": d.boolean(&c.Policy.AllowDowngrade),
+				"pins":            d.pins(&c.Policy.Pins),
+			})
+		},
+		"groups": d.strList(&c.Groups),
+		"report": func(n *yaml.Node, key string) {
+			r := &c.Report
+			d.mapping(n, key, map[string]field{
+				"url":        d.str(&r.URL),
+				"token":      d.str(&r.Token),
+				"token_file": d.str(&r.TokenFile),
+				"token_env":  d.str(&r.TokenEnv),
+				"queue_max":  d.integer(&r.QueueMax, 1),
+			})
+		},
+		"log": func(n *yaml.Node, key string) {
+			l := &c.Log
+			d.mapping(n, key, map[string]field{
+				"dir":            d.str(&l.Dir),
+				"level":          d.str(&l.Level),
+				"max_size_mb":    d.integer(&l.MaxSizeMB, 1),
+				"retention_days": d.integer(&l.RetentionDays, 1),
+				"max_backups":    d.integer(&l.MaxBackups, 0),
+			})
+		},
+		"status": func(n *yaml.Node, key string) {
+			d.mapping(n, key, map[string]field{
+				"listen":     d.str(&c.Status.Listen),
+				"token_file": d.str(&c.Status.TokenFile),
+			})
+		},
+		"max_attempts": d.integer(&c.MaxAttempts, 1),
+	})
+}
+
+func (d *decoder) isapi(n *yaml.Node, key string, i *ISAPI) {
+	d.mapping(n, key, map[string]field{
+		"url":                  d.str(&i.URL),
+		"username":             d.str(&i.Username),
+		"password":             d.str(&i.Password),
+		"password_file":        d.str(&i.PasswordFile),
+		"password_env":         d.str(&i.PasswordEnv),
+		"allow_basic":          d.boolean(&i.AllowBasic),
+		"ca_file":              d.str(&i.CAFile),
+		"cert_sha256":          d.str(&i.CertSHA256),
+		"insecure_skip_verify": d.boolean(&i.InsecureSkipVerify),
+		"request_timeout":      d.duration(&i.RequestTimeout),
+		"upload_timeout":       d.duration(&i.UploadTimeout),
+		"flash_timeout":        d.duration(&i.FlashTimeout),
+		"reboot_timeout":       d.duration(&i.RebootTimeout),
+		"poll_interval":        d.duration(&i.PollInterval),
+		"retry_max":            d.integer(&i.RetryMax, 0),
+	})
+}
+
+func (d *decoder) local(n *yaml.Node, key string, l *Local) {
+	d.mapping(n, key, map[string]field{
+		"identity_file":    d.str(&l.IdentityFile),
+		"identity_command": d.strList(&l.IdentityCommand),
+		"install_command":  d.strList(&l.InstallCommand),
+		"reboot_command":   d.strList(&l.RebootCommand),
+		"status_command":   d.strList(&l.StatusCommand),
+		"install_timeout":  d.duration(&l.InstallTimeout),
+		"command_timeout":  d.duration(&l.CommandTimeout),
+		"reboot_timeout":   d.duration(&l.RebootTimeout),
+		"poll_interval":    d.duration(&l.PollInterval),
+	})
+}
+
+var daysRe = regexp.MustCompile(`^(\d+)d(.*)$`)
+
+// ParseDuration parses a Go duration ("90s", "1h30m") that may start with a
+// whole number of days ("7d", "1d12h"). Negative durations are refused.
+func ParseDuration(s string) (Duration, error) {
+	t := strings.TrimSpace(s)
+	bad := fmt.Errorf("%q is not a duration (use e.g. 6h, 30m, 90s or 7d)", s)
+	if t == "" {
+		return 0, bad
+	}
+	if t == "0" {
+		return 0, nil
+	}
+	var days int64
+	if m := daysRe.FindStringSubmatch(t); m != nil {
+		n, err := strconv.ParseInt(m[1], 10, 64)
+		if err != nil || n > int64(math.MaxInt64/(24*time.Hour)) {
+			return 0, bad
+		}
+		days, t = n, m[2]
+		if t == "" {
+			return time.Duration(days) * 24 * time.Hour, nil
+		}
+	}
+	v, err := time.ParseDuration(t)
+	if err != nil {
+		return 0, bad
+	}
+	if v < 0 {
+		return 0, fmt.Errorf("%q is negative: durations must be zero or more", s)
+	}
+	total := time.Duration(days)*24*time.Hour + v
+	if total < v {
+		return 0, fmt.Errorf("%q is too long", s)
+	}
+	return total, nil
+}
+
+var sizeRe = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)$`)
+
+var sizeUnits = map[string]float64{
+	"": 1, "b": 1,
+	"k": 1e3, "kb": 1e3, "kib": 1 << 10,
+	"m": 1e6, "mb": 1e6, "mib": 1 << 20,
+	"g": 1e9, "gb": 1e9, "gib": 1 << 30,
+	"t": 1e12, "tb": 1e12, "tib": 1 << 40,
+}
+
+// ParseSize parses a byte count: a plain number of bytes or a number with a
+// unit (KB, MB, GB are powers of 1000; KiB, MiB, GiB powers of 1024). With
+// perSecond, a trailing "/s" is accepted (bandwidths like "2MB/s").
+func ParseSize(s string, perSecond bool) (int64, error) {
+	t := strings.TrimSpace(s)
+	example := "e.g. 1MiB, 500KB or a number of bytes"
+	if perSecond {
+		example = "e.g. 2MB/s, 500KiB/s or a number of bytes per second"
+		t = strings.TrimSuffix(t, "/s")
+	}
+	bad := fmt.Errorf("%q is not a size (use %s)", s, example)
+	m := sizeRe.FindStringSubmatch(t)
+	if m == nil {
+		return 0, bad
+	}
+	unit, ok := sizeUnits[strings.ToLower(m[2])]
+	if !ok {
+		return 0, bad
+	}
+	num, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, bad
+	}
+	v := num * unit
+	if v >= math.MaxInt64/2 {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return int64(v), nil
+}

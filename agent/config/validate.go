@@ -1,0 +1,319 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Path returns the file the configuration was loaded from (or the name given
+// to Parse).
+func (c *Config) Path() string { return c.file }
+
+// Validate checks a configuration built or changed in code; Parse and Load
+// call it already. Errors name the key and, when known, the line.
+func (c *Config) Validate() error {
+	p := &problems{file: c.file, lines: c.lines}
+	c.normalize()
+	c.validate(p)
+	return p.err()
+}
+
+// normalize trims and lowercases values whose case carries no meaning.
+func (c *Config) normalize() {
+	c.Device.Backend = strings.ToLower(strings.TrimSpace(c.Device.Backend))
+	c.Device.ISAPI.URL = strings.TrimSpace(c.Device.ISAPI.URL)
+	cert := strings.ToLower(strings.TrimSpace(c.Device.ISAPI.CertSHA256))
+	c.Device.ISAPI.CertSHA256 = strings.ReplaceAll(cert, ":", "")
+	c.Log.Level = strings.ToLower(strings.TrimSpace(c.Log.Level))
+	for model, digests := range c.Policy.Pins {
+		for i, d := range digests {
+			digests[i] = strings.ToLower(strings.TrimSpace(d))
+		}
+		c.Policy.Pins[model] = digests
+	}
+	for i, g := range c.Groups {
+		c.Groups[i] = strings.TrimSpace(g)
+	}
+}
+
+func positive(p *problems, key string, v Duration) {
+	if v <= 0 {
+		p.at(key, "must be more than zero (use e.g. 30s, 5m)")
+	}
+}
+
+func (c *Config) validate(p *problems) {
+	switch c.Device.Backend {
+	case BackendISAPI:
+		c.validateISAPI(p)
+	case BackendLocal:
+		c.validateLocal(p)
+	case "":
+		p.at("device.backend", "missing: set it to isapi (the recorder's HTTP API) or local (the agent runs on the recorder)")
+	default:
+		p.at("device.backend", fmt.Sprintf("%q is not a backend: use isapi or local", c.Device.Backend))
+	}
+
+	m := c.Manifest
+	for i, u := range m.URLs {
+		key := fmt.Sprintf("manifest.urls[%d]", i)
+		if err := checkURL(u, "http", "https", "file"); err != nil {
+			p.at(key, err.Error())
+		}
+	}
+	if len(m.URLs) > 0 && len(m.Keys) == 0 {
+		p.at("manifest.keys", "missing: manifest.urls is set, so list the PEM files of the public keys that sign the manifest")
+	}
+	seenKey := map[string]bool{}
+	for i, k := range m.Keys {
+		key := fmt.Sprintf("manifest.keys[%d]", i)
+		switch {
+		case strings.TrimSpace(k) == "":
+			p.at(key, "empty path: give the PEM file of a public key")
+		case seenKey[k]:
+			p.at(key, fmt.Sprintf("%s is listed twice: a threshold counts distinct keys", k))
+		}
+		seenKey[k] = true
+	}
+	if m.Threshold < 1 {
+		p.at("manifest.threshold", "must be at least 1")
+	} else if len(m.Keys) > 0 && m.Threshold > len(m.Keys) {
+		p.at("manifest.threshold", fmt.Sprintf("%d signatures required but only %d keys listed in manifest.keys: lower the threshold or add keys", m.Threshold, len(m.Keys)))
+	}
+	if m.MaxSkew < 0 {
+		p.at("manifest.max_skew", "must not be negative")
+	}
+	if m.MaxSize <= 0 {
+		p.at("manifest.max_size", "must be more than zero (e.g. 1MiB)")
+	}
+	if m.MaxImageSize <= 0 {
+		p.at("manifest.max_image_size", "must be more than zero (e.g. 4GiB)")
+	}
+
+	if strings.TrimSpace(c.StateDir) == "" {
+		p.at("state_dir", "must not be empty (default "+DefaultStateDir+")")
+	}
+	positive(p, "poll.interval", c.Poll.Interval)
+	if c.Poll.Jitter < 0 {
+		p.at("poll.jitter", "must not be negative")
+	}
+
+	positive(p, "download.stall_timeout", c.Download.StallTimeout)
+	positive(p, "download.request_timeout", c.Download.RequestTimeout)
+	if c.Download.BandwidthLimit < 0 {
+		p.at("download.bandwidth_limit", "must not be negative (0 = unlimited)")
+	}
+	if c.Download.RetryMax < 0 {
+		p.at("download.retry_max", "must not be negative")
+	}
+	if c.Download.FreeSpaceMargin < 0 {
+		p.at("download.free_space_margin", "must not be negative")
+	}
+
+	folded := map[string]string{}
+	for model, digests := range c.Policy.Pins {
+		key := "policy.pins." + model
+		f := strings.ToLower(strings.TrimSpace(model))
+		if other, dup := folded[f]; dup {
+			p.at(key, fmt.Sprintf("same model as %q (models compare without case): merge the two lists", other))
+		}
+		folded[f] = model
+		if len(digests) == 0 {
+			p.at(key, "empty list: list the allowed SHA-256 digests or remove the model")
+		}
+		for i, d := range digests {
+			if !isHex(d, 32) {
+				p.at(fmt.Sprintf("%s[%d]", key, i), fmt.Sprintf("%q is not a SHA-256 digest (64 hex characters)", d))
+			}
+		}
+	}
+
+	seenGroup := map[string]bool{}
+	for i, g := range c.Groups {
+		key := fmt.Sprintf("groups[%d]", i)
+		if g == "" {
+			p.at(key, "empty group name")
+		} else if seenGroup[g] {
+			p.at(key, fmt.Sprintf("%q is listed twice", g))
+		}
+		seenGroup[g] = true
+	}
+
+	r := c.Report
+	if r.URL != "" {
+		if err := checkURL(r.URL, "http", "https"); err != nil {
+			p.at("report.url", err.Error())
+		}
+	}
+	oneSource(p, "report.token", r.Token, r.TokenFile, r.TokenEnv)
+	if r.QueueMax < 1 {
+		p.at("report.queue_max", "must be at least 1")
+	}
+
+	if strings.TrimSpace(c.Log.Dir) == "" {
+		p.at("log.dir", "must not be empty (default "+DefaultLogDir+")")
+	}
+	if _, err := logrus.ParseLevel(c.Log.Level); err != nil {
+		p.at("log.level", fmt.Sprintf("%q is not a level: use error, warn, info, debug or trace", c.Log.Level))
+	}
+	if c.Log.MaxSizeMB < 1 {
+		p.at("log.max_size_mb", "must be at least 1")
+	}
+	if c.Log.RetentionDays < 1 {
+		p.at("log.retention_days", "must be at least 1")
+	}
+	if c.Log.MaxBackups < 0 {
+		p.at("log.max_backups", "must not be negative (0 = keep all within retention_days)")
+	}
+
+	if c.Status.Listen != "" {
+		host, port, err := net.SplitHostPort(c.Status.Listen)
+		switch {
+		case err != nil || port == "":
+			p.at("status.listen", fmt.Sprintf("%q is not an address: use host:port, e.g. 127.0.0.1:9876", c.Status.Listen))
+		case !isLoopback(host) && c.Status.TokenFile == "" && c.Status.Token == "":
+			p.at("status.listen", fmt.Sprintf("%q is not a loopback address and status.token_file is not set: the agent refuses to start; set status.token_file or listen on 127.0.0.1", c.Status.Listen))
+		}
+	}
+	if c.MaxAttempts < 1 {
+		p.at("max_attempts", "must be at least 1")
+	}
+}
+
+func (c *Config) validateISAPI(p *problems) {
+	i := c.Device.ISAPI
+	if i.URL == "" {
+		p.at("device.isapi.url", "missing: give the recorder's address, e.g. https://192.0.2.10")
+	} else if err := checkURL(i.URL, "http", "https"); err != nil {
+		p.at("device.isapi.url", err.Error())
+	} else if u, _ := url.Parse(i.URL); u.User != nil {
+		p.at("device.isapi.url", "must not carry credentials: use username and password_file")
+	}
+	https := strings.HasPrefix(strings.ToLower(i.URL), "https://")
+	if strings.TrimSpace(i.Username) == "" {
+		p.at("device.isapi.username", "missing: give the ISAPI account name")
+	}
+	if i.Password == "" && i.PasswordFile == "" && i.PasswordEnv == "" {
+		p.at("device.isapi.password_file", "missing: give the ISAPI password in password_file (recommended), password_env or password")
+	}
+	oneSource(p, "device.isapi.password", i.Password, i.PasswordFile, i.PasswordEnv)
+	if i.AllowBasic && !https {
+		p.at("device.isapi.allow_basic", "Basic auth sends the password in clear over http://: use an https:// url or remove allow_basic")
+	}
+	if i.CertSHA256 != "" {
+		if !isHex(i.CertSHA256, 32) {
+			p.at("device.isapi.cert_sha256", "not a SHA-256 fingerprint: give 64 hex characters (colons allowed), e.g. from: openssl x509 -noout -fingerprint -sha256")
+		}
+		if !https && i.URL != "" {
+			p.at("device.isapi.cert_sha256", "set but the url is not https://: use an https:// url")
+		}
+	}
+	if i.InsecureSkipVerify && i.CertSHA256 != "" {
+		p.at("device.isapi.insecure_skip_verify", "set together with cert_sha256: pinning the fingerprint is the safer choice, remove insecure_skip_verify")
+	}
+	if i.InsecureSkipVerify && i.CAFile != "" {
+		p.at("device.isapi.insecure_skip_verify", "set together with ca_file: remove one of them")
+	}
+	positive(p, "device.isapi.request_timeout", i.RequestTimeout)
+	positive(p, "device.isapi.upload_timeout", i.UploadTimeout)
+	positive(p, "device.isapi.flash_timeout", i.FlashTimeout)
+	positive(p, "device.isapi.reboot_timeout", i.RebootTimeout)
+	positive(p, "device.isapi.poll_interval", i.PollInterval)
+	if i.RetryMax < 0 {
+		p.at("device.isapi.retry_max", "must not be negative")
+	}
+}
+
+func (c *Config) validateLocal(p *problems) {
+	l := c.Device.Local
+	switch {
+	case l.IdentityFile == "" && len(l.IdentityCommand) == 0:
+		p.at("device.local", "missing identity_file or identity_command: say where the device identity comes from")
+	case l.IdentityFile != "" && len(l.IdentityCommand) > 0:
+		p.at("device.local.identity_command", "set together with identity_file: keep one")
+	}
+	if len(l.InstallCommand) == 0 {
+		p.at("device.local.install_command", "missing: give the command (as a list: [program, arg, ...]) that installs an image")
+	}
+	for key, argv := range map[string][]string{
+		"device.local.identity_command": l.IdentityCommand,
+		"device.local.install_command":  l.InstallCommand,
+		"device.local.reboot_command":   l.RebootCommand,
+		"device.local.status_command":   l.StatusCommand,
+	} {
+		if len(argv) > 0 && strings.TrimSpace(argv[0]) == "" {
+			p.at(key, "the program (first item) is empty")
+		}
+	}
+	positive(p, "device.local.install_timeout", l.InstallTimeout)
+	positive(p, "device.local.command_timeout", l.CommandTimeout)
+	positive(p, "device.local.reboot_timeout", l.RebootTimeout)
+	positive(p, "device.local.poll_interval", l.PollInterval)
+}
+
+// oneSource refuses a secret given in more than one way.
+func oneSource(p *problems, key, inline, file, env string) {
+	n := 0
+	for _, s := range []string{inline, file, env} {
+		if s != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		p.at(key, fmt.Sprintf("given more than once (%s, %s_file, %s_env): keep one source", lastPart(key), lastPart(key), lastPart(key)))
+	}
+}
+
+func lastPart(key string) string {
+	if i := strings.LastIndex(key, "."); i >= 0 {
+		return key[i+1:]
+	}
+	return key
+}
+
+// checkURL checks that s is an absolute URL with one of the schemes.
+func checkURL(s string, schemes ...string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL", redactURL(s))
+	}
+	ok := false
+	for _, sc := range schemes {
+		if strings.EqualFold(u.Scheme, sc) {
+			ok = true
+		}
+	}
+	if !ok {
+		return fmt.Errorf("%q: the scheme must be %s", redactURL(s), strings.Join(schemes, ", "))
+	}
+	if strings.EqualFold(u.Scheme, "file") {
+		if u.Path == "" {
+			return fmt.Errorf("%q has no path: write file:///absolute/path", s)
+		}
+		return nil
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", redactURL(s))
+	}
+	return nil
+}
+
+// isLoopback reports whether host (from host:port) only accepts local
+// connections.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isHex(s string, n int) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == n
+}
