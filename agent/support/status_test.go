@@ -25,8 +25,10 @@ func newStatusTestServer(t *testing.T, token string, clock *fakeClock, logs io.W
 	log.SetOutput(logs)
 	log.SetFormatter(&logrus.JSONFormatter{})
 	h := NewStatusServer(StatusOptions{
-		Token:   token,
-		Status:  func() any { return map[string]any{"step": "idle", "identity": map[string]string{"model": "iDS-9632NXI-I8/16S"}} },
+		Token: token,
+		Status: func() any {
+			return map[string]any{"step": "idle", "identity": map[string]string{"model": "iDS-9632NXI-I8/16S"}}
+		},
 		Bundle:  func(w io.Writer) error { _, err := w.Write([]byte("bundle")); return err },
 		Metrics: m,
 		Logger:  log,

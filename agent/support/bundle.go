@@ -1,0 +1,336 @@
+package support
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fwagent/fwagent/agent/audit"
+)
+
+// DefaultMaxLogBytes caps the logs in a support bundle (before redaction).
+const DefaultMaxLogBytes = 20 << 20
+
+// maxStateFileBytes caps each state file in a bundle; longer files keep their end.
+const maxStateFileBytes = 8 << 20
+
+// Bundle modes recorded in index.json.
+const (
+	ModeRedacted = "redacted"
+	ModePersonal = "personal"
+)
+
+// BundleInput is what a support bundle is made of.
+type BundleInput struct {
+	LogDir          string    // log directory (fwagent.log and rotated files)
+	StateDir        string    // state directory (journal, history, audit trail, last manifest)
+	ConfigYAML      []byte    // the configuration without secrets (config.RedactedYAML)
+	Identity        any       // the device identity last read; nil: unknown
+	AgentVersion    string    // fwagent version
+	IncludePersonal bool      // keep IP addresses, emails and user names (secrets go anyway)
+	MaxLogBytes     int64     // cap of the logs; 0: DefaultMaxLogBytes
+	Now             time.Time // creation time; zero: time.Now
+	Notes           []string  // remarks for index.json, e.g. why the config could not be loaded
+	// KnownSecrets are literal values (the configured device password,
+	// tokens) removed wherever they appear, even in free text; values shorter
+	// than MinKnownLen are ignored.
+	KnownSecrets []string
+	// KnownPersonal are literal personal values (the configured device user
+	// name) replaced unless IncludePersonal is set; shorter than MinKnownLen: ignored.
+	KnownPersonal []string
+}
+
+// MinKnownLen is the shortest known value replaced literally: shorter ones
+// would mangle unrelated text.
+const MinKnownLen = 4
+
+// BundleIndex is index.json, the first file of a bundle.
+type BundleIndex struct {
+	Mode          string       `json:"mode"` // ModeRedacted or ModePersonal
+	Created       time.Time    `json:"created"`
+	AgentVersion  string       `json:"agent_version"`
+	GoVersion     string       `json:"go_version"`
+	OS            string       `json:"os"`
+	Arch          string       `json:"arch"`
+	StateDirFree  int64        `json:"state_dir_free_bytes"` // -1: unknown
+	Audit         string       `json:"audit"`                // result of verifying the audit trail before redaction
+	Files         []BundleFile `json:"files"`
+	Notes         []string     `json:"notes,omitempty"`
+	RedactionNote string       `json:"redaction"`
+}
+
+// BundleFile describes one file of a bundle.
+type BundleFile struct {
+	Name      string `json:"name"`
+	Source    string `json:"source,omitempty"` // file it came from (base name)
+	Size      int    `json:"size"`             // bytes in the bundle
+	Truncated bool   `json:"truncated,omitempty"`
+}
+
+// stateFiles are the state directory files a bundle carries, besides the
+// last manifest (any file whose name starts with "manifest" or "last-manifest").
+var stateFiles = []string{"journal.json", "history.jsonl", audit.FileName, audit.HeadFileName, "identity.json"}
+
+// WriteBundle writes a support bundle (tar.gz) to w. Every file passes
+// through Redact: secrets are always removed, personal data unless
+// IncludePersonal is set. Logs come newest first and are capped at
+// MaxLogBytes in total; the newest part of a log that crosses the cap is kept.
+func WriteBundle(w io.Writer, in BundleInput) error {
+	if in.MaxLogBytes <= 0 {
+		in.MaxLogBytes = DefaultMaxLogBytes
+	}
+	if in.Now.IsZero() {
+		in.Now = time.Now()
+	}
+	in.Now = in.Now.UTC()
+	type file struct {
+		BundleFile
+		data []byte
+	}
+	var files []file
+	known := knownValues(in)
+	add := func(name, source string, data []byte, truncated bool) {
+		if known != nil {
+			data = []byte(known.Replace(string(data)))
+		}
+		data = RedactBytes(data, in.IncludePersonal)
+		files = append(files, file{BundleFile{Name: name, Source: source, Size: len(data), Truncated: truncated}, data})
+	}
+	notes := slices.Clone(in.Notes)
+
+	// Logs, newest first.
+	if in.LogDir != "" {
+		logs, err := LogFiles(in.LogDir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			notes = append(notes, fmt.Sprintf("cannot list logs: %v", err))
+		}
+		budget := in.MaxLogBytes
+		for i := len(logs) - 1; i >= 0; i-- {
+			base := filepath.Base(logs[i])
+			if budget <= 0 {
+				notes = append(notes, "log cap reached: left out "+base)
+				continue
+			}
+			data, truncated, err := readTail(logs[i], budget)
+			if err != nil {
+				notes = append(notes, fmt.Sprintf("cannot read %s: %v", base, err))
+				continue
+			}
+			budget -= int64(len(data))
+			if truncated {
+				budget = 0 // the rest of this file did not fit: older files cannot either
+			}
+			if len(data) == 0 && truncated {
+				notes = append(notes, "log cap reached: left out "+base)
+				continue
+			}
+			add("logs/"+strings.TrimSuffix(base, ".gz"), base, data, truncated)
+		}
+	}
+
+	// State files and the last manifest.
+	auditResult := "no state directory"
+	if in.StateDir != "" {
+		names := slices.Clone(stateFiles)
+		if ents, err := os.ReadDir(in.StateDir); err == nil {
+			for _, e := range ents {
+				n := e.Name()
+				if e.Type().IsRegular() && (strings.HasPrefix(n, "manifest") || strings.HasPrefix(n, "last-manifest")) {
+					names = append(names, n)
+				}
+			}
+		} else {
+			notes = append(notes, fmt.Sprintf("cannot list the state directory: %v", err))
+		}
+		for _, n := range names {
+			if n == "identity.json" && in.Identity != nil {
+				continue
+			}
+			data, truncated, err := readTail(filepath.Join(in.StateDir, n), maxStateFileBytes)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				notes = append(notes, fmt.Sprintf("cannot read %s: %v", n, err))
+				continue
+			}
+			add("state/"+n, n, data, truncated)
+		}
+		if n, err := audit.Verify(in.StateDir); err != nil {
+			auditResult = "broken: " + err.Error()
+		} else {
+			auditResult = fmt.Sprintf("intact: %d entries", n)
+		}
+	}
+
+	if in.ConfigYAML != nil {
+		add("config.yaml", "", in.ConfigYAML, false)
+	}
+	ident, err := json.MarshalIndent(in.Identity, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode identity for the bundle: %w", err)
+	}
+	add("identity.json", "", append(ident, '\n'), false)
+	free := freeBytes(in.StateDir)
+	add("system.txt", "", systemText(in, free), false)
+
+	mode := ModeRedacted
+	note := "secrets removed; IP addresses, emails and user names replaced by [REDACTED:...] markers"
+	if in.IncludePersonal {
+		mode = ModePersonal
+		note = "secrets removed; personal data (IP addresses, emails, user names) INCLUDED at the operator's request"
+	}
+	idx := BundleIndex{
+		Mode: mode, Created: in.Now, AgentVersion: in.AgentVersion,
+		GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		StateDirFree: free, Audit: Redact(auditResult, in.IncludePersonal),
+		Notes: redactAll(notes, in.IncludePersonal), RedactionNote: note,
+	}
+	for _, f := range files {
+		idx.Files = append(idx.Files, f.BundleFile)
+	}
+	ib, err := json.MarshalIndent(idx, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode bundle index: %w", err)
+	}
+
+	gz := gzip.NewWriter(w)
+	tw := tar.NewWriter(gz)
+	put := func(name string, data []byte) error {
+		hdr := &tar.Header{Name: name, Mode: 0o600, Size: int64(len(data)), ModTime: in.Now, Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		_, err := tw.Write(data)
+		return err
+	}
+	if err := put("index.json", append(ib, '\n')); err != nil {
+		return fmt.Errorf("write bundle: %w", err)
+	}
+	for _, f := range files {
+		if err := put(f.Name, f.data); err != nil {
+			return fmt.Errorf("write bundle: %w", err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("write bundle: %w", err)
+	}
+	if err := gz.Close(); err != nil {
+		return fmt.Errorf("write bundle: %w", err)
+	}
+	return nil
+}
+
+// knownValues builds a replacer for the literal known values, longest first.
+func knownValues(in BundleInput) *strings.Replacer {
+	type kv struct{ v, marker string }
+	var list []kv
+	for _, v := range in.KnownSecrets {
+		if len(v) >= MinKnownLen {
+			list = append(list, kv{v, MarkerSecret})
+		}
+	}
+	if !in.IncludePersonal {
+		for _, v := range in.KnownPersonal {
+			if len(v) >= MinKnownLen {
+				list = append(list, kv{v, MarkerUser})
+			}
+		}
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	sort.SliceStable(list, func(i, j int) bool { return len(list[i].v) > len(list[j].v) })
+	var pairs []string
+	for _, p := range list {
+		pairs = append(pairs, p.v, p.marker)
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+func redactAll(list []string, includePersonal bool) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = Redact(s, includePersonal)
+	}
+	return out
+}
+
+// readTail reads a file (decompressing .gz) and keeps at most max bytes of
+// its end, starting at a line boundary.
+func readTail(path string, max int64) ([]byte, bool, error) {
+	rc, err := openLog(path)
+	if err != nil {
+		return nil, false, err
+	}
+	defer rc.Close()
+	// Keep a ring of the last 2*max bytes at most while reading.
+	var buf bytes.Buffer
+	chunk := make([]byte, 64*1024)
+	truncated := false
+	for {
+		n, err := rc.Read(chunk)
+		buf.Write(chunk[:n])
+		if int64(buf.Len()) > 2*max {
+			keep := buf.Bytes()[int64(buf.Len())-max:]
+			buf = *bytes.NewBuffer(append([]byte(nil), keep...))
+			truncated = true
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	data := buf.Bytes()
+	if int64(len(data)) > max {
+		data = data[int64(len(data))-max:]
+		truncated = true
+	}
+	if truncated {
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			data = data[i+1:]
+		}
+	}
+	return data, truncated, nil
+}
+
+// systemText describes the machine: OS, kernel, CPUs and free disk.
+func systemText(in BundleInput, free int64) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "created: %s\n", in.Now.Format(time.RFC3339))
+	fmt.Fprintf(&b, "agent_version: %s\n", in.AgentVersion)
+	fmt.Fprintf(&b, "go_version: %s\n", runtime.Version())
+	fmt.Fprintf(&b, "os: %s\narch: %s\ncpus: %d\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+	if v, err := os.ReadFile("/proc/version"); err == nil {
+		fmt.Fprintf(&b, "kernel: %s\n", strings.TrimSpace(string(v)))
+	}
+	fmt.Fprintf(&b, "state_dir: %s\nstate_dir_free_bytes: %d\n", in.StateDir, free)
+	if in.LogDir != "" {
+		fmt.Fprintf(&b, "log_dir: %s\nlog_dir_free_bytes: %d\n", in.LogDir, freeBytes(in.LogDir))
+	}
+	if ents, err := os.ReadDir(in.StateDir); err == nil {
+		var names []string
+		for _, e := range ents {
+			if info, err := e.Info(); err == nil {
+				names = append(names, fmt.Sprintf("  %s %s %d %s", e.Name(), info.Mode(), info.Size(), info.ModTime().UTC().Format(time.RFC3339)))
+			}
+		}
+		sort.Strings(names)
+		fmt.Fprintf(&b, "state_dir_listing:\n%s\n", strings.Join(names, "\n"))
+	}
+	return []byte(b.String())
+}

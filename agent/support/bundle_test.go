@@ -1,0 +1,213 @@
+package support
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fwagent/fwagent/agent/audit"
+	"github.com/sirupsen/logrus"
+)
+
+// Personal data and secrets sprinkled over logs and state files.
+var (
+	personalData = []string{
+		"192.168.1.64", "10.20.30.40", "2001:db8:85a3::8a2e:370:7334", "fe80::1ff:fe23:4567:890a",
+		"jane.doe@example.com", "ops+nvr@customer.example.org",
+		"installer-joe", "site-admin", "nvradmin",
+	}
+	secrets = []string{
+		"Hunter2Pass!", "s3cr3t-in-url", "dG9rZW4tdmFsdWUtMTIz", "eyJhbGciOiJIUzI1NiJ9.payload.sig",
+		"YWRtaW46MTIzNDU=", "digest-response-0f1e2d", "api-key-998877", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC",
+		"yaml-password-value", "report-token-xyz",
+	}
+	// Facts support needs, which must survive redaction.
+	facts = []string{"iDS-9632NXI-I8/16S", "V4.1.25", "build 200316", "DS-9632NXI-I81620200316CCRRE12345678WCVU",
+		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "model_mismatch", "mirror.example.net"}
+)
+
+// fillSupportDirs writes logs (active, rotated, compressed) and state files
+// full of personal data and secrets.
+func fillSupportDirs(t *testing.T) (logDir, stateDir string) {
+	t.Helper()
+	logDir, stateDir = t.TempDir(), t.TempDir()
+	log, closer, err := NewLogger(LogOptions{Dir: logDir, Level: "debug"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := log.WithFields(logrus.Fields{FieldRelease: "r-4.1.25", FieldAttempt: "a1"})
+	rel.WithField("device", "192.168.1.64").Info("identify iDS-9632NXI-I8/16S firmware V4.1.25 build 200316 serial DS-9632NXI-I81620200316CCRRE12345678WCVU")
+	rel.Infof("GET https://installer-joe:s3cr3t-in-url@mirror.example.net/fw/digicap.dav from 10.20.30.40")
+	rel.Debugf("request headers: Authorization: Basic YWRtaW46MTIzNDU= via [2001:db8:85a3::8a2e:370:7334]:443")
+	rel.Debugf(`Authorization: Digest username="nvradmin", realm="DS", nonce="n", uri="/ISAPI/System/updateFirmware", response="digest-response-0f1e2d"`)
+	rel.WithField("header", "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig").Warn("report upload refused")
+	rel.WithFields(logrus.Fields{"user": "site-admin", FieldCode: "model_mismatch"}).Error("refused: notify jane.doe@example.com and ops+nvr@customer.example.org")
+	rel.Info("sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 verified; peer fe80::1ff:fe23:4567:890a")
+	closer.Close()
+	// Secrets written by something other than our logger (which scrubs them).
+	raw := `{"level":"info","msg":"cfg password=Hunter2Pass! token=dG9rZW4tdmFsdWUtMTIz api_key: api-key-998877","time":"2026-02-01T00:00:00Z"}` + "\n"
+	if err := os.WriteFile(filepath.Join(logDir, "fwagent-2026-02-01T00-00-00.000.log"), []byte(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(`{"level":"info","msg":"key -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY----- loaded by nvradmin","time":"2026-01-01T00:00:00Z"}` + "\n"))
+	zw.Close()
+	if err := os.WriteFile(filepath.Join(logDir, "fwagent-2026-01-01T00-00-00.000.log.gz"), gz.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(stateDir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("journal.json", `{"step":"install","release":"r-4.1.25","device_url":"https://nvradmin:Hunter2Pass!@192.168.1.64"}`)
+	write("history.jsonl", `{"release":"r-4.1.25","result":"refused","code":"model_mismatch","contact":"jane.doe@example.com"}`+"\n")
+	write("manifest.json", `{"releases":[{"id":"r-4.1.25","version":"4.1.25","url":"https://mirror.example.net/x?token=report-token-xyz"}]}`)
+	a, err := audit.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Append(audit.Entry{Event: audit.EventRefused, Release: "r-4.1.25", Codes: []string{"model_mismatch"}, Message: "device 10.20.30.40 refused"}); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	return logDir, stateDir
+}
+
+// untar returns the files of a tar.gz bundle.
+func untar(t *testing.T, b []byte) map[string]string {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	files := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[h.Name] = string(data)
+	}
+}
+
+func buildBundle(t *testing.T, personal bool) map[string]string {
+	t.Helper()
+	logDir, stateDir := fillSupportDirs(t)
+	cfg := "device:\n  isapi:\n    url: https://192.168.1.64\n    username: nvradmin\n    password: yaml-password-value\nreport:\n  token: report-token-xyz\n"
+	var out bytes.Buffer
+	err := WriteBundle(&out, BundleInput{
+		LogDir: logDir, StateDir: stateDir, ConfigYAML: []byte(cfg),
+		Identity:     map[string]any{"model": "iDS-9632NXI-I8/16S", "serial": "DS-9632NXI-I81620200316CCRRE12345678WCVU", "raw": map[string]string{"ipAddress": "192.168.1.64"}},
+		AgentVersion: "1.0.0", IncludePersonal: personal,
+		KnownSecrets: []string{"yaml-password-value"}, KnownPersonal: []string{"nvradmin"}, Now: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return untar(t, out.Bytes())
+}
+
+func TestBundleRedactsPersonalDataAndSecrets(t *testing.T) {
+	files := buildBundle(t, false)
+	for _, name := range []string{"index.json", "logs/fwagent.log", "logs/fwagent-2026-02-01T00-00-00.000.log", "logs/fwagent-2026-01-01T00-00-00.000.log",
+		"state/journal.json", "state/history.jsonl", "state/manifest.json", "state/audit.jsonl", "config.yaml", "identity.json", "system.txt"} {
+		if _, ok := files[name]; !ok {
+			t.Errorf("bundle lacks %s", name)
+		}
+	}
+	all := ""
+	for name, content := range files {
+		all += content
+		for _, bad := range append(append([]string{}, personalData...), secrets...) {
+			if strings.Contains(content, bad) {
+				t.Errorf("%s contains %q", name, bad)
+			}
+		}
+	}
+	for _, fact := range facts {
+		if !strings.Contains(all, fact) {
+			t.Errorf("bundle lost the fact %q", fact)
+		}
+	}
+	var idx BundleIndex
+	if err := json.Unmarshal([]byte(files["index.json"]), &idx); err != nil {
+		t.Fatal(err)
+	}
+	if idx.Mode != ModeRedacted || idx.AgentVersion != "1.0.0" || !strings.HasPrefix(idx.Audit, "intact: 1 entries") {
+		t.Errorf("index = %+v; want mode redacted, version 1.0.0, audit intact", idx)
+	}
+}
+
+func TestBundleWithPersonalDataStillDropsSecrets(t *testing.T) {
+	files := buildBundle(t, true)
+	all := ""
+	for name, content := range files {
+		all += content
+		for _, bad := range secrets {
+			if strings.Contains(content, bad) {
+				t.Errorf("%s contains the secret %q", name, bad)
+			}
+		}
+	}
+	for _, p := range personalData {
+		if !strings.Contains(all, p) {
+			t.Errorf("personal bundle lacks %q", p)
+		}
+	}
+	if !strings.Contains(files["index.json"], `"mode": "personal"`) {
+		t.Errorf("index does not record the personal mode:\n%s", files["index.json"])
+	}
+}
+
+func TestBundleCapsLogsNewestFirst(t *testing.T) {
+	logDir := t.TempDir()
+	line := func(tag string) string {
+		return `{"level":"info","msg":"` + tag + ` ` + strings.Repeat("x", 80) + `","time":"2026-01-01T00:00:00Z"}` + "\n"
+	}
+	old := strings.Repeat(line("old"), 100)
+	newer := strings.Repeat(line("mid"), 50) + strings.Repeat(line("new"), 50)
+	os.WriteFile(filepath.Join(logDir, "fwagent-2026-01-01T00-00-00.000.log"), []byte(old), 0o600)
+	os.WriteFile(filepath.Join(logDir, LogFile), []byte(newer), 0o600)
+	var out bytes.Buffer
+	cap := int64(len(line("new")) * 60)
+	if err := WriteBundle(&out, BundleInput{LogDir: logDir, StateDir: t.TempDir(), MaxLogBytes: cap}); err != nil {
+		t.Fatal(err)
+	}
+	files := untar(t, out.Bytes())
+	got := files["logs/"+LogFile]
+	if strings.Count(got, `"new `) != 50 || strings.Count(got, `"mid `) != 9 {
+		t.Errorf("capped log kept %d new and %d mid lines; want all 50 new and the last 9 mid", strings.Count(got, `"new `), strings.Count(got, `"mid `))
+	}
+	if _, ok := files["logs/fwagent-2026-01-01T00-00-00.000.log"]; ok {
+		t.Error("the oldest log is included although the cap was reached")
+	}
+	if !strings.Contains(files["index.json"], `"truncated": true`) || !strings.Contains(files["index.json"], "log cap reached") {
+		t.Errorf("index does not say the logs were capped:\n%s", files["index.json"])
+	}
+}
+
+func BenchmarkRedactLog(b *testing.B) {
+	line := `{"level":"info","msg":"GET https://u:p@10.0.0.1/ISAPI/System/deviceInfo model iDS-9632NXI-I8/16S V4.1.25 build 200316","release":"r1","attempt":"a1","time":"2026-03-01T02:00:00Z"}` + "\n"
+	data := strings.Repeat(line, 10000)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		Redact(data, false)
+	}
+}

@@ -1,0 +1,98 @@
+package support
+
+import (
+	"bytes"
+	"compress/gzip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+func TestLoggerWritesJSONScrubsSecretsAndEchoesTextToATerminal(t *testing.T) {
+	dir := t.TempDir()
+	var term bytes.Buffer
+	log, closer, err := NewLogger(LogOptions{Dir: filepath.Join(dir, "logs"), Level: "info", Stderr: &term, Terminal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.WithFields(logrus.Fields{FieldRelease: "r1", FieldAttempt: "a1"}).Info("login with password=hunter2 to 192.0.2.1")
+	log.Debug("not at info level")
+	closer.Close()
+	b, err := os.ReadFile(filepath.Join(dir, "logs", LogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := string(b)
+	if !strings.HasPrefix(file, "{") || !strings.Contains(file, `"release":"r1"`) || !strings.Contains(file, `"attempt":"a1"`) {
+		t.Errorf("log file is not JSON lines with release and attempt:\n%s", file)
+	}
+	if strings.Contains(file, "hunter2") || strings.Contains(term.String(), "hunter2") {
+		t.Errorf("a secret reached the log:\n%s\n%s", file, term.String())
+	}
+	if !strings.Contains(file, "192.0.2.1") {
+		t.Errorf("the local log lost personal data it may keep:\n%s", file)
+	}
+	if strings.Contains(file, "not at info level") {
+		t.Error("a debug line was written at level info")
+	}
+	if !strings.Contains(term.String(), "level=info") || strings.HasPrefix(term.String(), "{") {
+		t.Errorf("terminal copy is not readable text: %q", term.String())
+	}
+}
+
+func TestNewLoggerRejectsAnUnknownLevel(t *testing.T) {
+	if _, _, err := NewLogger(LogOptions{Dir: t.TempDir(), Level: "loud"}); err == nil || !strings.Contains(err.Error(), "log.level") {
+		t.Fatalf("NewLogger(level loud) error = %v; want one naming log.level", err)
+	}
+}
+
+func TestReadLogsAcrossRotatedFiles(t *testing.T) {
+	dir := t.TempDir()
+	l := func(ts, rel, att, msg string) string {
+		return `{"level":"info","msg":"` + msg + `","release":"` + rel + `","attempt":"` + att + `","time":"` + ts + `"}` + "\n"
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(l("2026-01-01T00:00:00Z", "r1", "a1", "oldest")))
+	zw.Close()
+	os.WriteFile(filepath.Join(dir, "fwagent-2026-01-01T00-00-00.000.log.gz"), gz.Bytes(), 0o600)
+	os.WriteFile(filepath.Join(dir, "fwagent-2026-02-01T00-00-00.000.log"), []byte(l("2026-02-01T00:00:00Z", "r2", "a2", "middle")), 0o600)
+	os.WriteFile(filepath.Join(dir, LogFile), []byte(l("2026-03-01T00:00:00Z", "r2", "a3", "newest")+"not json\n"), 0o600)
+
+	tests := []struct {
+		name string
+		q    Query
+		want []string
+	}{
+		{"no query yields every line oldest first", Query{}, []string{"oldest", "middle", "newest", "not json"}},
+		{"a release selects its attempts", Query{Release: "r2"}, []string{"middle", "newest"}},
+		{"an attempt selects its lines", Query{Attempt: "a1"}, []string{"oldest"}},
+		{"since drops older lines", Query{Since: time.Date(2026, 1, 15, 0, 0, 0, 0, time.UTC)}, []string{"middle", "newest"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for e, err := range ReadLogs(dir, tt.q) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, e.Msg)
+			}
+			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Fatalf("got %v; want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFormatLogEntry(t *testing.T) {
+	e := ParseLogLine([]byte(`{"level":"warning","msg":"download stalled","release":"r1","attempt":"a1","code":"stall","bytes":1024,"mirror":"https://m.example/x y","time":"2026-03-01T02:00:00Z"}`))
+	want := `2026-03-01T02:00:00Z WARNING download stalled release=r1 attempt=a1 code=stall bytes=1024 mirror="https://m.example/x y"`
+	if got := FormatLogEntry(e); got != want {
+		t.Fatalf("FormatLogEntry =\n%s\nwant\n%s", got, want)
+	}
+}
