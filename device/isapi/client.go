@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
@@ -74,6 +75,8 @@ type Client struct {
 	api    *retryablehttp.Client // API requests with retries
 	once   *retryablehttp.Client // API requests without retries (polls, reboot)
 	upload *http.Client          // the image body: never retried
+
+	postOnly atomic.Bool // the device refused a PUT upload: use POST from now on
 }
 
 var _ device.Device = (*Client)(nil)

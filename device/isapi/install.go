@@ -54,11 +54,18 @@ func (c *Client) install(ctx context.Context, imagePath string, progress device.
 	size := fi.Size()
 	log := c.log.WithField("bytes", size)
 
-	log.Info("uploading the image (PUT)")
-	res, err := c.send(ctx, http.MethodPut, imagePath, size, progress)
-	if err == nil && putNotSupported(res) {
-		log.Info("the device does not take PUT uploads; uploading the image again as multipart POST")
+	var res *uploadResult
+	if c.postOnly.Load() {
+		log.Info("uploading the image (multipart POST, as this device refused PUT before)")
 		res, err = c.send(ctx, http.MethodPost, imagePath, size, progress)
+	} else {
+		log.Info("uploading the image (PUT)")
+		res, err = c.send(ctx, http.MethodPut, imagePath, size, progress)
+		if err == nil && putNotSupported(res) {
+			log.Info("the device does not take PUT uploads; uploading the image again as multipart POST")
+			c.postOnly.Store(true)
+			res, err = c.send(ctx, http.MethodPost, imagePath, size, progress)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, device.ErrUnreachable) {

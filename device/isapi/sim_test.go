@@ -390,3 +390,47 @@ func TestTLS(t *testing.T) {
 }
 
 var errUntrusted = errors.New("untrusted")
+
+func TestARefusedPUTIsNotTriedAgain(t *testing.T) {
+	srv := startSim(t, nvrsim.Config{RebootDelay: time.Millisecond})
+	srv.SetFaults(nvrsim.Faults{PutNotSupported: true})
+	path, _ := writeImage(t, testimage.Spec{Model: protected, Version: "4.1.25", Variant: "custom"})
+	c, _ := newTestClient(t, srv.URL(), nil)
+	ctx := testCtx(t)
+	for i := 0; i < 2; i++ {
+		if err := c.Install(ctx, path, nil); err != nil {
+			t.Fatal(err)
+		}
+		if st := srv.State(); st.LastUpload.Method != "POST" {
+			t.Fatalf("upload %d used %s", i, st.LastUpload.Method)
+		}
+	}
+	// 2 images flashed, 1 reboot in between for rebootRequired, and the
+	// second install went straight to POST: requests stay few.
+	if st := srv.State(); st.Installs != 2 {
+		t.Errorf("installs = %d, want 2", st.Installs)
+	}
+}
+
+func BenchmarkInstall(b *testing.B) {
+	srv, err := nvrsim.Start(nvrsim.Config{TempDir: b.TempDir(), RebootDelay: time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	path := filepath.Join(b.TempDir(), "digicap.dav")
+	size, _, err := testimage.WriteFile(path, testimage.Spec{Model: protected, Version: "4.1.25", Variant: "custom", Size: 32 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := New(Config{BaseURL: srv.URL(), Username: "admin", Password: "admin12345", PollInterval: time.Millisecond, DownGrace: time.Millisecond})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(size)
+	for b.Loop() {
+		if err := c.Install(b.Context(), path, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
