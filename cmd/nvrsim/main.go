@@ -2,4 +2,178 @@
 // and writes test firmware images. Flags and wiring only.
 package main
 
-func main() {}
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fwagent/fwagent/internal/nvrsim"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// usageError marks a command-line mistake (exit 2).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode prints err and maps it to the process exit code.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "nvrsim:", err)
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	return exitError
+}
+
+// run executes nvrsim with args; tests call it directly. The simulator runs
+// until ctx ends.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root := newServeCmd(stdout, stderr)
+	root.AddCommand(newMkimageCmd(stdout))
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{err} })
+	err := root.ExecuteContext(ctx)
+	var ue *usageError
+	if err != nil && !errors.As(err, &ue) && strings.Contains(err.Error(), "unknown command") {
+		return &usageError{err}
+	}
+	return err
+}
+
+// serveFlags are the simulator's command-line settings.
+type serveFlags struct {
+	listen, model, firmware, build, variant, serial, user, password, namespace, logLevel string
+	rebootSeconds, flashSeconds, lockSeconds                                             float64
+	lockAfter                                                                            int
+	https, allowBasic                                                                    bool
+}
+
+func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "nvrsim",
+		Short: "Simulate a Hikvision NVR's ISAPI (digest auth, deviceInfo, firmware upload, reboot) for fwagent",
+		Long: `nvrsim serves a simulated recorder's ISAPI: digest auth with lockout after
+failed logins, deviceInfo, firmware upload (PUT or POST multipart), upgradeStatus
+and reboot, plus GET /debug/state (JSON, no auth). It models the damage rule:
+iDS-9632NXI-I8/16S is bricked by any image but the custom firmware 4.1.25.
+Write test images with "nvrsim mkimage".`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), f, stdout, stderr)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
+	fl.StringVar(&f.model, "model", nvrsim.ProtectedModel, "device model")
+	fl.StringVar(&f.firmware, "firmware", "V4.1.20", "running firmware version")
+	fl.StringVar(&f.build, "build", "230619", "running firmware build date")
+	fl.StringVar(&f.variant, "variant", "custom", "running firmware variant: custom or standard")
+	fl.StringVar(&f.serial, "serial", "SIM0123456789", "serial number")
+	fl.StringVar(&f.user, "user", "admin", "user name")
+	fl.StringVar(&f.password, "password", "", "password (default $NVRSIM_PASSWORD, else admin12345)")
+	fl.StringVar(&f.namespace, "namespace", "isapi", "XML namespace: isapi, hikvision, std-cgi or psia")
+	fl.Float64Var(&f.rebootSeconds, "reboot-seconds", 5, "seconds the recorder stays down after a reboot")
+	fl.Float64Var(&f.flashSeconds, "flash-seconds", 5, "seconds flashing takes")
+	fl.IntVar(&f.lockAfter, "lock-after", 7, "failed logins in a row that lock the account")
+	fl.Float64Var(&f.lockSeconds, "lock-seconds", 600, "seconds a lock lasts")
+	fl.BoolVar(&f.https, "https", false, "serve HTTPS with a fresh self-signed certificate (its SHA-256 fingerprint is printed)")
+	fl.BoolVar(&f.allowBasic, "allow-basic", false, "also offer and accept HTTP Basic auth")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+// seconds turns a flag's seconds into a duration, refusing negative ones.
+func seconds(name string, s float64) (time.Duration, error) {
+	if s < 0 {
+		return 0, &usageError{fmt.Errorf("--%s is %v: give zero or more seconds", name, s)}
+	}
+	return time.Duration(s * float64(time.Second)), nil
+}
+
+func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
+	level, err := logrus.ParseLevel(f.logLevel)
+	if err != nil {
+		return &usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", f.logLevel)}
+	}
+	log := logrus.New()
+	log.SetOutput(stderr)
+	log.SetLevel(level)
+	reboot, err := seconds("reboot-seconds", f.rebootSeconds)
+	if err != nil {
+		return err
+	}
+	flash, err := seconds("flash-seconds", f.flashSeconds)
+	if err != nil {
+		return err
+	}
+	lockFor, err := seconds("lock-seconds", f.lockSeconds)
+	if err != nil {
+		return err
+	}
+	if f.lockAfter < 1 {
+		return &usageError{fmt.Errorf("--lock-after is %d: give 1 or more", f.lockAfter)}
+	}
+	password := f.password
+	if password == "" {
+		password = os.Getenv("NVRSIM_PASSWORD")
+	}
+	cfg := nvrsim.Config{
+		Model: f.model, Firmware: f.firmware, Build: f.build, Variant: f.variant, Serial: f.serial,
+		User: f.user, Password: password, Namespace: f.namespace, AllowBasic: f.allowBasic,
+		RebootDelay: reboot, FlashDuration: flash, LockAfter: f.lockAfter, LockFor: lockFor,
+		TLS: f.https, Logger: log,
+	}
+	if _, err := nvrsim.NewChecked(cfg); err != nil {
+		return &usageError{err}
+	}
+	srv, err := nvrsim.Listen(f.listen, cfg)
+	if err != nil {
+		return err
+	}
+	c := srv.Config()
+	fmt.Fprintf(stdout, "nvrsim: %s %s (%s) serial %s at %s\n", c.Model, c.Firmware, c.Variant, c.Serial, srv.URL())
+	fmt.Fprintf(stdout, "user: %s\n", c.User)
+	if fp := srv.Fingerprint(); fp != "" {
+		fmt.Fprintf(stdout, "certificate sha256: %s\n", fp)
+	}
+	fmt.Fprintf(stdout, "state: %s/debug/state\n", srv.URL())
+	<-ctx.Done()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("stopping the simulator: %w", err)
+	}
+	fmt.Fprintln(stdout, "nvrsim: stopped")
+	return nil
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/fwagent/fwagent/internal/testimage"
+	"github.com/spf13/cobra"
+)
+
+// corruptionFlag names a testimage corruption on the command line: its
+// String with spaces as dashes, e.g. "bad-magic".
+func corruptionFlag(c testimage.Corruption) string {
+	return strings.ReplaceAll(c.String(), " ", "-")
+}
+
+func newMkimageCmd(stdout io.Writer) *cobra.Command {
+	var (
+		spec         testimage.Spec
+		out, corrupt string
+	)
+	names := []string{}
+	for _, c := range testimage.Corruptions() {
+		names = append(names, corruptionFlag(c))
+	}
+	cmd := &cobra.Command{
+		Use:   "mkimage -o FILE",
+		Short: "Write a test digicap.dav image (for tests and the simulator only, never for a real device)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return &usageError{fmt.Errorf("mkimage needs -o FILE")}
+			}
+			if spec.Variant != "custom" && spec.Variant != "standard" {
+				return &usageError{fmt.Errorf("--variant %q: use custom or standard", spec.Variant)}
+			}
+			if spec.Size < 0 {
+				return &usageError{fmt.Errorf("--size %d: give zero (small) or a byte count", spec.Size)}
+			}
+			if corrupt != "" {
+				found := false
+				for _, c := range testimage.Corruptions() {
+					if corruptionFlag(c) == corrupt {
+						spec.Corrupt, found = c, true
+					}
+				}
+				if !found {
+					return &usageError{fmt.Errorf("--corrupt %q: use one of %s", corrupt, strings.Join(names, ", "))}
+				}
+			}
+			size, sum, err := testimage.WriteFile(out, spec)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: %s %s %s, %d bytes, sha256 %s\n", out, spec.Model, spec.Version, spec.Variant, size, sum)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&spec.Model, "model", testimage.DefaultModel, "model written into the image's fwagent.id entry")
+	fl.StringVar(&spec.Version, "version", testimage.DefaultVersion, "firmware version written into the image")
+	fl.StringVar(&spec.Variant, "variant", testimage.DefaultVariant, "firmware variant: custom or standard")
+	fl.Int64Var(&spec.Size, "size", 0, "total image size in bytes (0 = a small image)")
+	fl.StringVarP(&out, "output", "o", "", "file to write")
+	fl.StringVar(&corrupt, "corrupt", "", "build a broken image: "+strings.Join(names, ", "))
+	return cmd
+}
