@@ -48,7 +48,9 @@ func startCmd(t *testing.T, args ...string) (printed []string, stop func() error
 	out := &lines{ch: make(chan string, 100)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"--listen", "127.0.0.1:0", "--log-level", "error"}, args...), out, io.Discard) }()
+	go func() {
+		done <- run(ctx, append([]string{"--listen", "127.0.0.1:0", "--log-level", "error"}, args...), out, io.Discard)
+	}()
 	timeout := time.NewTimer(20 * time.Second)
 	defer timeout.Stop()
 	for {
