@@ -83,5 +83,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // subcommands lists every fwagent command; each lives in its own file.
 func subcommands() []*cobra.Command {
-	return []*cobra.Command{}
+	return []*cobra.Command{
+		logsCommand(),
+		bundleCommand(),
+		auditCommand(),
+	}
 }

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fwagent/fwagent/agent/audit"
+)
+
+// auditCommand is `fwagent audit`: checks of the audit trail.
+func auditCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "audit",
+		Short: "Check the audit trail of the agent's decisions",
+		Args:  cobra.NoArgs,
+	}
+	var stateDir string
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Verify the hash chain of the audit trail and name the first broken entry",
+		Long: "Verify audit.jsonl in the state directory: each entry's own hash, the chain of\n" +
+			"prev hashes, consecutive sequence numbers, and the last entry recorded in audit.head.\n" +
+			"Exit 0 when intact, 1 when broken (the first broken entry is named).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if stateDir == "" {
+				cfg, err := loadSupportConfig(cmd)
+				if err != nil {
+					return fmt.Errorf("%w (or pass --state-dir)", err)
+				}
+				stateDir = cfg.StateDir
+			}
+			n, err := audit.Verify(stateDir)
+			if err != nil {
+				return withCode(exitError, fmt.Errorf("audit trail broken after %d intact entries: %w", n, err))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "audit trail intact: %d entries\n", n)
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&stateDir, "state-dir", "", "state directory (default: state_dir from the config)")
+	c.AddCommand(verify)
+	return c
+}
