@@ -105,6 +105,7 @@ func (d *Downloader) Download(ctx context.Context, req Request) (DownloadResult,
 		d.limiter = NewRateLimiter(d.BandwidthLimit)
 	}
 	st := &state{d: d, path: req.Path, size: req.Size}
+	defer st.close()
 	if err := st.sync(); err != nil {
 		return DownloadResult{}, err
 	}
@@ -375,7 +376,7 @@ type state struct {
 	d      *Downloader
 	path   string
 	size   int64
-	sink   Sink
+	sink   *pipeSink
 	hashed int64 // bytes fed to sink
 	// resumed: the sink's bytes include some that were on disk before the
 	// current request (a partial file read back, or a 206 continuation).
@@ -387,15 +388,23 @@ type state struct {
 }
 
 func (s *state) newSink() {
+	s.close()
+	inner := NewImageSink()
 	if s.d.NewSink != nil {
-		s.sink = s.d.NewSink()
-	} else {
-		s.sink = NewImageSink()
+		inner = s.d.NewSink()
 	}
+	s.sink = newPipeSink(inner)
 	s.hashed = 0
 	s.resumed = false
 	s.lastLogged = 0
 	s.lastCalled = 0
+}
+
+// close stops the current sink's hashing goroutine.
+func (s *state) close() {
+	if s.sink != nil {
+		s.sink.Close()
+	}
 }
 
 // feed passes bytes that are (or are about to be) in the file to the sink.

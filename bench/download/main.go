@@ -1,0 +1,254 @@
+// Command download measures fwagent's image download against a plain HTTP
+// download of the same file, in the same run, from a loopback server, and the
+// cost of polling an unchanged manifest (one conditional request).
+//
+// Usage: go run ./bench/download [-size 1073741824] [-runs 3] [-dir DIR]
+// (bench/download.sh runs it with the defaults).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fwagent/fwagent/agent/fetch"
+	"github.com/fwagent/fwagent/internal/testimage"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/download:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("download", flag.ContinueOnError)
+	size := fs.Int64("size", 1<<30, "image size in bytes")
+	runs := fs.Int("runs", 3, "runs of each kind (alternated); the median is reported")
+	dir := fs.String("dir", "", "work directory (default: a new temporary directory, removed at the end)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "fwagent-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		*dir = d
+	}
+	src := filepath.Join(*dir, "served.dav")
+	fmt.Fprintf(out, "building a %d byte digicap test image...\n", *size)
+	n, sum, err := testimage.WriteFile(src, testimage.Spec{Size: *size})
+	if err != nil {
+		return err
+	}
+
+	// The image server is a plain one (sendfile); the manifest server counts
+	// the bytes on the wire.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: handler(src)}
+	go srv.Serve(ln)
+	defer srv.Close()
+	base := "http://" + ln.Addr().String()
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	counted := &countingListener{Listener: mln}
+	msrv := &http.Server{Handler: handler(src)}
+	go msrv.Serve(counted)
+	defer msrv.Close()
+	mbase := "http://" + mln.Addr().String()
+
+	dst := filepath.Join(*dir, "downloaded.dav")
+	var plain, plainBig, agent []time.Duration
+	var facts string
+	for i := 0; i < *runs; i++ {
+		// Start each timed run with no dirty pages left by the previous one.
+		os.Remove(dst)
+		syscall.Sync()
+		d, err := plainDownload(base+"/image.dav", dst, n)
+		if err != nil {
+			return fmt.Errorf("plain download: %w", err)
+		}
+		plain = append(plain, d)
+
+		os.Remove(dst)
+		syscall.Sync()
+		d, err = plainDownloadBuffer(base+"/image.dav", dst, n, fetch.DefaultBufferSize)
+		if err != nil {
+			return fmt.Errorf("plain download: %w", err)
+		}
+		plainBig = append(plainBig, d)
+
+		os.Remove(dst)
+		syscall.Sync()
+		start := time.Now()
+		dl := &fetch.Downloader{Client: fetch.NewHTTPClient(fetch.ClientOptions{}).StandardClient()}
+		res, err := dl.Download(context.Background(), fetch.Request{URLs: []string{base + "/image.dav"}, Path: dst, Size: n, SHA256: sum})
+		if err != nil {
+			return fmt.Errorf("fwagent download: %w", err)
+		}
+		agent = append(agent, time.Since(start))
+		facts = fmt.Sprintf("size %d, sha256 %s..., digicap valid: %v", res.Facts.Size, res.Facts.SHA256[:16], res.Facts.Digicap != nil)
+	}
+	os.Remove(dst)
+	p, a := median(plain), median(agent)
+	mib := float64(n) / (1 << 20)
+	fmt.Fprintf(out, "\nimage: %d bytes (%.0f MiB), %s\n", n, mib, facts)
+	fmt.Fprintf(out, "plain HTTP download to disk (io.Copy):        median %v  (%.0f MiB/s)  runs %v\n", p.Round(time.Millisecond), mib/p.Seconds(), rounded(plain))
+	fmt.Fprintf(out, "fwagent download + SHA-256 + digicap check:   median %v  (%.0f MiB/s)  runs %v\n", a.Round(time.Millisecond), mib/a.Seconds(), rounded(agent))
+	pb := median(plainBig)
+	fmt.Fprintf(out, "plain HTTP download, same 256 KiB buffer:     median %v  (%.0f MiB/s)  runs %v\n", pb.Round(time.Millisecond), mib/pb.Seconds(), rounded(plainBig))
+	fmt.Fprintf(out, "ratio fwagent/plain: %.3fx (target <= 1.15x); against the same-buffer copy: %.3fx\n", a.Seconds()/p.Seconds(), a.Seconds()/pb.Seconds())
+
+	// An unchanged manifest: one conditional request answered 304.
+	f := &fetch.Fetcher{HTTP: fetch.NewHTTPClient(fetch.ClientOptions{Timeout: fetch.DefaultTimeout})}
+	first, err := f.Fetch(context.Background(), []string{mbase + "/manifest.json"}, fetch.Conditional{})
+	if err != nil {
+		return err
+	}
+	counted.reset()
+	reqsBefore := manifestRequests.Load()
+	start := time.Now()
+	res, err := f.Fetch(context.Background(), []string{mbase + "/manifest.json"}, fetch.Conditional{ETag: first.ETag, LastModified: first.LastModified})
+	took := time.Since(start)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nunchanged-manifest poll: not modified %v, %d request(s), %d bytes sent + %d bytes received on the wire, body %d bytes, %v\n",
+		res.NotModified, manifestRequests.Load()-reqsBefore, counted.read.Load(), counted.written.Load(), len(res.Body), took.Round(time.Microsecond))
+
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		fmt.Fprintf(out, "bench process peak RSS (server + both clients): %d MiB\n", ru.Maxrss/1024)
+	}
+	return nil
+}
+
+var manifestRequests atomic.Int64
+
+// handler serves the image (with ranges) and a 64 KiB manifest with an ETag.
+func handler(image string) http.Handler {
+	manifest := make([]byte, 64<<10)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/image.dav", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, image)
+	})
+	mux.HandleFunc("/manifest.json", func(w http.ResponseWriter, r *http.Request) {
+		manifestRequests.Add(1)
+		w.Header().Set("ETag", `"serial-42"`)
+		if r.Header.Get("If-None-Match") == `"serial-42"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Write(manifest)
+	})
+	return mux
+}
+
+// plainDownload is the baseline: GET and io.Copy into a file.
+func plainDownload(url, dst string, size int64) (time.Duration, error) {
+	start := time.Now()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(dst)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n != size {
+		err = fmt.Errorf("got %d bytes, want %d", n, size)
+	}
+	return time.Since(start), err
+}
+
+// plainDownloadBuffer is the baseline with fwagent's copy buffer size.
+func plainDownloadBuffer(url, dst string, size int64, bufSize int) (time.Duration, error) {
+	start := time.Now()
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(dst)
+	if err != nil {
+		return 0, err
+	}
+	// Hide ReadFrom so io.CopyBuffer really uses the buffer.
+	n, err := io.CopyBuffer(struct{ io.Writer }{f}, resp.Body, make([]byte, bufSize))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n != size {
+		err = fmt.Errorf("got %d bytes, want %d", n, size)
+	}
+	return time.Since(start), err
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func rounded(ds []time.Duration) []time.Duration {
+	r := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		r[i] = d.Round(time.Millisecond)
+	}
+	return r
+}
+
+// countingListener counts the bytes read from and written to its connections.
+type countingListener struct {
+	net.Listener
+	read, written atomic.Int64
+}
+
+func (l *countingListener) reset() { l.read.Store(0); l.written.Store(0) }
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, l: l}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	l *countingListener
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.l.read.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.l.written.Add(int64(n))
+	return n, err
+}
