@@ -1,6 +1,9 @@
 package verify
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 // Sentinels for the parsers; errors returned by this package wrap them.
 var (
@@ -21,3 +24,85 @@ var (
 	// image but its structure is wrong: truncated, bad magic, bad checksums.
 	ErrMalformed = errors.New("malformed digicap.dav image")
 )
+
+// Code is a stable, machine-readable reason for a refusal. Codes are never
+// renamed: reports, journals and dashboards key on them.
+type Code string
+
+// The reason codes of Decide, DecideImage and ConfirmInstall.
+const (
+	// CodeModelMismatch: the device's model is not among the release's models.
+	CodeModelMismatch Code = "model_mismatch"
+	// CodeStandardFirmwareForbidden: a non-custom release for
+	// iDS-9632NXI-I8/16S (built-in rule).
+	CodeStandardFirmwareForbidden Code = "standard_firmware_forbidden"
+	// CodeCustomVersionForbidden: a custom release other than 4.1.25 for
+	// iDS-9632NXI-I8/16S (built-in rule).
+	CodeCustomVersionForbidden Code = "custom_version_forbidden"
+	// CodeVersionUnparseable: a version (installed, release or requires
+	// bound) cannot be read.
+	CodeVersionUnparseable Code = "version_unparseable"
+	// CodeVariantUnknown: the release's variant is neither custom nor standard.
+	CodeVariantUnknown Code = "variant_unknown"
+	// CodeReleaseIncomplete: the release lacks models, size or a SHA-256.
+	CodeReleaseIncomplete Code = "release_incomplete"
+	// CodeRequiresNotMet: the installed version is outside the release's
+	// requires range.
+	CodeRequiresNotMet Code = "requires_not_met"
+	// CodeDowngradeForbidden: the release is older than the installed version.
+	CodeDowngradeForbidden Code = "downgrade_forbidden"
+	// CodeReinstallForbidden: the release is the installed version.
+	CodeReinstallForbidden Code = "reinstall_forbidden"
+	// CodeSizeMismatch: the image's size differs from the release's.
+	CodeSizeMismatch Code = "size_mismatch"
+	// CodeDigestMismatch: the image's SHA-256 differs from the release's.
+	CodeDigestMismatch Code = "digest_mismatch"
+	// CodeDigestNotPinned: the operator pinned digests for the model and the
+	// image's is not among them.
+	CodeDigestNotPinned Code = "digest_not_pinned"
+	// CodeImageIsZip: the image is the vendor's zip package.
+	CodeImageIsZip Code = "image_is_zip"
+	// CodeImageEncrypted: the image is an HK20/HK30 encrypted container.
+	CodeImageEncrypted Code = "image_encrypted"
+	// CodeImageMalformed: the image is not a valid digicap.dav.
+	CodeImageMalformed Code = "image_malformed"
+	// CodePostInstallMismatch: after the install the device reports another
+	// model or another version than the release's.
+	CodePostInstallMismatch Code = "post_install_mismatch"
+)
+
+// Codes lists every reason code, in documentation order.
+func Codes() []Code {
+	return []Code{CodeModelMismatch, CodeStandardFirmwareForbidden, CodeCustomVersionForbidden,
+		CodeVersionUnparseable, CodeVariantUnknown, CodeReleaseIncomplete, CodeRequiresNotMet,
+		CodeDowngradeForbidden, CodeReinstallForbidden, CodeSizeMismatch, CodeDigestMismatch,
+		CodeDigestNotPinned, CodeImageIsZip, CodeImageEncrypted, CodeImageMalformed, CodePostInstallMismatch}
+}
+
+// ErrRefused is matched (errors.Is) by every *RefusalError.
+var ErrRefused = errors.New("refused by the firmware safety policy")
+
+// RefusalError is the error form of a refusing Decision.
+type RefusalError struct {
+	Reasons []Reason
+}
+
+// Error lists every reason as "code: sentence".
+func (e *RefusalError) Error() string {
+	var sb strings.Builder
+	sb.WriteString(ErrRefused.Error())
+	for i, r := range e.Reasons {
+		if i == 0 {
+			sb.WriteString(": ")
+		} else {
+			sb.WriteString("; ")
+		}
+		sb.WriteString(string(r.Code))
+		sb.WriteString(": ")
+		sb.WriteString(r.Message)
+	}
+	return sb.String()
+}
+
+// Is makes errors.Is(err, ErrRefused) true.
+func (e *RefusalError) Is(target error) bool { return target == ErrRefused }
