@@ -91,15 +91,15 @@ type State struct {
 
 // Update is the update in progress.
 type Update struct {
-	AttemptID  string `json:"attempt_id"`
-	ReleaseID  string `json:"release_id,omitempty"`
-	Version    string `json:"version,omitempty"`
-	Variant    string `json:"variant,omitempty"`
-	SHA256     string `json:"sha256,omitempty"`
-	Size       int64  `json:"size,omitempty"`
-	ImagePath  string `json:"image_path,omitempty"`
-	Step       Step   `json:"step"`
-	Attempts   int    `json:"attempts,omitempty"` // this attempt's number for the release, from 1
+	AttemptID string `json:"attempt_id"`
+	ReleaseID string `json:"release_id,omitempty"`
+	Version   string `json:"version,omitempty"`
+	Variant   string `json:"variant,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	ImagePath string `json:"image_path,omitempty"`
+	Step      Step   `json:"step"`
+	Attempts  int    `json:"attempts,omitempty"` // this attempt's number for the release, from 1
 	// StepEntries counts how often each step was entered in this attempt.
 	StepEntries map[Step]int `json:"step_entries,omitempty"`
 	Bytes       int64        `json:"bytes,omitempty"`    // bytes downloaded so far
