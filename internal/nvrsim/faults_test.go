@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,5 +188,26 @@ func TestReturnOnOldFirmware(t *testing.T) {
 	waitFor(t, srv.Sim, "the reboot", func(s State) bool { return s.Reboots == 1 && !s.Rebooting })
 	if di, _ := deviceInfo(t, c, srv.URL()); di.FirmwareVersion != "V4.1.20" {
 		t.Errorf("firmware %s, want the old V4.1.20", di.FirmwareVersion)
+	}
+}
+
+func TestFaultsCanBeSetOverHTTP(t *testing.T) {
+	srv := start(t, Config{})
+	req, _ := http.NewRequest(http.MethodPut, srv.URL()+"/debug/faults", strings.NewReader(`{"busy_for": 1, "reject_upload": "badVersion"}`))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, res)
+	if f := srv.Faults(); res.StatusCode != 200 || f.BusyFor != 1 || f.RejectUpload != "badVersion" {
+		t.Errorf("status %d faults %+v", res.StatusCode, f)
+	}
+	req, _ = http.NewRequest(http.MethodPut, srv.URL()+"/debug/faults", strings.NewReader(`{"busy": 1}`))
+	res, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := readAll(t, res); res.StatusCode != 400 || !strings.Contains(string(body), "busy") {
+		t.Errorf("unknown field: %d %s", res.StatusCode, body)
 	}
 }

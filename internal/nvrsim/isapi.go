@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -115,8 +116,12 @@ var routes = map[string]string{
 }
 
 func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/debug/state" {
+	switch r.URL.Path {
+	case "/debug/state":
 		s.serveState(w, r)
+		return
+	case "/debug/faults":
+		s.serveFaults(w, r)
 		return
 	}
 	s.mu.Lock()
@@ -345,6 +350,28 @@ func (s *Sim) serveState(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(append(b, '\n'))
+}
+
+// serveFaults shows (GET) or replaces (PUT, a JSON Faults) the fault knobs.
+func (s *Sim) serveFaults(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPut:
+		var f Faults
+		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&f); err != nil {
+			http.Error(w, "faults must be a JSON object with the fields of GET /debug/faults: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		s.SetFaults(f)
+	default:
+		w.Header().Set("Allow", "GET, PUT")
+		http.Error(w, "method not allowed: use GET or PUT", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(s.Faults())
 }
 
 // hangUp closes the client's connection without an answer, as a recorder
