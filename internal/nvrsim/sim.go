@@ -256,7 +256,13 @@ func (s *Sim) startFlash(img Image) {
 	step := s.cfg.FlashDuration / flashSteps
 	for i := 1; i < flashSteps; i++ {
 		pct := i * 100 / flashSteps
-		s.after(time.Duration(i)*step, gen, func() { s.st.Percent = pct })
+		s.after(time.Duration(i)*step, gen, func() {
+			// Timers may fire out of order under load: never step back,
+			// never touch a finished flash.
+			if s.st.Upgrading && pct > s.st.Percent {
+				s.st.Percent = pct
+			}
+		})
 	}
 	s.after(s.cfg.FlashDuration, gen, func() { s.finishFlash(img) })
 }
