@@ -184,6 +184,12 @@ func malformed(field, what string) *Error {
 	return newError(CodeMalformed, nil, "%s %s", field, what)
 }
 
+// Validate checks one release as ParsePayload would (fwctl release uses it
+// before printing a release).
+func (r *Release) Validate(opt ParseOptions) error {
+	return r.validate("release", opt)
+}
+
 func (r *Release) validate(where string, opt ParseOptions) error {
 	if err := checkID(where+".id", r.ID); err != nil {
 		return err

@@ -81,5 +81,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func subcommands() []*cobra.Command {
 	return []*cobra.Command{
 		// keep one constructor per line: newKeygenCmd(), newSignCmd(), ...
+		newKeygenCmd(),
+		newReleaseCmd(),
+		newSignCmd(),
+		newVerifyCmd(),
+		newInspectCmd(),
+		newRolloutCmd(),
 	}
 }

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fwagent/fwagent/manifest"
+	"github.com/fwagent/fwagent/verify"
+)
+
+func newReleaseCmd() *cobra.Command {
+	var (
+		image, version, variant, id, build string
+		models, urls                       []string
+		maxSize                            int64
+		skipFormat                         bool
+	)
+	c := &cobra.Command{
+		Use:   "release --image FILE --model M --version V --variant custom|standard --url URL",
+		Short: "Print a release JSON object, with size and sha256 computed from the image",
+		Long: `Read the image once (streamed) and print one release object for the
+"releases" list of a manifest payload, so nobody types a digest by hand.
+The image must be a well-formed digicap.dav (not the vendor's .zip) unless
+--skip-format-check is given. Standard firmware for iDS-9632NXI-I8/16S is
+refused: that model takes only the custom 4.1.25 firmware.`,
+		Example: `  fwctl release --image digicap.dav --model iDS-9632NXI-I8/16S --version 4.1.25 \
+    --build 200316 --variant custom --url https://fw.example.com/16s/digicap.dav`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case image == "":
+				return usage(errors.New("--image FILE is required"))
+			case len(models) == 0:
+				return usage(errors.New("--model is required (repeat it for several models)"))
+			case version == "":
+				return usage(errors.New("--version is required, like 4.1.25"))
+			case variant == "":
+				return usage(errors.New("--variant custom|standard is required"))
+			case len(urls) == 0:
+				return usage(errors.New("--url is required (repeat it for mirrors, tried in order)"))
+			}
+			for _, m := range models {
+				if verify.IsProtectedModel(m) && (variant != string(verify.Custom) || !sameVersion(version, verify.ProtectedVersion)) {
+					return invalid(fmt.Errorf("model %s takes only the custom firmware %s: %s firmware %s would damage it permanently (and every fwagent refuses it)", m, verify.ProtectedVersion, variant, version))
+				}
+			}
+			facts, err := verify.InspectFile(image)
+			if err != nil {
+				return invalid(err)
+			}
+			if facts.FormatErr != nil && !skipFormat {
+				return invalid(fmt.Errorf("%s: %w", image, facts.FormatErr))
+			}
+			if id == "" {
+				id = defaultReleaseID(models[0], version)
+			}
+			r := manifest.Release{ID: id, Models: models, Version: version, Build: build, Variant: variant,
+				Image: manifest.Image{URLs: urls, Size: facts.Size, SHA256: facts.SHA256}}
+			if err := r.Validate(manifest.ParseOptions{MaxImageSize: maxSize}); err != nil {
+				return invalid(err)
+			}
+			b, err := json.MarshalIndent(r, "", "  ")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", b)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&image, "image", "", "the image file (digicap.dav)")
+	f.StringArrayVar(&models, "model", nil, "exact model ID the image is for (repeatable)")
+	f.StringVar(&version, "version", "", "firmware version, like 4.1.25")
+	f.StringVar(&build, "build", "", "firmware build digits, like 200316")
+	f.StringVar(&variant, "variant", "", "custom or standard")
+	f.StringArrayVar(&urls, "url", nil, "http(s) or file URL of the image (repeatable; tried in order)")
+	f.StringVar(&id, "id", "", "release id (default: model and version)")
+	f.Int64Var(&maxSize, "max-size", manifest.DefaultMaxImageSize, "largest image size accepted, in bytes")
+	f.BoolVar(&skipFormat, "skip-format-check", false, "accept an image that is not a well-formed digicap.dav")
+	return c
+}
+
+func sameVersion(a, b string) bool {
+	va, err1 := verify.ParseVersion(a)
+	vb, err2 := verify.ParseVersion(b)
+	return err1 == nil && err2 == nil && va.Compare(vb) == 0
+}
+
+// defaultReleaseID makes an id like iDS-9632NXI-I8-16S-4.1.25.
+func defaultReleaseID(model, version string) string {
+	s := strings.TrimSpace(model) + "-" + strings.TrimLeft(strings.TrimSpace(version), "vV")
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	return strings.Trim(string(b), "-._")
+}
