@@ -80,8 +80,9 @@ type Sim struct {
 	closed      bool
 }
 
-// New returns a simulated recorder for cfg. It panics only if cfg is
-// invalid in a way Validate would report; use NewChecked to get the error.
+// New returns a simulated recorder for cfg, for tests whose configuration
+// is a literal. It panics if cfg is invalid (an unknown namespace or
+// variant, a negative duration); NewChecked returns that error instead.
 func New(cfg Config) *Sim {
 	s, err := NewChecked(cfg)
 	if err != nil {
