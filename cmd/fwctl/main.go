@@ -87,5 +87,6 @@ func subcommands() []*cobra.Command {
 		newVerifyCmd(),
 		newInspectCmd(),
 		newRolloutCmd(),
+		newImageCmd(),
 	}
 }
