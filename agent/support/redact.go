@@ -27,16 +27,65 @@ const (
 // serials and hex digests are left alone. Redact is idempotent.
 func Redact(s string, includePersonal bool) string {
 	r := redaction{personal: includePersonal}
-	s = r.privateKeys(s)
-	s = r.authorization(s)
-	s = r.urlUserinfo(s)
-	s = r.keyValues(s, secretKeyRE, MarkerSecret)
-	s = r.xml(s, xmlSecretRE, MarkerSecret)
-	if !includePersonal {
-		s = r.keyValues(s, userKeyRE, MarkerUser)
-		s = r.xml(s, xmlUserRE, MarkerUser)
+	if strings.Contains(s, "PRIVATE KEY") {
+		s = r.privateKeys(s)
+	}
+	// The other rules work line by line, each behind a cheap test: regular
+	// expressions over short lines are much faster than over a whole file.
+	var b strings.Builder
+	b.Grow(len(s) + len(s)/8)
+	for len(s) > 0 {
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			b.WriteString(r.line(s))
+			break
+		}
+		b.WriteString(r.line(s[:i]))
+		b.WriteByte('\n')
+		s = s[i+1:]
+	}
+	return b.String()
+}
+
+// secretWords are the lowercase substrings that can start a secret key.
+var secretWords = []string{"pass", "pwd", "secret", "token", "api", "credential"}
+
+// line applies every rule but the private key one to a line.
+func (r redaction) line(s string) string {
+	lower := strings.ToLower(s)
+	if strings.Contains(lower, "authorization") {
+		s = r.authorization(s)
+	}
+	hasAt := strings.IndexByte(s, '@') >= 0
+	if hasAt && strings.Contains(s, "://") {
+		s = r.urlUserinfo(s)
+	}
+	hasTag := strings.IndexByte(s, '<') >= 0
+	for _, w := range secretWords {
+		if strings.Contains(lower, w) {
+			s = r.keyValues(s, secretKeyRE, MarkerSecret, false)
+			if hasTag {
+				s = r.xml(s, xmlSecretRE, MarkerSecret)
+			}
+			break
+		}
+	}
+	if r.personal {
+		return s
+	}
+	if strings.Contains(lower, "user") || strings.Contains(lower, "login") {
+		s = r.keyValues(s, userKeyRE, MarkerUser, true)
+		if hasTag {
+			s = r.xml(s, xmlUserRE, MarkerUser)
+		}
+	}
+	if hasAt {
 		s = emailRE.ReplaceAllString(s, MarkerEmail)
+	}
+	if strings.Count(s, ":") >= 2 {
 		s = redactIPv6(s)
+	}
+	if strings.Count(s, ".") >= 3 {
 		s = redactIPv4(s)
 	}
 	return s
@@ -55,9 +104,8 @@ var (
 	base64LineRE   = regexp.MustCompile(`^[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*\r?$`)
 	authHeaderRE   = regexp.MustCompile(`(?i)\b(?:proxy-)?authorization(?:\\?["'])?[ \t]*[:=][ \t]*\[?(?:\\?["'])?[ \t]*`)
 	urlUserinfoRE  = regexp.MustCompile(`(?i)\b[a-z][a-z0-9+.-]*://([^/\s@"'<>\\]+)@`)
-	keyName        = `[A-Za-z0-9_.-]*`
-	secretKeyRE    = regexp.MustCompile(`(?i)\b` + keyName + `(?:password|passwd|pwd|secret|token|api[_-]?key|passphrase|credentials?)(\\?["']?)[ \t]*[:=][ \t]*`)
-	userKeyRE      = regexp.MustCompile(`(?i)\b(?:` + keyName + `[_.-])?(?:user|username|user_name|login)(\\?["']?)[ \t]*[:=][ \t]*`)
+	secretKeyRE    = regexp.MustCompile(`(?i)(?:password|passwd|pwd|secret|token|api[_-]?key|passphrase|credentials?)(\\?["']?)[ \t]*[:=][ \t]*`)
+	userKeyRE      = regexp.MustCompile(`(?i)(?:user|username|user_name|login)(\\?["']?)[ \t]*[:=][ \t]*`)
 	xmlSecretRE    = regexp.MustCompile(`(?i)<(` + `[A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|passphrase))>([^<]*)</`)
 	xmlUserRE      = regexp.MustCompile(`(?i)<((?:[A-Za-z0-9_.-]*[_.-])?(?:user|username|user_name|login))>([^<]*)</`)
 	emailRE        = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`)
@@ -257,7 +305,11 @@ func splitUserinfo(ui string) (user, pass string, ok bool) {
 // keyValues replaces the value after each key matched by re (key=value,
 // key: value, "key":"value", \"key\":\"value\"). A value that starts a line
 // in YAML form (key: value) runs to the end of the line.
-func (r redaction) keyValues(s string, re *regexp.Regexp, marker string) string {
+//
+// The key may have any prefix of letters, digits, '_', '.', '-'
+// (device_password); with wordStart the key word itself must start a word or
+// follow '_', '.', '-' (isapi_user, but not superuser).
+func (r redaction) keyValues(s string, re *regexp.Regexp, marker string, wordStart bool) string {
 	var b strings.Builder
 	pos := 0 // s[:pos] is written to b
 	for pos <= len(s) {
@@ -266,8 +318,17 @@ func (r redaction) keyValues(s string, re *regexp.Regexp, marker string) string 
 			break
 		}
 		start, end := pos+loc[0], pos+loc[1]
-		lineStart := strings.LastIndexByte(s[:start], '\n') + 1
-		yamlLine := strings.TrimLeft(s[lineStart:start], " \t-\"'") == "" && strings.Contains(s[start:end], ":")
+		if wordStart && start > 0 && isWordByte(s[start-1]) && s[start-1] != '_' {
+			b.WriteString(s[pos:end])
+			pos = end
+			continue
+		}
+		keyStart := start
+		for keyStart > 0 && (isWordByte(s[keyStart-1]) || s[keyStart-1] == '.' || s[keyStart-1] == '-') {
+			keyStart--
+		}
+		lineStart := strings.LastIndexByte(s[:keyStart], '\n') + 1
+		yamlLine := strings.TrimLeft(s[lineStart:keyStart], " \t-\"'") == "" && strings.Contains(s[start:end], ":")
 		b.WriteString(s[pos:end])
 		pos = end
 		n, val, quote := valueExtent(s[pos:], yamlLine)
