@@ -142,7 +142,7 @@ func TestBadInputIsRefusedNamingKeyAndLine(t *testing.T) {
 }
 
 func TestValuesAreParsed(t *testing.T) {
-	c, err := Parse([]byte(minimal+`
+	c, err := Parse([]byte(`
 manifest:
   urls: ["https://a/m", "file:///media/usb/m"]
   keys: [k1.pem, k2.pem]
@@ -159,6 +159,13 @@ status:
 policy:
   pins:
     iDS-9632NXI-I8/16S: ["`+strings.Repeat("AB", 32)+`"]
+device:
+  backend: isapi
+  isapi:
+    url: https://192.0.2.10
+    username: admin
+    password_file: pw
+    cert_sha256: "sha256:`+strings.Repeat("CD:", 31)+`CD"
 `), "agent.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -168,6 +175,9 @@ policy:
 	}
 	if c.Poll.Interval != 36*time.Hour {
 		t.Errorf("interval %v", c.Poll.Interval)
+	}
+	if got := c.Device.ISAPI.CertSHA256; got != strings.Repeat("cd", 32) {
+		t.Errorf("fingerprint not normalised: %s", got)
 	}
 	if got := c.Policy.Pins["iDS-9632NXI-I8/16S"][0]; got != strings.Repeat("ab", 32) {
 		t.Errorf("pin not lowercased: %s", got)

@@ -28,6 +28,7 @@ func (c *Config) normalize() {
 	c.Device.Backend = strings.ToLower(strings.TrimSpace(c.Device.Backend))
 	c.Device.ISAPI.URL = strings.TrimSpace(c.Device.ISAPI.URL)
 	cert := strings.ToLower(strings.TrimSpace(c.Device.ISAPI.CertSHA256))
+	cert = strings.TrimPrefix(strings.TrimPrefix(cert, "sha256 fingerprint="), "sha256:")
 	c.Device.ISAPI.CertSHA256 = strings.ReplaceAll(cert, ":", "")
 	c.Log.Level = strings.ToLower(strings.TrimSpace(c.Log.Level))
 	for model, digests := range c.Policy.Pins {
