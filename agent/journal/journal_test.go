@@ -1,9 +1,12 @@
 package journal
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -327,4 +330,55 @@ func FuzzParseState(f *testing.F) {
 		}
 		_ = s.clone()
 	})
+}
+
+// TestHelperHoldLock is not a test: run as a subprocess, it opens the journal
+// in $FWAGENT_JOURNAL_HOLD, says so, and waits to be killed.
+func TestHelperHoldLock(t *testing.T) {
+	dir := os.Getenv("FWAGENT_JOURNAL_HOLD")
+	if dir == "" {
+		t.Skip("helper process only")
+	}
+	j, err := Open(dir)
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	j.EnterStep(StepInstall)
+	fmt.Println("locked")
+	io.Copy(io.Discard, os.Stdin) // blocks until killed
+	os.Exit(0)
+}
+
+func TestTheLockDiesWithAKilledAgent(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldLock$")
+	cmd.Env = append(os.Environ(), "FWAGENT_JOURNAL_HOLD="+dir)
+	stdin, _ := cmd.StdinPipe()
+	defer stdin.Close()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "locked" {
+		t.Fatalf("helper said %q, %v", line, err)
+	}
+	_, err = Open(dir)
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(cmd.Process.Pid)) {
+		t.Fatalf("Open while another process holds the lock: %v", err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	j, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open after the holder was killed: %v", err)
+	}
+	defer j.Close()
+	if st := j.State(); st.Current == nil || st.Current.Step != StepInstall {
+		t.Fatalf("the killed agent's step was lost: %+v", st.Current)
+	}
 }

@@ -163,6 +163,8 @@ func (s State) clone() State {
 		u := *s.Current
 		u.StepEntries = cloneMap(s.Current.StepEntries)
 		u.Codes = append([]string(nil), s.Current.Codes...)
+		u.Release = append(json.RawMessage(nil), s.Current.Release...)
+		u.Before = append(json.RawMessage(nil), s.Current.Before...)
 		c.Current = &u
 	}
 	c.Quarantine = cloneMap(s.Quarantine)
