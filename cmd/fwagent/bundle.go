@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 
 	"github.com/google/renameio/v2"
 	"github.com/spf13/cobra"
@@ -106,12 +105,4 @@ func writeBundleFile(path string, in support.BundleInput) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
-}
-
-// buildVersion is the module version fwagent was built as ("(devel)" from a checkout).
-func buildVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
 }

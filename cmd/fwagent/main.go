@@ -84,6 +84,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // subcommands lists every fwagent command; each lives in its own file.
 func subcommands() []*cobra.Command {
 	return []*cobra.Command{
+		runCommand(),
+		checkCommand(),
+		updateCommand(),
+		statusCommand(),
+		versionCommand(),
 		logsCommand(),
 		bundleCommand(),
 		auditCommand(),

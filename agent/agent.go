@@ -1,0 +1,191 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"math/big"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/fwagent/fwagent/agent/audit"
+	"github.com/fwagent/fwagent/agent/config"
+	"github.com/fwagent/fwagent/agent/fetch"
+	"github.com/fwagent/fwagent/agent/journal"
+	"github.com/fwagent/fwagent/agent/report"
+	"github.com/fwagent/fwagent/agent/support"
+	"github.com/fwagent/fwagent/device"
+	"github.com/fwagent/fwagent/manifest"
+	"github.com/fwagent/fwagent/verify"
+)
+
+// Agent is the update daemon: one value holding its parts, with Run for the
+// daemon loop and Cycle for one pass. Fields are filled by New (from the
+// config) or by tests; function-typed fields are the test seams.
+type Agent struct {
+	Config     *config.Config
+	Device     device.Device
+	Journal    *journal.Journal
+	Trust      manifest.Trust
+	Fetcher    *fetch.Fetcher
+	Downloader *fetch.Downloader
+	Reports    *report.Queue // nil: no report_url configured
+	Audit      *audit.Log
+	Metrics    *support.Metrics
+	Log        logrus.FieldLogger
+
+	// Version is the agent's own version, sent with reports.
+	Version string
+	// OfflineDir, when set, replaces the manifest URLs and every image URL
+	// with files in this folder (fwagent update --from DIR).
+	OfflineDir string
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Jitter returns a random duration in [0, max) (default crypto/rand).
+	Jitter func(max time.Duration) time.Duration
+	// After waits for d (default time.After); the daemon's only timer.
+	After func(d time.Duration) <-chan time.Time
+	// InstallProgress, when set, also receives install progress (a terminal bar).
+	InstallProgress device.ProgressFunc
+	// ReadyHook is called once the daemon is up (sd_notify READY).
+	ReadyHook func()
+	// MaxStepEntries caps how often one step of one attempt may be entered
+	// (default journal.DefaultMaxStepEntries) so a crash loop ends in a
+	// reported failure.
+	MaxStepEntries int
+	// ConfirmPoll is the pause between device polls while the agent waits
+	// for a device that is still flashing after a restart (default 2s).
+	ConfirmPoll time.Duration
+
+	mu       sync.Mutex
+	cached   *manifest.Verified // the last verified manifest, reused on 304
+	status   Status
+	closers  []func() error
+	flushing sync.Mutex
+}
+
+// Status is the agent's current view of itself, for fwagent status and the
+// status endpoint.
+type Status struct {
+	Identity   *device.Identity `json:"identity,omitempty"`
+	Step       journal.Step     `json:"step"`
+	Release    string           `json:"release,omitempty"`
+	Serial     int64            `json:"manifest_serial,omitempty"`
+	LastResult *journal.Result  `json:"last_result,omitempty"`
+	LastCycle  *Outcome         `json:"last_cycle,omitempty"`
+	NextPoll   time.Time        `json:"next_poll,omitzero"`
+}
+
+// Status returns a snapshot of the agent's status.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	s := a.status
+	a.mu.Unlock()
+	st := a.Journal.State()
+	s.LastResult = st.LastResult
+	if st.Current != nil {
+		s.Step = st.Current.Step
+		s.Release = st.Current.ReleaseID
+	} else {
+		s.Step = journal.StepIdle
+	}
+	s.Serial = st.LastSerial
+	return s
+}
+
+func (a *Agent) setStatus(f func(s *Status)) {
+	a.mu.Lock()
+	f(&a.status)
+	a.mu.Unlock()
+}
+
+// Close releases the journal lock and closes the audit log and the other
+// resources New opened.
+func (a *Agent) Close() error {
+	var first error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil && first == nil {
+			first = err
+		}
+	}
+	a.closers = nil
+	return first
+}
+
+func (a *Agent) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *Agent) after(d time.Duration) <-chan time.Time {
+	if a.After != nil {
+		return a.After(d)
+	}
+	return time.After(d)
+}
+
+func (a *Agent) jitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	if a.Jitter != nil {
+		return a.Jitter(max)
+	}
+	n, err := rand.Int(rand.Reader, big.NewInt(int64(max)))
+	if err != nil {
+		return 0
+	}
+	return time.Duration(n.Int64())
+}
+
+func (a *Agent) maxStepEntries() int {
+	if a.MaxStepEntries > 0 {
+		return a.MaxStepEntries
+	}
+	return journal.DefaultMaxStepEntries
+}
+
+func (a *Agent) confirmPoll() time.Duration {
+	if a.ConfirmPoll > 0 {
+		return a.ConfirmPoll
+	}
+	return 2 * time.Second
+}
+
+func (a *Agent) policy() verify.Policy {
+	return verify.Policy{AllowDowngrade: a.Config.Policy.AllowDowngrade, Pins: a.Config.Policy.Pins}
+}
+
+// imagePath is where the image with this digest is staged.
+func (a *Agent) imagePath(sha string) string {
+	return filepath.Join(a.Config.StateDir, "images", sha+".dav")
+}
+
+// envelopePath is where the last accepted signed manifest is kept.
+func (a *Agent) envelopePath() string {
+	return filepath.Join(a.Config.StateDir, "manifest.dsse.json")
+}
+
+// newAttemptID returns a short random attempt id for log lines and reports.
+func newAttemptID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// FlushReports sends queued reports; failures leave them queued for later.
+func (a *Agent) FlushReports(ctx context.Context) {
+	if a.Reports == nil {
+		return
+	}
+	a.flushing.Lock()
+	defer a.flushing.Unlock()
+	if _, err := a.Reports.Flush(ctx); err != nil {
+		a.Log.WithError(err).Info("reports stay queued; they will be sent on a later cycle")
+	}
+}

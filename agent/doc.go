@@ -1,0 +1,27 @@
+// Package agent runs fwagent's update cycle: identify the recorder, fetch and
+// verify the signed manifest, choose the release for this device and rollout,
+// download and prove the image, install it inside a maintenance window, and
+// confirm the device reports the new version. It owns the order of the steps,
+// the journal entries written before each step, the failure classes and the
+// daemon loop. It must not decide on its own what is safe to install: every
+// install goes through verify's Decision, whose built-in rules no manifest,
+// config or flag can loosen.
+//
+// The cycle is a state machine (see states.go); each state is a function that
+// returns the next one, and one runner sends every error to one failure path:
+//
+//	identify ──> fetch_manifest ──> decide ──┬──> (nothing to do / refused) ──> done
+//	                                         │
+//	                                         └──> download ──> verify ──> wait_window ──> install
+//	                                                                                        │
+//	done <── report <── confirm <── reboot <────────────────────────────────────────────────┘
+//
+//	any step ──(error)──> failed: transient -> retry next cycle (bounded attempts),
+//	                              fatal     -> report and quarantine the release
+//
+// On start the agent resumes from the journal: an interrupted download
+// resumes; a verified image is re-verified before install; an interrupted
+// install, reboot or confirm first asks the device what it runs before doing
+// anything else, and never uploads blindly. Step names are stable strings
+// (journal.Step*) that are never renamed.
+package agent

@@ -1,0 +1,64 @@
+package agent
+
+import (
+	"time"
+
+	"github.com/fwagent/fwagent/device"
+	"github.com/fwagent/fwagent/manifest"
+	"github.com/fwagent/fwagent/verify"
+)
+
+// Result is how a cycle ended, in words that map onto exit codes.
+type Result string
+
+// Cycle results.
+const (
+	ResultInstalled Result = "installed"      // installed and confirmed (exit 0)
+	ResultAvailable Result = "available"      // check: an allowed update is available (exit 0)
+	ResultWaiting   Result = "waiting_window" // verified; the install waits for a maintenance window (exit 3)
+	ResultPaused    Result = "paused"         // the release's rollout is paused (exit 3)
+	ResultNothing   Result = "nothing"        // nothing to do (exit 3)
+	ResultRefused   Result = "refused"        // refused by policy or local config (exit 4)
+	ResultFailed    Result = "failed"         // an error (exit 1)
+	ResultStopped   Result = "stopped"        // the context ended at a safe point; the journal resumes it
+)
+
+// Mode says how far a cycle may go.
+type Mode int
+
+// Cycle modes.
+const (
+	// ModeCheck identifies, fetches, verifies and decides, and changes nothing.
+	ModeCheck Mode = iota
+	// ModeUpdate runs the whole cycle; installs wait for a maintenance window.
+	ModeUpdate
+	// ModeUpdateNow runs the whole cycle and installs outside the windows.
+	ModeUpdateNow
+)
+
+// Candidate is one release of the manifest that names this device's model,
+// with everything the agent decided about it.
+type Candidate struct {
+	Release     manifest.Release      `json:"release"`
+	Decision    verify.Decision       `json:"decision"`
+	Eligibility *manifest.Eligibility `json:"eligibility,omitempty"`
+	Quarantined bool                  `json:"quarantined,omitempty"`
+	Chosen      bool                  `json:"chosen,omitempty"`
+}
+
+// Outcome is what one cycle found and did.
+type Outcome struct {
+	Result     Result           `json:"result"`
+	Message    string           `json:"message"`
+	Codes      []string         `json:"codes,omitempty"`
+	Identity   *device.Identity `json:"identity,omitempty"`
+	Serial     int64            `json:"manifest_serial,omitempty"`
+	Unchanged  bool             `json:"manifest_unchanged,omitempty"`
+	Candidates []Candidate      `json:"candidates,omitempty"`
+	Release    string           `json:"release,omitempty"`
+	Attempt    string           `json:"attempt,omitempty"`
+	Transient  bool             `json:"transient,omitempty"` // a failure worth retrying soon
+	NextWindow time.Time        `json:"next_window,omitzero"`
+	Err        error            `json:"-"`
+	Finished   time.Time        `json:"finished"`
+}

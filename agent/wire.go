@@ -1,0 +1,149 @@
+package agent
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"path/filepath"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/fwagent/fwagent/agent/audit"
+	"github.com/fwagent/fwagent/agent/config"
+	"github.com/fwagent/fwagent/agent/fetch"
+	"github.com/fwagent/fwagent/agent/journal"
+	"github.com/fwagent/fwagent/agent/report"
+	"github.com/fwagent/fwagent/agent/support"
+	"github.com/fwagent/fwagent/device"
+	"github.com/fwagent/fwagent/device/isapi"
+	"github.com/fwagent/fwagent/device/local"
+	"github.com/fwagent/fwagent/manifest"
+)
+
+// Options are the parts of an agent that do not come from the config.
+type Options struct {
+	Version string
+	Log     logrus.FieldLogger
+	// Device, when set, replaces the backend the config describes (tests).
+	Device device.Device
+	// ReadOnly opens the journal without its lock and opens no audit trail
+	// or report queue: for fwagent check, which changes nothing and must
+	// work while the daemon runs.
+	ReadOnly bool
+}
+
+// New builds an agent from cfg: the device backend, the trusted keys, the
+// HTTP clients, the journal (taking its lock), the report queue and the
+// audit trail. Close releases them.
+func New(cfg *config.Config, opt Options) (*Agent, error) {
+	log := opt.Log
+	if log == nil {
+		log = logrus.New()
+	}
+	a := &Agent{Config: cfg, Log: log, Version: opt.Version, Metrics: support.NewMetrics(opt.Version)}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = a.Close()
+		}
+	}()
+	var err error
+	if a.Trust, err = LoadTrust(cfg); err != nil {
+		return nil, err
+	}
+	a.Device = opt.Device
+	if a.Device == nil {
+		if a.Device, err = NewDevice(cfg, log); err != nil {
+			return nil, err
+		}
+	}
+	a.Fetcher = &fetch.Fetcher{
+		HTTP:    fetch.NewHTTPClient(fetch.ClientOptions{Timeout: fetch.DefaultTimeout, Logger: log}),
+		MaxSize: cfg.Manifest.MaxSize,
+		Logger:  log,
+	}
+	dl := cfg.Download
+	a.Downloader = &fetch.Downloader{
+		Client:         fetch.NewHTTPClient(fetch.ClientOptions{RetryMax: dl.RetryMax, HeaderTimeout: dl.RequestTimeout, Logger: log}).StandardClient(),
+		BandwidthLimit: dl.BandwidthLimit,
+		StallTimeout:   dl.StallTimeout,
+		Logger:         log,
+	}
+	if opt.ReadOnly {
+		if a.Journal, err = journal.OpenReadOnly(cfg.StateDir); err != nil {
+			return nil, err
+		}
+		ok = true
+		return a, nil
+	}
+	if a.Journal, err = journal.Open(cfg.StateDir); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Journal.Close)
+	if a.Audit, err = audit.Open(cfg.StateDir); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.Audit.Close)
+	if cfg.Report.URL != "" {
+		a.Reports, err = report.NewQueue(cfg.StateDir, report.Options{URL: cfg.Report.URL, Token: cfg.Report.Token, Max: cfg.Report.QueueMax, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return a, nil
+}
+
+// LoadTrust reads the trusted public keys the config names.
+func LoadTrust(cfg *config.Config) (manifest.Trust, error) {
+	keys := make([]ed25519.PublicKey, 0, len(cfg.Manifest.Keys))
+	for _, path := range cfg.Manifest.Keys {
+		if !filepath.IsAbs(path) && cfg.Path() != "" {
+			path = filepath.Join(filepath.Dir(cfg.Path()), path)
+		}
+		k, err := manifest.LoadPublicKey(path)
+		if err != nil {
+			return manifest.Trust{}, fmt.Errorf("manifest.keys: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	return manifest.NewTrust(cfg.Manifest.Threshold, keys...), nil
+}
+
+// NewDevice builds the device backend the config selects.
+func NewDevice(cfg *config.Config, log logrus.FieldLogger) (device.Device, error) {
+	switch cfg.Device.Backend {
+	case config.BackendISAPI:
+		c := cfg.Device.ISAPI
+		return isapi.New(isapi.Config{
+			BaseURL:            c.URL,
+			Username:           c.Username,
+			Password:           c.Password,
+			AllowBasic:         c.AllowBasic,
+			CAFile:             c.CAFile,
+			CertSHA256:         c.CertSHA256,
+			InsecureSkipVerify: c.InsecureSkipVerify,
+			RequestTimeout:     c.RequestTimeout,
+			UploadTimeout:      c.UploadTimeout,
+			FlashTimeout:       c.FlashTimeout,
+			RebootTimeout:      c.RebootTimeout,
+			PollInterval:       c.PollInterval,
+			RetryMax:           c.RetryMax,
+			Logger:             log,
+		})
+	case config.BackendLocal:
+		c := cfg.Device.Local
+		return local.New(local.Config{
+			IdentityFile:    c.IdentityFile,
+			IdentityCommand: c.IdentityCommand,
+			InstallCommand:  c.InstallCommand,
+			RebootCommand:   c.RebootCommand,
+			StatusCommand:   c.StatusCommand,
+			InstallTimeout:  c.InstallTimeout,
+			CommandTimeout:  c.CommandTimeout,
+			RebootTimeout:   c.RebootTimeout,
+			PollInterval:    c.PollInterval,
+			Logger:          log,
+		})
+	}
+	return nil, fmt.Errorf("device.backend %q: use %q or %q", cfg.Device.Backend, config.BackendISAPI, config.BackendLocal)
+}

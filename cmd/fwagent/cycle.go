@@ -1,0 +1,349 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/agent/config"
+	"github.com/fwagent/fwagent/agent/support"
+	"github.com/fwagent/fwagent/device"
+)
+
+// session is one loaded config with its logger and agent.
+type session struct {
+	cfg    *config.Config
+	log    *logrus.Logger
+	agent  *agent.Agent
+	closer io.Closer
+}
+
+func (s *session) Close() {
+	if s.agent != nil {
+		_ = s.agent.Close()
+	}
+	if s.closer != nil {
+		_ = s.closer.Close()
+	}
+}
+
+// sessionOptions say how a command wants its agent.
+type sessionOptions struct {
+	readOnly bool   // check: no lock, no writes
+	fileLog  bool   // write the JSON log file in log.dir
+	level    string // overrides log.level when set
+	progress bool   // draw progress bars on a terminal
+	offline  string // --from DIR
+}
+
+// openSession loads the config named by --config and builds the agent.
+func openSession(cmd *cobra.Command, opt sessionOptions) (*session, error) {
+	path, _ := cmd.Flags().GetString("config")
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return newSession(cmd, cfg, opt)
+}
+
+func newSession(cmd *cobra.Command, cfg *config.Config, opt sessionOptions) (*session, error) {
+	stderr := cmd.ErrOrStderr()
+	terminal := false
+	if f, ok := stderr.(*os.File); ok {
+		terminal = support.IsTerminal(f)
+	}
+	lo := support.LogOptions{Level: cfg.Log.Level, Stderr: stderr, Terminal: terminal}
+	if opt.level != "" {
+		lo.Level = opt.level
+	}
+	if opt.fileLog {
+		lo.Dir, lo.MaxSizeMB, lo.RetentionDays, lo.MaxBackups = cfg.Log.Dir, cfg.Log.MaxSizeMB, cfg.Log.RetentionDays, cfg.Log.MaxBackups
+	}
+	log, closer, err := support.NewLogger(lo)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{cfg: cfg, log: log, closer: closer}
+	a, err := agent.New(cfg, agent.Options{Version: buildVersion(), Log: log, ReadOnly: opt.readOnly})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.agent = a
+	a.OfflineDir = opt.offline
+	if opt.progress && terminal {
+		attachProgress(a, stderr)
+	}
+	return s, nil
+}
+
+// attachProgress draws download and upload progress bars on the terminal.
+func attachProgress(a *agent.Agent, w io.Writer) {
+	var dl *progressbar.ProgressBar
+	a.Downloader.Progress = func(done, total int64) {
+		if dl == nil {
+			dl = progressbar.NewOptions64(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("download"),
+				progressbar.OptionShowBytes(true), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
+		}
+		_ = dl.Set64(done)
+	}
+	var up *progressbar.ProgressBar
+	phase := ""
+	a.InstallProgress = func(p device.InstallProgress) {
+		if up == nil || phase != p.Phase {
+			if up != nil {
+				_ = up.Finish()
+			}
+			phase = p.Phase
+			up = progressbar.NewOptions64(p.Total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(p.Phase),
+				progressbar.OptionShowBytes(p.Phase == "upload"), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
+		}
+		_ = up.Set64(p.Done)
+	}
+}
+
+// exitFor maps a cycle's result to the documented exit codes.
+func exitFor(out agent.Outcome) int {
+	switch out.Result {
+	case agent.ResultInstalled, agent.ResultAvailable:
+		return exitOK
+	case agent.ResultNothing, agent.ResultWaiting, agent.ResultPaused:
+		return exitNothing
+	case agent.ResultRefused:
+		return exitRefused
+	}
+	return exitError
+}
+
+// printOutcome writes a readable account of a cycle.
+func printOutcome(w io.Writer, out agent.Outcome) {
+	if out.Identity != nil {
+		id := out.Identity
+		fmt.Fprintf(w, "device:   %s, serial %s, firmware %s %s\n", id.Model, id.Serial, id.FirmwareVersion, id.FirmwareBuild)
+	}
+	if out.Serial != 0 {
+		unchanged := ""
+		if out.Unchanged {
+			unchanged = " (unchanged since the last poll)"
+		}
+		fmt.Fprintf(w, "manifest: serial %d%s\n", out.Serial, unchanged)
+	}
+	for _, c := range out.Candidates {
+		mark := "refused"
+		switch {
+		case c.Chosen:
+			mark = "CHOSEN"
+		case c.Decision.Allowed && c.Quarantined:
+			mark = "quarantined"
+		case c.Decision.Allowed && c.Eligibility != nil && !c.Eligibility.Eligible:
+			mark = "not in rollout yet"
+		case c.Decision.Allowed:
+			mark = "allowed"
+		}
+		fmt.Fprintf(w, "release:  %s (%s %s) %s\n", c.Release.ID, c.Release.Variant, c.Release.Version, mark)
+		for _, r := range c.Decision.Reasons {
+			fmt.Fprintf(w, "          - %s: %s\n", r.Code, r.Message)
+		}
+		if e := c.Eligibility; e != nil {
+			fmt.Fprintf(w, "          rollout: bucket %d, stage %d at %.4g%%, eligible %v, paused %v: %s\n", e.Bucket, e.Stage, e.Percent, e.Eligible, e.Paused, e.Reason)
+		}
+	}
+	fmt.Fprintf(w, "result:   %s: %s\n", out.Result, out.Message)
+	if len(out.Codes) > 0 {
+		fmt.Fprintf(w, "codes:    %s\n", strings.Join(out.Codes, ", "))
+	}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// outcomeError turns a cycle's outcome into the command's error and exit code.
+func outcomeError(out agent.Outcome) error {
+	code := exitFor(out)
+	if code == exitOK {
+		return nil
+	}
+	return withCode(code, nil)
+}
+
+func checkCommand() *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "check",
+		Short: "One dry-run cycle: identity, manifest, chosen release and every policy reason; downloads nothing",
+		Long: "Identify the device, fetch and verify the manifest, and show what the agent would do and why.\n" +
+			"Exit codes: 0 an allowed update is available, 3 nothing to do, 4 refused by policy, 1 error, 2 usage.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := openSession(cmd, sessionOptions{readOnly: true, level: "warn"})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			out := s.agent.Cycle(cmd.Context(), agent.ModeCheck)
+			if asJSON {
+				if err := writeJSON(cmd.OutOrStdout(), out); err != nil {
+					return err
+				}
+			} else {
+				printOutcome(cmd.OutOrStdout(), out)
+			}
+			return outcomeError(out)
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return c
+}
+
+func updateCommand() *cobra.Command {
+	var (
+		now    bool
+		from   string
+		asJSON bool
+	)
+	c := &cobra.Command{
+		Use:   "update [--now] [--from DIR]",
+		Short: "One full update cycle now: download, verify, install (in a maintenance window unless --now), confirm",
+		Long: "Run one whole cycle. With --from DIR the signed manifest (DIR/manifest.json) and the images\n" +
+			"come from a folder (a USB stick, a local mirror); every check is unchanged.\n" +
+			"Exit codes: 0 installed and confirmed, 3 nothing to do (or waiting for a window), 4 refused by policy, 1 error, 2 usage.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if from != "" {
+				if fi, err := os.Stat(from); err != nil || !fi.IsDir() {
+					return usage(fmt.Errorf("--from %s: not a folder: give the folder holding manifest.json and the images", from))
+				}
+			}
+			s, err := openSession(cmd, sessionOptions{fileLog: true, progress: !asJSON, offline: from})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			mode := agent.ModeUpdate
+			if now {
+				mode = agent.ModeUpdateNow
+			}
+			out := s.agent.Cycle(cmd.Context(), mode)
+			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 10*time.Second)
+			s.agent.FlushReports(flushCtx)
+			cancel()
+			if asJSON {
+				if err := writeJSON(cmd.OutOrStdout(), out); err != nil {
+					return err
+				}
+			} else {
+				printOutcome(cmd.OutOrStdout(), out)
+			}
+			return outcomeError(out)
+		},
+	}
+	c.Flags().BoolVar(&now, "now", false, "install now, outside the maintenance windows")
+	c.Flags().StringVar(&from, "from", "", "take the signed manifest and images from this folder (offline sites)")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return c
+}
+
+func runCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "run",
+		Short: "Run the daemon: poll with jitter, update in maintenance windows, report",
+		Long: "Run the update daemon until SIGTERM or SIGINT, which stop it at a safe point.\n" +
+			"Under systemd (Type=notify) it reports READY and pings the watchdog.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, _ := cmd.Flags().GetString("config")
+			cfg, err := config.Load(path)
+			if err != nil {
+				return err
+			}
+			if err := support.CheckListen(cfg.Status.Listen, cfg.Status.Token); err != nil {
+				return err
+			}
+			s, err := newSession(cmd, cfg, sessionOptions{fileLog: true})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if cfg.Status.Listen != "" {
+				stop, err := serveStatus(cmd.Context(), s)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
+			s.log.WithFields(logrus.Fields{"version": buildVersion(), "config": cfg.Path(), "state_dir": cfg.StateDir}).Info("fwagent started")
+			err = s.agent.Run(cmd.Context())
+			s.log.Info("fwagent stopped")
+			return err
+		},
+	}
+}
+
+// serveStatus starts the status endpoint; stop shuts it down.
+func serveStatus(ctx context.Context, s *session) (stop func(), err error) {
+	cfg := s.cfg
+	ln, err := net.Listen("tcp", cfg.Status.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("status.listen %s: %w", cfg.Status.Listen, err)
+	}
+	handler := support.NewStatusServer(support.StatusOptions{
+		Token:   cfg.Status.Token,
+		Status:  func() any { return s.agent.Status() },
+		Metrics: s.agent.Metrics,
+		Logger:  s.log,
+		Bundle: func(w io.Writer) error {
+			in, err := bundleInput(cfg, false)
+			if err != nil {
+				return err
+			}
+			st := s.agent.Status()
+			if st.Identity != nil {
+				in.Identity = st.Identity
+			}
+			return support.WriteBundle(w, in)
+		},
+	})
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.WithError(err).Error("status endpoint stopped")
+		}
+	}()
+	s.log.WithField("listen", ln.Addr().String()).Info("status endpoint listening")
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}, nil
+}
+
+// bundleInput describes a support bundle of the agent configured by cfg.
+func bundleInput(cfg *config.Config, personal bool) (support.BundleInput, error) {
+	in := support.BundleInput{
+		AgentVersion:    buildVersion(),
+		IncludePersonal: personal,
+		MaxLogBytes:     support.DefaultMaxLogBytes,
+		StateDir:        cfg.StateDir,
+		LogDir:          cfg.Log.Dir,
+		KnownSecrets:    []string{cfg.Device.ISAPI.Password, cfg.Report.Token, cfg.Status.Token},
+		KnownPersonal:   []string{cfg.Device.ISAPI.Username},
+	}
+	var err error
+	in.ConfigYAML, err = cfg.RedactedYAML()
+	return in, err
+}
