@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"math/big"
 	"path/filepath"
 	"sync"
@@ -169,13 +168,6 @@ func (a *Agent) imagePath(sha string) string {
 // envelopePath is where the last accepted signed manifest is kept.
 func (a *Agent) envelopePath() string {
 	return filepath.Join(a.Config.StateDir, "manifest.dsse.json")
-}
-
-// newAttemptID returns a short random attempt id for log lines and reports.
-func newAttemptID() string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // FlushReports sends queued reports; failures leave them queued for later.
