@@ -150,10 +150,10 @@ func TestInspectFile(t *testing.T) {
 }
 
 func FuzzImageStream(f *testing.F) {
-	f.Add(testimage.Bytes(testimage.Spec{}), uint64(1))
-	f.Add(testimage.Bytes(testimage.Spec{Extra: []testimage.File{{Name: "a"}, {Name: "b", Data: []byte("c")}}}), uint64(2))
+	f.Add(testimage.Bytes(testimage.Spec{Size: fuzzSeedSize}), uint64(1))
+	f.Add(testimage.Bytes(testimage.Spec{Size: fuzzSeedSize, Extra: []testimage.File{{Name: "a"}, {Name: "b", Data: []byte("c")}}}), uint64(2))
 	for _, c := range testimage.Corruptions() {
-		f.Add(testimage.Bytes(testimage.Spec{Corrupt: c}), uint64(c))
+		f.Add(testimage.Bytes(testimage.Spec{Corrupt: c, Size: fuzzSeedSize}), uint64(c))
 	}
 	f.Fuzz(func(t *testing.T, b []byte, seed uint64) {
 		checkAgreement(t, b, seed)
