@@ -126,6 +126,7 @@ func NewDevice(cfg *config.Config, log logrus.FieldLogger) (device.Device, error
 			UploadTimeout:      c.UploadTimeout,
 			FlashTimeout:       c.FlashTimeout,
 			RebootTimeout:      c.RebootTimeout,
+			DownGrace:          c.DownGrace,
 			PollInterval:       c.PollInterval,
 			RetryMax:           c.RetryMax,
 			Logger:             log,

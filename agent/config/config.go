@@ -42,6 +42,7 @@ const (
 	DefaultISAPIUpload       = 30 * time.Minute
 	DefaultISAPIFlash        = 30 * time.Minute
 	DefaultISAPIReboot       = 15 * time.Minute
+	DefaultISAPIDownGrace    = 60 * time.Second
 	DefaultISAPIPollInterval = 5 * time.Second
 	DefaultISAPIRetryMax     = 3
 	DefaultLocalInstall      = time.Hour
@@ -119,6 +120,7 @@ type ISAPI struct {
 	UploadTimeout      Duration `yaml:"upload_timeout"`          // the whole image upload
 	FlashTimeout       Duration `yaml:"flash_timeout"`           // waiting for flashing to end
 	RebootTimeout      Duration `yaml:"reboot_timeout"`          // waiting for the device to come back
+	DownGrace          Duration `yaml:"down_grace"`              // waiting to see the device go down after a reboot
 	PollInterval       Duration `yaml:"poll_interval"`           // upgradeStatus / readiness polling
 	RetryMax           int      `yaml:"retry_max"`               // retries of idempotent requests
 }
@@ -228,6 +230,7 @@ func (c *Config) applyDefaults() {
 	setDur(&i.UploadTimeout, DefaultISAPIUpload)
 	setDur(&i.FlashTimeout, DefaultISAPIFlash)
 	setDur(&i.RebootTimeout, DefaultISAPIReboot)
+	setDur(&i.DownGrace, DefaultISAPIDownGrace)
 	setDur(&i.PollInterval, DefaultISAPIPollInterval)
 	setInt(&i.RetryMax, DefaultISAPIRetryMax)
 	l := &c.Device.Local

@@ -449,6 +449,7 @@ func (d *decoder) isapi(n *yaml.Node, key string, i *ISAPI) {
 		"upload_timeout":       d.duration(&i.UploadTimeout),
 		"flash_timeout":        d.duration(&i.FlashTimeout),
 		"reboot_timeout":       d.duration(&i.RebootTimeout),
+		"down_grace":           d.duration(&i.DownGrace),
 		"poll_interval":        d.duration(&i.PollInterval),
 		"retry_max":            d.integer(&i.RetryMax, 0),
 	})

@@ -224,6 +224,10 @@ func (c *Config) validateISAPI(p *problems) {
 	positive(p, "device.isapi.upload_timeout", i.UploadTimeout)
 	positive(p, "device.isapi.flash_timeout", i.FlashTimeout)
 	positive(p, "device.isapi.reboot_timeout", i.RebootTimeout)
+	positive(p, "device.isapi.down_grace", i.DownGrace)
+	if i.DownGrace > i.RebootTimeout {
+		p.at("device.isapi.down_grace", "longer than reboot_timeout: the device could never be waited for")
+	}
 	positive(p, "device.isapi.poll_interval", i.PollInterval)
 	if i.RetryMax < 0 {
 		p.at("device.isapi.retry_max", "must not be negative")

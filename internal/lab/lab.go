@@ -1,0 +1,351 @@
+// Package lab starts a whole fwagent world on loopback: an NVR simulator, an
+// update server holding a signed manifest and its images, a throwaway
+// signing key and an agent config pointing at both. The demo, the end-to-end
+// tests and the benchmarks use it so that they exercise the agent's ordinary
+// code paths. It is for tests and demonstrations only.
+package lab
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fwagent/fwagent/agent/config"
+	"github.com/fwagent/fwagent/internal/nvrsim"
+	"github.com/fwagent/fwagent/internal/testimage"
+	"github.com/fwagent/fwagent/manifest"
+)
+
+// Release describes one release the lab publishes, and its image.
+type Release struct {
+	ID       string
+	Models   []string // default: the simulator's model
+	Version  string
+	Variant  string // custom | standard
+	Build    string
+	Size     int64 // image size in bytes; 0 = a small image
+	TermsURL string
+	Notes    string
+	Requires *manifest.Requires
+	Rollout  *manifest.Rollout
+
+	// ImageModel, ImageVersion and ImageVariant are written into the image's
+	// identity entry (default: the release's own), to build lying releases.
+	ImageModel, ImageVersion, ImageVariant string
+	// Corrupt builds a structurally broken image.
+	Corrupt testimage.Corruption
+	// WrongDigest publishes a SHA-256 that does not match the image.
+	WrongDigest bool
+	// WrongSize publishes a size one byte off.
+	WrongSize bool
+}
+
+// Options configure a lab.
+type Options struct {
+	// Dir holds everything (keys, images, config, state); required.
+	Dir string
+	// Device configures the simulator (nvrsim defaults for what is empty).
+	Device nvrsim.Config
+	// Releases are published in the first manifest.
+	Releases []Release
+	// Serial of the first manifest (default 1).
+	Serial int64
+	// Valid is how long the manifest stays valid (default 30 days).
+	Valid time.Duration
+	// NoTerms leaves terms_accepted false in the config.
+	NoTerms bool
+	// ExtraYAML is appended to the generated agent config.
+	ExtraYAML string
+	// Now is the clock used for issued and expires (default time.Now).
+	Now func() time.Time
+}
+
+// Lab is a running world: simulator, update server, key and config.
+type Lab struct {
+	Dir        string
+	Sim        *nvrsim.Server
+	Updates    *httptest.Server
+	Key        ed25519.PrivateKey
+	PubPath    string
+	ConfigPath string
+	StateDir   string
+	LogDir     string
+
+	// ManifestRequests counts GETs of the manifest; NotModified counts
+	// those answered 304. ImageBytes counts image bytes served.
+	ManifestRequests, NotModified, ImageBytes atomic.Int64
+
+	opts     Options
+	mu       sync.Mutex
+	manifest *manifest.Manifest
+	envelope []byte
+	etag     string
+	modTime  time.Time
+}
+
+// Start builds the keys, images and manifest, starts the simulator and the
+// update server, and writes the agent config.
+func Start(opts Options) (l *Lab, err error) {
+	if opts.Dir == "" {
+		return nil, errors.New("lab: Options.Dir is required")
+	}
+	if opts.Serial == 0 {
+		opts.Serial = 1
+	}
+	if opts.Valid == 0 {
+		opts.Valid = 30 * 24 * time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	l = &Lab{Dir: opts.Dir, opts: opts, StateDir: filepath.Join(opts.Dir, "state"), LogDir: filepath.Join(opts.Dir, "log")}
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
+	for _, d := range []string{l.wwwDir(), filepath.Join(l.wwwDir(), "images"), filepath.Join(opts.Dir, "keys")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	_, priv, err := manifest.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	l.Key = priv
+	_, l.PubPath, err = manifest.WriteKeyPair(filepath.Join(opts.Dir, "keys", "lab"), priv)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Device.RebootDelay == 0 {
+		// Long enough for the agent to see the recorder go down.
+		opts.Device.RebootDelay = 200 * time.Millisecond
+	}
+	if opts.Device.TempDir == "" {
+		opts.Device.TempDir = filepath.Join(opts.Dir, "sim")
+		if err := os.MkdirAll(opts.Device.TempDir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	if l.Sim, err = nvrsim.Start(opts.Device); err != nil {
+		return nil, err
+	}
+	l.Updates = httptest.NewServer(http.HandlerFunc(l.serve))
+	simModel := l.Sim.Config().Model
+	m := &manifest.Manifest{Schema: manifest.SchemaVersion, Serial: opts.Serial, Releases: []manifest.Release{}}
+	for _, r := range opts.Releases {
+		rel, err := l.buildRelease(r, simModel)
+		if err != nil {
+			return nil, err
+		}
+		m.Releases = append(m.Releases, rel)
+	}
+	if err := l.Publish(m); err != nil {
+		return nil, err
+	}
+	if err := l.writeConfig(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Lab) wwwDir() string { return filepath.Join(l.Dir, "www") }
+
+// ImagePath is where the image of release id is served from.
+func (l *Lab) ImagePath(id string) string {
+	return filepath.Join(l.wwwDir(), "images", id+".dav")
+}
+
+// ManifestURL is the URL the agent fetches the manifest from.
+func (l *Lab) ManifestURL() string { return l.Updates.URL + "/manifest.json" }
+
+// buildRelease writes the release's image and describes it.
+func (l *Lab) buildRelease(r Release, simModel string) (manifest.Release, error) {
+	models := r.Models
+	if len(models) == 0 {
+		models = []string{simModel}
+	}
+	spec := testimage.Spec{
+		Model:   firstNonEmpty(r.ImageModel, models[0]),
+		Version: firstNonEmpty(r.ImageVersion, r.Version),
+		Variant: firstNonEmpty(r.ImageVariant, r.Variant),
+		Size:    r.Size,
+		Corrupt: r.Corrupt,
+	}
+	size, sum, err := testimage.WriteFile(l.ImagePath(r.ID), spec)
+	if err != nil {
+		return manifest.Release{}, fmt.Errorf("lab: image of %s: %w", r.ID, err)
+	}
+	if r.WrongDigest {
+		b, _ := hex.DecodeString(sum)
+		b[0] ^= 0xff
+		sum = hex.EncodeToString(b)
+	}
+	if r.WrongSize {
+		size++
+	}
+	return manifest.Release{
+		ID:       r.ID,
+		Models:   models,
+		Version:  r.Version,
+		Build:    r.Build,
+		Variant:  r.Variant,
+		Image:    manifest.Image{URLs: []string{l.Updates.URL + "/images/" + r.ID + ".dav"}, Size: size, SHA256: sum},
+		Requires: r.Requires,
+		TermsURL: r.TermsURL,
+		Notes:    r.Notes,
+		Rollout:  r.Rollout,
+	}, nil
+}
+
+// Manifest returns a copy of the published manifest, to edit and Publish.
+func (l *Lab) Manifest() *manifest.Manifest {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := *l.manifest
+	m.Releases = append([]manifest.Release(nil), l.manifest.Releases...)
+	return &m
+}
+
+// Publish signs m with the lab key (issued now, valid for Options.Valid)
+// and serves it from now on. The caller bumps the serial.
+func (l *Lab) Publish(m *manifest.Manifest) error {
+	now := l.opts.Now().UTC().Truncate(time.Second)
+	if m.Issued.IsZero() {
+		m.Issued = now
+	}
+	if m.Expires.IsZero() {
+		m.Expires = now.Add(l.opts.Valid)
+	}
+	payload, err := m.Marshal(manifest.ParseOptions{})
+	if err != nil {
+		return err
+	}
+	env, err := manifest.Sign(payload, l.Key)
+	if err != nil {
+		return err
+	}
+	return l.PublishEnvelope(m, env)
+}
+
+// PublishEnvelope serves env as it is (to publish forged or broken
+// manifests); m is what Manifest returns afterwards.
+func (l *Lab) PublishEnvelope(m *manifest.Manifest, env []byte) error {
+	sum := sha256.Sum256(env)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.manifest, l.envelope = m, env
+	l.etag = `"` + hex.EncodeToString(sum[:8]) + `"`
+	l.modTime = time.Now()
+	return os.WriteFile(filepath.Join(l.wwwDir(), "manifest.json"), env, 0o600)
+}
+
+// serve is the update server: the manifest with an ETag (so unchanged polls
+// are answered 304) and the images with Range support.
+func (l *Lab) serve(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/manifest.json":
+		l.ManifestRequests.Add(1)
+		l.mu.Lock()
+		env, etag, mod := l.envelope, l.etag, l.modTime
+		l.mu.Unlock()
+		w.Header().Set("ETag", etag)
+		w.Header().Set("Content-Type", "application/json")
+		rec := &statusRecorder{ResponseWriter: w}
+		http.ServeContent(rec, r, "manifest.json", mod, bytes.NewReader(env))
+		if rec.status == http.StatusNotModified {
+			l.NotModified.Add(1)
+		}
+	case strings.HasPrefix(r.URL.Path, "/images/"):
+		name := filepath.Base(r.URL.Path)
+		f, err := os.Open(filepath.Join(l.wwwDir(), "images", name))
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		http.ServeContent(rec, r, name, fi.ModTime(), f)
+		l.ImageBytes.Add(rec.bytes)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+// writeConfig writes the agent config pointing at the simulator and the
+// update server, with short timeouts fit for loopback.
+func (l *Lab) writeConfig() error {
+	sc := l.Sim.Config()
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Generated by fwagent's lab: a simulator and an update server on loopback.\n")
+	fmt.Fprintf(&b, "terms_accepted: %v\n", !l.opts.NoTerms)
+	fmt.Fprintf(&b, "device:\n  backend: isapi\n  isapi:\n")
+	fmt.Fprintf(&b, "    url: %s\n    username: %s\n    password: %q\n", l.Sim.URL(), sc.User, sc.Password)
+	if sc.TLS {
+		fmt.Fprintf(&b, "    cert_sha256: %s\n", l.Sim.Fingerprint())
+	}
+	fmt.Fprintf(&b, "    request_timeout: 10s\n    upload_timeout: 10m\n    flash_timeout: 5m\n    reboot_timeout: 2m\n    down_grace: 5s\n    poll_interval: 50ms\n")
+	fmt.Fprintf(&b, "manifest:\n  urls: [%s]\n  keys: [%s]\n  threshold: 1\n", l.ManifestURL(), l.PubPath)
+	fmt.Fprintf(&b, "state_dir: %s\n", l.StateDir)
+	fmt.Fprintf(&b, "log:\n  dir: %s\n  level: info\n", l.LogDir)
+	fmt.Fprintf(&b, "poll:\n  interval: 1h\n  jitter: 1m\n")
+	b.WriteString(l.opts.ExtraYAML)
+	l.ConfigPath = filepath.Join(l.Dir, "agent.yaml")
+	return os.WriteFile(l.ConfigPath, []byte(b.String()), 0o600)
+}
+
+// Config loads the generated agent config.
+func (l *Lab) Config() (*config.Config, error) { return config.Load(l.ConfigPath) }
+
+// Close stops the servers.
+func (l *Lab) Close() {
+	if l.Updates != nil {
+		l.Updates.Close()
+	}
+	if l.Sim != nil {
+		_ = l.Sim.Close()
+	}
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
