@@ -46,6 +46,9 @@ type sessionOptions struct {
 	level    string // overrides log.level when set
 	progress bool   // draw progress bars on a terminal
 	offline  string // --from DIR
+	// forceText writes readable log lines to stderr even when it is not a
+	// terminal (the demo shows its steps).
+	forceText bool
 }
 
 // openSession loads the config named by --config and builds the agent.
@@ -64,7 +67,7 @@ func newSession(cmd *cobra.Command, cfg *config.Config, opt sessionOptions) (*se
 	if f, ok := stderr.(*os.File); ok {
 		terminal = support.IsTerminal(f)
 	}
-	lo := support.LogOptions{Level: cfg.Log.Level, Stderr: stderr, Terminal: terminal}
+	lo := support.LogOptions{Level: cfg.Log.Level, Stderr: stderr, Terminal: terminal || opt.forceText}
 	if opt.level != "" {
 		lo.Level = opt.level
 	}

@@ -89,6 +89,7 @@ func subcommands() []*cobra.Command {
 		updateCommand(),
 		statusCommand(),
 		versionCommand(),
+		demoCommand(),
 		logsCommand(),
 		bundleCommand(),
 		auditCommand(),

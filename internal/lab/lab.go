@@ -181,6 +181,7 @@ func (l *Lab) buildRelease(r Release, simModel string) (manifest.Release, error)
 		Model:   firstNonEmpty(r.ImageModel, models[0]),
 		Version: firstNonEmpty(r.ImageVersion, r.Version),
 		Variant: firstNonEmpty(r.ImageVariant, r.Variant),
+		Build:   r.Build,
 		Size:    r.Size,
 		Corrupt: r.Corrupt,
 	}

@@ -42,5 +42,5 @@ func InspectImage(path string, size int64) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
-	return Image{Model: id.Model, Version: id.Version, Variant: id.Variant}, nil
+	return Image{Model: id.Model, Version: id.Version, Variant: id.Variant, Build: id.Build}, nil
 }

@@ -16,6 +16,7 @@ type Identity struct {
 	Model   string `json:"model"`
 	Version string `json:"version"`
 	Variant string `json:"variant"`
+	Build   string `json:"build,omitempty"` // e.g. "200316"; optional
 }
 
 // ReadIdentity checks the digicap image in r (size bytes) with
@@ -61,6 +62,8 @@ func ParseIdentity(b []byte) (Identity, error) {
 			id.Version = v
 		case "variant":
 			id.Variant = v
+		case "build":
+			id.Build = v
 		}
 	}
 	if id.Model == "" || id.Version == "" {

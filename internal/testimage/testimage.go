@@ -112,6 +112,7 @@ type File struct {
 // Spec describes the image to build. Zero fields take the Default values.
 type Spec struct {
 	Model, Version, Variant        string // written to the fwagent.id entry
+	Build                          string // optional build date, e.g. "200316", written to fwagent.id
 	Size                           int64  // total file size of the digicap image; 0 = small
 	Language, DeviceClass, OEMCode uint32
 	Extra                          []File // entries between fwagent.id and the payload
@@ -142,7 +143,11 @@ func (s Spec) withDefaults() Spec {
 
 // identityBytes is the content of the fwagent.id entry.
 func identityBytes(s Spec) []byte {
-	return []byte(fmt.Sprintf("model=%s\nversion=%s\nvariant=%s\n", s.Model, s.Version, s.Variant))
+	id := fmt.Sprintf("model=%s\nversion=%s\nvariant=%s\n", s.Model, s.Version, s.Variant)
+	if s.Build != "" {
+		id += "build=" + s.Build + "\n"
+	}
+	return []byte(id)
 }
 
 // digicapKey obfuscates the header (FACTS.md), written out here on purpose
