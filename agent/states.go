@@ -35,6 +35,11 @@ type state struct {
 	// stop, so a stop never leaves the device half-way through a step the
 	// agent could have finished.
 	device bool
+	// keep marks the steps before the decision (identify, fetch_manifest):
+	// their failures say nothing about the release being installed, so they
+	// never end or quarantine an update in progress; it waits in the
+	// journal for a cycle where the device and the manifest answer again.
+	keep bool
 }
 
 // cycle is the working memory of one pass through the states.
@@ -58,9 +63,9 @@ var (
 	// stateSettle); everything else starts at stateIdentify.
 	stateResume = &state{run: (*cycle).resume}
 	// stateIdentify reads the device's identity (-> stateFetch).
-	stateIdentify = &state{run: (*cycle).identify}
+	stateIdentify = &state{run: (*cycle).identify, keep: true}
 	// stateFetch fetches and verifies the signed manifest (-> stateDecide).
-	stateFetch = &state{run: (*cycle).fetchManifest}
+	stateFetch = &state{run: (*cycle).fetchManifest, keep: true}
 	// stateDecide chooses the release for this device and rollout (->
 	// stateDownload, stateVerify, stateWaitWindow, or the end).
 	stateDecide = &state{run: (*cycle).decide}
@@ -89,6 +94,18 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 	if mode == ModeCheck {
 		s = stateIdentify
 	}
+	// The daemon never repeats a login the device refused: recorders lock
+	// the account after a few. An operator's explicit run tries once.
+	if r := a.credentialsRefused(); r != nil && mode == ModeUpdate {
+		err := credentialsError(r)
+		c.out.Result, c.out.Err, c.out.Message = ResultFailed, err, err.Error()
+		c.out.Codes = []string{CodeCredentialsRefused}
+		c.log.Warn(c.out.Message)
+		c.out.Finished = a.now()
+		out := *c.out
+		a.setStatus(func(st *Status) { st.LastCycle = &out })
+		return out
+	}
 	for s != nil {
 		if ctx.Err() != nil && !(s.device && c.onDevice) {
 			c.fail(ctx, ctx.Err())
@@ -107,6 +124,9 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 		}
 		next, err := s.run(c, runCtx)
 		if err != nil {
+			if s.keep {
+				err = keepUpdate(err)
+			}
 			c.fail(ctx, err)
 			break
 		}
@@ -129,6 +149,11 @@ func (c *cycle) enter(step journal.Step) error {
 		return fatal(CodeCrashLoop, fmt.Errorf("step %s was entered %d times in this attempt: giving up instead of looping; see the agent log for the earlier failures", step, n))
 	}
 	c.report(step, "", nil, "")
+	if c.a.BeforeStep != nil {
+		if err := c.a.BeforeStep(step); err != nil {
+			return &halted{step: step, err: err}
+		}
+	}
 	return nil
 }
 
@@ -162,6 +187,9 @@ func (c *cycle) identify(ctx context.Context) (*state, error) {
 	id, err := c.a.Device.Identify(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if c.mode != ModeCheck {
+		c.a.noteCredentials(nil, true)
 	}
 	c.id = id
 	c.out.Identity = &id
@@ -715,6 +743,15 @@ func (c *cycle) abandon(u *journal.Update, why string) {
 // used up, and records, audits and reports the failure.
 func (c *cycle) fail(ctx context.Context, err error) {
 	a := c.a
+	var h *halted
+	if errors.As(err, &h) {
+		// A test seam stopped the agent as a crash would: nothing more is
+		// recorded.
+		c.out.Result = ResultStopped
+		c.out.Err = err
+		c.out.Message = err.Error()
+		return
+	}
 	if stopped(ctx, err) {
 		c.out.Result = ResultStopped
 		c.out.Message = "stopped at a safe point; the journal resumes the update on the next start"
@@ -722,6 +759,9 @@ func (c *cycle) fail(ctx context.Context, err error) {
 		return
 	}
 	class, codes := classify(err)
+	if c.mode != ModeCheck {
+		a.noteCredentials(codes, false)
+	}
 	c.out.Result = ResultFailed
 	c.out.Err = err
 	c.out.Codes = codes
@@ -749,7 +789,7 @@ func (c *cycle) fail(ctx context.Context, err error) {
 	// and the next cycle resumes the same step (the step re-entry cap bounds
 	// that).
 	attemptOver := !keepsUpdate(err) && (class == journal.ClassFatal || u.Step == journal.StepInstall)
-	quarantine := class == journal.ClassFatal || (attemptOver && u.Attempts >= a.Config.MaxAttempts)
+	quarantine := attemptOver && (class == journal.ClassFatal || u.Attempts >= a.Config.MaxAttempts)
 	fields := logrus.Fields{"codes": codes, "class": class, "step": u.Step, "attempt_number": u.Attempts}
 	c.log.WithError(err).WithFields(fields).Error("update attempt failed")
 	c.audit(audit.Entry{Event: audit.EventFailed, Codes: codes, Message: err.Error()})

@@ -1,0 +1,100 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/google/renameio/v2"
+
+	"github.com/fwagent/fwagent/agent/config"
+)
+
+// CodeCredentialsRefused is the code of a daemon cycle that did not contact
+// the device because it refused the same credentials before.
+const CodeCredentialsRefused = "credentials_refused"
+
+// refusedCredentialsFile records, in the state directory, that the device
+// refused the configured credentials: a fingerprint of them (never the
+// secret itself) and when it happened.
+const refusedCredentialsFile = "credentials_refused.json"
+
+// Device codes that mean the device refused the credentials or locked the
+// account (device/isapi's codes).
+var credentialCodes = []string{"badCredentials", "locked"}
+
+type refusedCredentials struct {
+	Fingerprint string    `json:"fingerprint"`
+	Code        string    `json:"code"`
+	At          time.Time `json:"at"`
+}
+
+// credentialsFingerprint identifies the device URL, user and password the
+// config names, without revealing the password; "" for backends without
+// credentials.
+func credentialsFingerprint(cfg *config.Config) string {
+	if cfg.Device.Backend != config.BackendISAPI {
+		return ""
+	}
+	i := cfg.Device.ISAPI
+	sum := sha256.Sum256([]byte("fwagent credentials\x00" + i.URL + "\x00" + i.Username + "\x00" + i.Password))
+	return hex.EncodeToString(sum[:])
+}
+
+func (a *Agent) refusedCredentialsPath() string {
+	return filepath.Join(a.Config.StateDir, refusedCredentialsFile)
+}
+
+// credentialsRefused returns the record of an earlier refusal of exactly the
+// configured credentials, or nil.
+func (a *Agent) credentialsRefused() *refusedCredentials {
+	fp := credentialsFingerprint(a.Config)
+	if fp == "" {
+		return nil
+	}
+	b, err := os.ReadFile(a.refusedCredentialsPath())
+	if err != nil {
+		return nil
+	}
+	var r refusedCredentials
+	if json.Unmarshal(b, &r) != nil || r.Fingerprint != fp {
+		return nil
+	}
+	return &r
+}
+
+// noteCredentials remembers that the device refused the configured
+// credentials when codes say so, and forgets an old refusal once the device
+// accepted them.
+func (a *Agent) noteCredentials(codes []string, accepted bool) {
+	fp := credentialsFingerprint(a.Config)
+	if fp == "" {
+		return
+	}
+	if accepted {
+		if err := os.Remove(a.refusedCredentialsPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			a.Log.WithError(err).Warn("could not forget the earlier refusal of the device credentials")
+		}
+		return
+	}
+	i := slices.IndexFunc(codes, func(c string) bool { return slices.Contains(credentialCodes, c) })
+	if i < 0 {
+		return
+	}
+	b, _ := json.Marshal(refusedCredentials{Fingerprint: fp, Code: codes[i], At: a.now().UTC()})
+	if err := renameio.WriteFile(a.refusedCredentialsPath(), b, 0o600); err != nil {
+		a.Log.WithError(err).Error("could not record that the device refused the credentials")
+	}
+}
+
+// credentialsError is the failure of a daemon cycle that holds back the
+// credentials the device refused before.
+func credentialsError(r *refusedCredentials) error {
+	return fatal(CodeCredentialsRefused, fmt.Errorf("the device refused these credentials at %s (%s): the daemon sends them no more, so the account is never locked; fix device.isapi username/password in the config (or run fwagent update --now once the device's password matches)", r.At.Format(time.RFC3339), r.Code))
+}
