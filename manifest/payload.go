@@ -285,24 +285,10 @@ func (im *Image) validate(where string, opt ParseOptions) error {
 	if im.Size > limit {
 		return newError(CodeTooLarge, nil, "%s.size %d is above the image size limit %d: check the size or raise the limit", where, im.Size, limit)
 	}
-	if !isHexDigest(im.SHA256) {
+	if !verify.IsSHA256Hex(im.SHA256) {
 		return malformed(where+".sha256", fmt.Sprintf("%q must be 64 lowercase hex digits: compute it with `fwctl release`", im.SHA256))
 	}
 	return nil
-}
-
-// isHexDigest reports whether s is a SHA-256 digest in lowercase hex.
-func isHexDigest(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // checkID accepts 1-128 characters from [A-Za-z0-9._-] (and a leading

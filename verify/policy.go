@@ -238,7 +238,7 @@ func DecideImage(id device.Identity, rel Release, img ImageFacts, pol Policy) De
 	want := strings.ToLower(strings.TrimSpace(rel.SHA256))
 	got := strings.ToLower(img.SHA256)
 	switch {
-	case !isSHA256Hex(want):
+	case !IsSHA256Hex(want):
 		d.add(CodeReleaseIncomplete, "%s gives no valid SHA-256 (%q): fix the manifest", name, rel.SHA256)
 	case got != want:
 		d.add(CodeDigestMismatch, "the downloaded image has SHA-256 %s but %s says %s: the file is corrupt or was replaced; download it again from a trusted mirror", got, name, want)
@@ -285,7 +285,9 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func isSHA256Hex(s string) bool {
+// IsSHA256Hex reports whether s is a SHA-256 digest written as 64 lowercase
+// hex digits, the only form releases and pins use.
+func IsSHA256Hex(s string) bool {
 	if len(s) != 64 {
 		return false
 	}
