@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/internal/lab"
+	"github.com/fwagent/fwagent/internal/nvrsim"
+)
+
+// startLab starts the demo's world with small images.
+func startLab(t *testing.T, extraYAML string) *lab.Lab {
+	t.Helper()
+	l, err := lab.Start(lab.Options{
+		Dir:       t.TempDir(),
+		Device:    nvrsim.Config{Model: demoModel, Firmware: demoFirmware, Serial: demoSerial},
+		Releases:  demoReleases(64 << 10),
+		ExtraYAML: extraYAML,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	return l
+}
+
+func TestCheckShowsTheDecisionAndChangesNothing(t *testing.T) {
+	l := startLab(t, "")
+	stdout, stderr, code := runFwagent(t, "check", "--config", l.ConfigPath)
+	if code != exitOK {
+		t.Fatalf("check exited %d, want 0 (an update is available)\n%s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"nvr-custom-4.1.25 (custom 4.1.25) CHOSEN", "standard_firmware_forbidden", "result:   available"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("check output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if l.ImageBytes.Load() != 0 || l.Sim.State().Uploads != 0 {
+		t.Fatal("check downloaded or installed something")
+	}
+	if _, err := os.Stat(filepath.Join(l.StateDir, "journal.json")); err == nil {
+		t.Fatal("check wrote a journal")
+	}
+
+	stdout, _, code = runFwagent(t, "check", "--json", "--config", l.ConfigPath)
+	var out agent.Outcome
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil || code != exitOK || out.Result != agent.ResultAvailable {
+		t.Fatalf("check --json: exit %d, result %q, err %v:\n%s", code, out.Result, err, stdout)
+	}
+}
+
+func TestUpdateInstallsAndStatusShowsIt(t *testing.T) {
+	l := startLab(t, "")
+	stdout, stderr, code := runFwagent(t, "update", "--now", "--config", l.ConfigPath)
+	if code != exitOK {
+		t.Fatalf("update exited %d\n%s\n%s", code, stdout, stderr)
+	}
+	if st := l.Sim.State(); st.Installs != 1 || st.Bricked {
+		t.Fatalf("simulator: %+v", st)
+	}
+	stdout, _, code = runFwagent(t, "status", "--config", l.ConfigPath)
+	if code != exitOK || !strings.Contains(stdout, "success release nvr-custom-4.1.25") {
+		t.Fatalf("status exited %d:\n%s", code, stdout)
+	}
+	// Up to date now: nothing to do, exit 3 for check and update alike.
+	if _, _, code := runFwagent(t, "check", "--config", l.ConfigPath); code != exitNothing {
+		t.Fatalf("check after the install exited %d, want %d", code, exitNothing)
+	}
+	if _, _, code := runFwagent(t, "update", "--config", l.ConfigPath); code != exitNothing {
+		t.Fatalf("update after the install exited %d, want %d", code, exitNothing)
+	}
+}
+
+func TestUpdateRefusedByPolicyExits4(t *testing.T) {
+	l, err := lab.Start(lab.Options{
+		Dir:      t.TempDir(),
+		Device:   nvrsim.Config{Model: demoModel, Firmware: demoFirmware},
+		Releases: []lab.Release{{ID: "trap", Version: "4.1.30", Variant: "standard"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	stdout, _, code := runFwagent(t, "update", "--now", "--config", l.ConfigPath)
+	if code != exitRefused || !strings.Contains(stdout, "standard_firmware_forbidden") {
+		t.Fatalf("update exited %d, want %d:\n%s", code, exitRefused, stdout)
+	}
+	if _, _, code := runFwagent(t, "check", "--config", l.ConfigPath); code != exitRefused {
+		t.Fatalf("check exited %d, want %d", code, exitRefused)
+	}
+}
+
+func TestUpdateFromAnOfflineFolder(t *testing.T) {
+	l := startLab(t, "")
+	// The folder a USB stick would hold: the signed manifest and the images.
+	usb := t.TempDir()
+	copyFile(t, filepath.Join(l.Dir, "www", "manifest.json"), filepath.Join(usb, "manifest.json"))
+	for _, r := range l.Manifest().Releases {
+		copyFile(t, l.ImagePath(r.ID), filepath.Join(usb, r.ID+".dav"))
+	}
+	l.Updates.Close() // the site is offline
+	stdout, stderr, code := runFwagent(t, "update", "--now", "--from", usb, "--config", l.ConfigPath)
+	if code != exitOK {
+		t.Fatalf("update --from exited %d\n%s\n%s", code, stdout, stderr)
+	}
+	if st := l.Sim.State(); st.Installs != 1 || !strings.Contains(st.Firmware, "4.1.25") {
+		t.Fatalf("simulator: %+v", st)
+	}
+	if _, _, code := runFwagent(t, "update", "--from", filepath.Join(usb, "missing"), "--config", l.ConfigPath); code != exitUsage {
+		t.Fatalf("--from a missing folder exited %d, want %d", code, exitUsage)
+	}
+}
+
+func TestRunServesStatusAndStopsOnCancel(t *testing.T) {
+	addr := freeAddr(t)
+	l := startLab(t, fmt.Sprintf("status:\n  listen: %s\n", addr))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var stdout, stderr bytes.Buffer
+	go func() { done <- run(ctx, []string{"run", "--config", l.ConfigPath}, &stdout, &stderr) }()
+
+	// The daemon's first cycle installs; wait for it through the simulator.
+	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer wcancel()
+	if err := l.Sim.Wait(wctx, func(s nvrsim.State) bool { return s.Installs == 1 && !s.Rebooting }); err != nil {
+		t.Fatalf("the daemon did not install: %v\n%s", err, stderr.String())
+	}
+	var st agent.Status
+	for {
+		resp, err := http.Get("http://" + addr + "/v1/status")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err := json.Unmarshal(body, &st); err != nil {
+				t.Fatalf("status endpoint: %v: %s", err, body)
+			}
+			if st.LastResult != nil {
+				break
+			}
+		}
+		select {
+		case <-wctx.Done():
+			t.Fatalf("no result on the status endpoint: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if st.LastResult.Outcome != "success" || st.Identity == nil || st.NextPoll.IsZero() {
+		t.Fatalf("status: %+v", st)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "fwagent_update_attempts_total 1") {
+		t.Errorf("metrics:\n%s", metrics)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run returned %v after cancel", err)
+	}
+}
+
+func TestRunRefusesAPublicStatusAddressWithoutToken(t *testing.T) {
+	l := startLab(t, "status:\n  listen: 0.0.0.0:9876\n")
+	_, stderr, code := runFwagent(t, "run", "--config", l.ConfigPath)
+	if code == exitOK || !strings.Contains(stderr, "token") {
+		t.Fatalf("run exited %d with %q; want a refusal naming the token", code, stderr)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
