@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/google/renameio/v2"
 )
@@ -179,6 +180,9 @@ func WriteKeyPair(prefix string, priv ed25519.PrivateKey) (keyPath, pubPath stri
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return "", "", fmt.Errorf("check %s: %w", p, err)
 		}
+	}
+	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
+		return "", "", fmt.Errorf("create the key folder: %w", err)
 	}
 	privPEM, err := MarshalPrivateKey(priv)
 	if err != nil {

@@ -105,6 +105,11 @@ func TestWriteKeyPairWritesPrivateKeyOwnerOnly(t *testing.T) {
 	if !priv.Equal(privs[0]) || !pub.Equal(privs[0].Public()) {
 		t.Fatal("loaded keys differ from written keys")
 	}
+	t.Run("it creates a missing key folder", func(t *testing.T) {
+		if _, _, err := WriteKeyPair(filepath.Join(t.TempDir(), "keys", "new", "signer"), privs[0]); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("it refuses to overwrite an existing key", func(t *testing.T) {
 		if _, _, err := WriteKeyPair(prefix, privs[0]); err == nil {
 			t.Fatal("want an error")
