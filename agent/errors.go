@@ -45,33 +45,13 @@ func transient(code string, err error) error {
 	return &failure{class: journal.ClassTransient, codes: []string{code}, err: err}
 }
 
-// retryLater is a transient failure that must not end the attempt, even
+// retryLaterErr is a transient failure that must not end the attempt, even
 // during the device steps: the device did not answer, so nothing is known.
-func retryLater(code string, err error) error {
-	return &failure{class: journal.ClassTransient, codes: []string{code}, err: err, keep: true}
+// It keeps the codes of err itself (unreachable, rebootTimeout, ...).
+func retryLaterErr(err error) error {
+	_, codes := classify(err)
+	return &failure{class: journal.ClassTransient, codes: codes, err: err, keep: true}
 }
-
-// keepUpdate marks err, with its class and codes, as a failure that must not
-// end the update in progress (see state.keep).
-func keepUpdate(err error) error {
-	var f *failure
-	if errors.As(err, &f) && f.keep {
-		return err
-	}
-	class, codes := classify(err)
-	return &failure{class: class, codes: codes, err: err, keep: true}
-}
-
-// halted is the cycle stopped by Agent.BeforeStep, as a crash would stop it.
-type halted struct {
-	step journal.Step
-	err  error
-}
-
-func (h *halted) Error() string {
-	return "halted before step " + string(h.step) + ": " + h.err.Error()
-}
-func (h *halted) Unwrap() error { return h.err }
 
 // keepsUpdate reports whether err asks to keep the update unchanged.
 func keepsUpdate(err error) bool {

@@ -97,8 +97,8 @@ func (w *world) assertInstalledOnce(t *testing.T) {
 	if st.Bricked || st.Installs != 1 || !sameVersion(st.Firmware, "4.1.25") {
 		t.Fatalf("simulator: firmware %s, installs %d, bricked %v (%s); want 4.1.25 flashed exactly once", st.Firmware, st.Installs, st.Bricked, st.BrickReason)
 	}
-	if st.LastUpload != nil && st.LastUpload.Image != nil && st.LastUpload.Image.Version != "4.1.25" {
-		t.Fatalf("the device was sent %+v", st.LastUpload.Image)
+	if rel := w.lab.Manifest().Release("custom-4.1.25"); rel == nil || st.LastUploadSHA256 != rel.Image.SHA256 {
+		t.Fatalf("the device last received sha256 %s, not the proven image of custom-4.1.25", st.LastUploadSHA256)
 	}
 	w.assertJournalAndAudit(t)
 	js := w.agent.Journal.State()

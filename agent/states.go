@@ -669,8 +669,14 @@ func (c *cycle) settle(ctx context.Context, u *journal.Update) (*state, error) {
 	target := rel.Target()
 	c.log.WithField("step", u.Step).Warn("the agent stopped during the device steps: asking the device what it runs before doing anything")
 	id, err := c.a.Device.Identify(ctx)
+	if err != nil && (u.Step == journal.StepReboot || u.Step == journal.StepConfirm) && device.IsTransient(err) {
+		// The agent stopped around the reboot: the device is most likely
+		// still restarting. Wait for it as the confirm step would.
+		c.log.WithError(err).Info("the device does not answer; it is probably restarting: waiting for it (reboot_timeout)")
+		id, err = c.a.Device.WaitReady(ctx)
+	}
 	if err != nil {
-		return nil, retryLater(CodeDevice, fmt.Errorf("settle the interrupted install: %w", err))
+		return nil, retryLaterErr(fmt.Errorf("settle the interrupted install: %w", err))
 	}
 	if runs(id, target) {
 		if err := c.enter(journal.StepConfirm); err != nil {
@@ -681,7 +687,7 @@ func (c *cycle) settle(ctx context.Context, u *journal.Update) (*state, error) {
 	}
 	status, err := c.a.Device.InstallStatus(ctx)
 	if err != nil {
-		return nil, retryLater(CodeDevice, fmt.Errorf("ask the device whether it is flashing: %w", err))
+		return nil, retryLaterErr(fmt.Errorf("ask the device whether it is flashing: %w", err))
 	}
 	if status.Upgrading {
 		c.log.WithField("percent", status.Percent).Info("the device is still flashing: waiting for it")
