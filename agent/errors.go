@@ -45,6 +45,28 @@ func transient(code string, err error) error {
 	return &failure{class: journal.ClassTransient, codes: []string{code}, err: err}
 }
 
+// keepUpdate marks err, with its class and codes, as a failure that must not
+// end the update in progress (see state.keep).
+func keepUpdate(err error) error {
+	var f *failure
+	if errors.As(err, &f) && f.keep {
+		return err
+	}
+	class, codes := classify(err)
+	return &failure{class: class, codes: codes, err: err, keep: true}
+}
+
+// halted is the cycle stopped by Agent.BeforeStep, as a crash would stop it.
+type halted struct {
+	step journal.Step
+	err  error
+}
+
+func (h *halted) Error() string {
+	return "halted before step " + string(h.step) + ": " + h.err.Error()
+}
+func (h *halted) Unwrap() error { return h.err }
+
 // retryLaterErr is a transient failure that must not end the attempt, even
 // during the device steps: the device did not answer, so nothing is known.
 // It keeps the codes of err itself (unreachable, rebootTimeout, ...).
