@@ -1,0 +1,102 @@
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fwagent/fwagent/agent/report"
+	"github.com/fwagent/fwagent/internal/lab"
+	"github.com/fwagent/fwagent/manifest"
+)
+
+// reportSink is a loopback report server that keeps what it receives.
+type reportSink struct {
+	mu      sync.Mutex
+	reports []report.Report
+}
+
+func (s *reportSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var rep report.Report
+	if err := json.NewDecoder(r.Body).Decode(&rep); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	s.reports = append(s.reports, rep)
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *reportSink) count(result string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.reports {
+		if r.Result == result {
+			n++
+		}
+	}
+	return n
+}
+
+// runDaemon runs the daemon for exactly n cycles: the injected After
+// cancels the context on the n-th sleep and records every sleep asked for.
+func (w *world) runDaemon(t *testing.T, n int) []time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var waits []time.Duration
+	w.agent.After = func(d time.Duration) <-chan time.Time {
+		waits = append(waits, d)
+		if len(waits) == n {
+			cancel()
+			return nil // never fires: Run must notice the cancelled context
+		}
+		ch := make(chan time.Time, 1)
+		ch <- time.Now()
+		return ch
+	}
+	if err := w.agent.Run(ctx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return waits
+}
+
+func TestDaemonRunsCyclesAndReportsARefusalOncePerSerial(t *testing.T) {
+	sink := &reportSink{}
+	srv := httptest.NewServer(sink)
+	t.Cleanup(srv.Close)
+	w := newWorld(t, lab.Options{
+		Releases:  []lab.Release{{ID: "standard-4.1.30", Version: "4.1.30", Variant: "standard"}},
+		ExtraYAML: "report:\n  url: " + srv.URL + "\n",
+	})
+	w.agent.Jitter = func(time.Duration) time.Duration { return 0 }
+
+	waits := w.runDaemon(t, 3)
+	if got := w.lab.ManifestRequests.Load(); got != 3 {
+		t.Fatalf("%d manifest requests in 3 cycles", got)
+	}
+	for _, d := range waits {
+		if d != time.Hour {
+			t.Fatalf("the daemon slept %s between polls, want the configured 1h", d)
+		}
+	}
+	if got := sink.count("refused"); got != 1 {
+		t.Fatalf("%d refusal reports after 3 polls of the same manifest, want 1", got)
+	}
+	w.assertUntouched(t)
+
+	// A new serial refusing the same release is reported once more.
+	w.republish(t, func(*manifest.Manifest) {})
+	w.runDaemon(t, 2)
+	if got := sink.count("refused"); got != 2 {
+		t.Fatalf("%d refusal reports after a new serial, want 2", got)
+	}
+	w.assertUntouched(t)
+	w.assertJournalAndAudit(t)
+}
