@@ -181,8 +181,8 @@ func WriteKeyPair(prefix string, priv ed25519.PrivateKey) (keyPath, pubPath stri
 			return "", "", fmt.Errorf("check %s: %w", p, err)
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(keyPath), 0o700); err != nil {
-		return "", "", fmt.Errorf("create the key folder: %w", err)
+	if dir := filepath.Dir(keyPath); !isDir(dir) {
+		return "", "", fmt.Errorf("the folder %s does not exist: create it first (mkdir -m 0700 %s), keys are never written to a folder made by accident", dir, dir)
 	}
 	privPEM, err := MarshalPrivateKey(priv)
 	if err != nil {
@@ -199,4 +199,9 @@ func WriteKeyPair(prefix string, priv ed25519.PrivateKey) (keyPath, pubPath stri
 		return "", "", fmt.Errorf("write public key: %w", err)
 	}
 	return keyPath, pubPath, nil
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }

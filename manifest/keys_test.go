@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
@@ -105,9 +106,10 @@ func TestWriteKeyPairWritesPrivateKeyOwnerOnly(t *testing.T) {
 	if !priv.Equal(privs[0]) || !pub.Equal(privs[0].Public()) {
 		t.Fatal("loaded keys differ from written keys")
 	}
-	t.Run("it creates a missing key folder", func(t *testing.T) {
-		if _, _, err := WriteKeyPair(filepath.Join(t.TempDir(), "keys", "new", "signer"), privs[0]); err != nil {
-			t.Fatal(err)
+	t.Run("it names a missing key folder", func(t *testing.T) {
+		_, _, err := WriteKeyPair(filepath.Join(t.TempDir(), "keys", "signer"), privs[0])
+		if err == nil || !strings.Contains(err.Error(), "does not exist: create it first") {
+			t.Fatalf("got %v, want an error naming the missing folder", err)
 		}
 	})
 	t.Run("it refuses to overwrite an existing key", func(t *testing.T) {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"path/filepath"
 	"strings"
@@ -10,15 +8,6 @@ import (
 
 	"github.com/fwagent/fwagent/internal/testimage"
 )
-
-// runImage runs fwctl with args and returns its output and exit code.
-func runImage(t *testing.T, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	err := run(context.Background(), args, &out, &errb)
-	code = exitCode(err, &errb)
-	return out.String(), errb.String(), code
-}
 
 func TestImageInspect(t *testing.T) {
 	dir := t.TempDir()
@@ -54,7 +43,8 @@ func TestImageInspect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stdout, stderr, code := runImage(t, tt.args...)
+			r := fwctl(t, tt.args...)
+			stdout, stderr, code := r.stdout, r.stderr, r.code
 			out := stdout + stderr
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d; output:\n%s", code, tt.code, out)
@@ -74,7 +64,8 @@ func TestImageInspectJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdout, stderr, code := runImage(t, "image", "inspect", "--json", p)
+	r := fwctl(t, "image", "inspect", "--json", p)
+	stdout, stderr, code := r.stdout, r.stderr, r.code
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}

@@ -83,10 +83,12 @@ func subcommands() []*cobra.Command {
 		// keep one constructor per line: newKeygenCmd(), newSignCmd(), ...
 		newKeygenCmd(),
 		newReleaseCmd(),
+		newManifestCmd(),
 		newSignCmd(),
 		newVerifyCmd(),
 		newInspectCmd(),
 		newRolloutCmd(),
 		newImageCmd(),
+		newReportsCmd(),
 	}
 }
