@@ -26,6 +26,7 @@ func newRolloutCmd() *cobra.Command {
 		},
 	}
 	c.AddCommand(newRolloutSetCmd(), newRolloutPauseCmd(true), newRolloutPauseCmd(false), newRolloutPreviewCmd())
+	c.AddCommand(newRolloutStatusCmd(), newRolloutAdvanceCmd())
 	return c
 }
 
