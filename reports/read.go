@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 )
 
 // File is what ReadReports found in a reports file.
@@ -74,21 +73,18 @@ func ParseReports(r io.Reader) (*File, error) {
 	}
 }
 
-// parseLine decodes and validates one line.
+// parseLine decodes and validates one line (one decoding pass: the server
+// wrote the line, so only the report's fields need checking).
 func parseLine(data []byte) (Record, error) {
-	var line struct {
-		Received time.Time       `json:"received"`
-		Report   json.RawMessage `json:"report"`
-	}
-	if err := json.Unmarshal(data, &line); err != nil {
+	var rec Record
+	if err := json.Unmarshal(data, &rec); err != nil {
 		return Record{}, fmt.Errorf("not a reports file line: %s", jsonProblem(err))
 	}
-	if line.Received.IsZero() {
+	if rec.Received.IsZero() {
 		return Record{}, errors.New(`not a reports file line: "received" is missing`)
 	}
-	rep, _, err := ParseReport(line.Report)
-	if err != nil {
+	if err := validate(&rec.Report); err != nil {
 		return Record{}, err
 	}
-	return Record{Received: line.Received, Report: rep}, nil
+	return rec, nil
 }
