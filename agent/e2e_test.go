@@ -119,6 +119,9 @@ func TestCleanUpdateIsInstalledAndConfirmed(t *testing.T) {
 			t.Errorf("image left behind after a confirmed install: %s", e.Name())
 		}
 	}
+	if _, err := os.Stat(filepath.Join(w.lab.StateDir, "identity.json")); err != nil {
+		t.Errorf("the identity was not kept for support bundles: %v", err)
+	}
 	if n, err := audit.Verify(w.lab.StateDir); err != nil || n == 0 {
 		t.Fatalf("audit trail: %d entries, %v", n, err)
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -195,7 +196,29 @@ func (c *cycle) identify(ctx context.Context) (*state, error) {
 	c.out.Identity = &id
 	c.a.setStatus(func(s *Status) { s.Identity = &id })
 	c.log.WithFields(logrus.Fields{"model": id.Model, "serial": id.Serial, "firmware": id.FirmwareVersion}).Info("device identified")
+	if c.mode != ModeCheck {
+		c.a.keepIdentity(id)
+	}
 	return stateFetch, nil
+}
+
+// identityFile is where the last identity is kept for fwagent
+// support-bundle, which runs without talking to the device.
+const identityFile = "identity.json"
+
+// keepIdentity writes id to the state directory when it changed.
+func (a *Agent) keepIdentity(id device.Identity) {
+	b, err := json.MarshalIndent(id, "", "  ")
+	if err != nil {
+		return
+	}
+	path := filepath.Join(a.Config.StateDir, identityFile)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
+		return
+	}
+	if err := renameio.WriteFile(path, b, 0o600); err != nil {
+		a.Log.WithError(err).Warn("could not keep the device identity for support bundles")
+	}
 }
 
 // fetchManifest fetches the manifest conditionally and verifies it. An

@@ -178,11 +178,15 @@ func WriteBundle(w io.Writer, in BundleInput) error {
 	if in.ConfigYAML != nil {
 		add("config.yaml", "", in.ConfigYAML, false)
 	}
-	ident, err := json.MarshalIndent(in.Identity, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode identity for the bundle: %w", err)
+	// The identity the caller read now; without one, state/identity.json
+	// (the last one the agent read) stands in.
+	if in.Identity != nil {
+		ident, err := json.MarshalIndent(in.Identity, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encode identity for the bundle: %w", err)
+		}
+		add("identity.json", "", append(ident, '\n'), false)
 	}
-	add("identity.json", "", append(ident, '\n'), false)
 	free := freeBytes(in.StateDir)
 	add("system.txt", "", systemText(in, free), false)
 
