@@ -881,6 +881,10 @@ func (c *cycle) sendReport(r report.Report) {
 	r.Time = a.now().UTC()
 	r.DeviceSerial = c.id.Serial
 	r.Model = c.id.Model
+	r.FirmwareVersion = c.id.FirmwareVersion
+	if r.Version == "" && c.release != nil && r.ReleaseID == c.release.ID {
+		r.Version = c.release.Version
+	}
 	r.AgentVersion = a.Version
 	if err := a.Reports.Enqueue(r); err != nil {
 		c.log.WithError(err).Error("could not queue a report")

@@ -22,7 +22,7 @@ func newRolloutCmd() *cobra.Command {
 		Short: "Stage, pause, resume and preview a release's rollout",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usage(errors.New("fwctl rollout needs a subcommand: set, pause, resume or preview (see fwctl rollout --help)"))
+			return usage(errors.New("fwctl rollout needs a subcommand: set, pause, resume, preview, status or advance (see fwctl rollout --help)"))
 		},
 	}
 	c.AddCommand(newRolloutSetCmd(), newRolloutPauseCmd(true), newRolloutPauseCmd(false), newRolloutPreviewCmd())
