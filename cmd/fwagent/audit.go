@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fwagent/fwagent/agent/audit"
+	"github.com/fwagent/fwagent/internal/cli"
 )
 
 // auditCommand is `fwagent audit`: checks of the audit trail.
@@ -33,7 +34,7 @@ func auditCommand() *cobra.Command {
 			}
 			n, err := audit.Verify(stateDir)
 			if err != nil {
-				return withCode(exitError, fmt.Errorf("audit trail broken after %d intact entries: %w", n, err))
+				return cli.WithCode(exitError, fmt.Errorf("audit trail broken after %d intact entries: %w", n, err))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "audit trail intact: %d entries\n", n)
 			return nil

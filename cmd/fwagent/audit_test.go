@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fwagent/fwagent/agent/audit"
+	"github.com/fwagent/fwagent/internal/cli"
 )
 
 // runFwagent runs the command like main does and returns stdout, stderr and
@@ -17,7 +18,7 @@ func runFwagent(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), args, &stdout, &stderr)
-	code := exitCodeOf(err, &stderr)
+	code := cli.ExitCode("fwagent", err, &stderr)
 	return stdout.String(), stderr.String(), code
 }
 

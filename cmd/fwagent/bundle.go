@@ -11,6 +11,7 @@ import (
 
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/agent/support"
+	"github.com/fwagent/fwagent/internal/cli"
 )
 
 // bundleCommand is `fwagent support-bundle`: a redacted tar.gz for support.
@@ -31,10 +32,10 @@ func bundleCommand() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return usage(errors.New("-o FILE.tar.gz is required"))
+				return cli.Usage(errors.New("-o FILE.tar.gz is required"))
 			}
 			if maxLogMB <= 0 {
-				return usage(errors.New("--max-log-mb must be more than zero"))
+				return cli.Usage(errors.New("--max-log-mb must be more than zero"))
 			}
 			in := support.BundleInput{
 				AgentVersion:    buildVersion(),

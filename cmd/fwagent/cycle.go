@@ -20,6 +20,7 @@ import (
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/agent/support"
 	"github.com/fwagent/fwagent/device"
+	"github.com/fwagent/fwagent/internal/cli"
 )
 
 // session is one loaded config with its logger and agent.
@@ -181,7 +182,7 @@ func outcomeError(out agent.Outcome) error {
 	if code == exitOK {
 		return nil
 	}
-	return withCode(code, nil)
+	return cli.WithCode(code, nil)
 }
 
 func checkCommand() *cobra.Command {
@@ -229,7 +230,7 @@ func updateCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if from != "" {
 				if fi, err := os.Stat(from); err != nil || !fi.IsDir() {
-					return usage(fmt.Errorf("--from %s: not a folder: give the folder holding manifest.json and the images", from))
+					return cli.Usage(fmt.Errorf("--from %s: not a folder: give the folder holding manifest.json and the images", from))
 				}
 			}
 			s, err := openSession(cmd, sessionOptions{fileLog: true, progress: !asJSON, offline: from})

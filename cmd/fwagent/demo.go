@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/internal/lab"
 	"github.com/fwagent/fwagent/internal/nvrsim"
 	"github.com/fwagent/fwagent/manifest"
@@ -52,7 +53,7 @@ func demoCommand() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if sizeMB <= 0 || sizeMB > 4096 {
-				return usage(fmt.Errorf("--image-mb %d: give a size from 1 to 4096", sizeMB))
+				return cli.Usage(fmt.Errorf("--image-mb %d: give a size from 1 to 4096", sizeMB))
 			}
 			return runDemo(cmd, keep, int64(sizeMB)<<20, time.Duration(flashSecs*float64(time.Second)))
 		},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/agent/support"
+	"github.com/fwagent/fwagent/internal/cli"
 )
 
 // logsCommand is `fwagent logs`: matching log lines, readable.
@@ -30,7 +31,7 @@ func logsCommand() *cobra.Command {
 			if since != "" {
 				d, err := config.ParseDuration(since)
 				if err != nil {
-					return usage(fmt.Errorf("--since %q: %v (use e.g. 30m, 2h, 7d)", since, err))
+					return cli.Usage(fmt.Errorf("--since %q: %v (use e.g. 30m, 2h, 7d)", since, err))
 				}
 				q.Since = time.Now().Add(-d)
 			}
@@ -56,7 +57,7 @@ func logsCommand() *cobra.Command {
 				}
 			}
 			if firstErr != nil {
-				return withCode(exitError, nil)
+				return cli.WithCode(exitError, nil)
 			}
 			return nil
 		},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/verify"
 )
 
@@ -33,12 +34,12 @@ all checked. Exit 1 with the reason when the file is not a valid
 digicap.dav: a zip (the vendor's download package), an encrypted HK20/HK30
 container, or a truncated or corrupt image.`,
 		Example: "  fwctl image inspect digicap.dav\n  fwctl image inspect --json digicap.dav",
-		Args:    exactArgs(1),
+		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
 			facts, err := verify.InspectFile(path)
 			if err != nil {
-				return invalid(err)
+				return cli.Failure(err)
 			}
 			w := cmd.OutOrStdout()
 			if asJSON {
@@ -49,7 +50,7 @@ container, or a truncated or corrupt image.`,
 				printImage(w, path, facts)
 			}
 			if facts.FormatErr != nil {
-				return invalid(fmt.Errorf("%s: %w", path, facts.FormatErr))
+				return cli.Failure(fmt.Errorf("%s: %w", path, facts.FormatErr))
 			}
 			return nil
 		},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/manifest"
 )
 
@@ -19,7 +20,7 @@ func newInspectCmd() *cobra.Command {
 (use fwctl verify for that): serial, dates, signature key IDs, and each
 release with its image and rollout. Exit 1 when the payload is invalid.`,
 		Example: "  fwctl inspect manifest.dsse.json",
-		Args:    exactArgs(1),
+		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := readInput(args[0])
 			if err != nil {
@@ -27,7 +28,7 @@ release with its image and rollout. Exit 1 when the payload is invalid.`,
 			}
 			u, err := manifest.ReadUnverified(data, manifest.ParseOptions{})
 			if err != nil {
-				return invalid(fmt.Errorf("%s: %w", args[0], err))
+				return cli.Failure(fmt.Errorf("%s: %w", args[0], err))
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "payload type: %s\n", u.PayloadType)
@@ -36,7 +37,7 @@ release with its image and rollout. Exit 1 when the payload is invalid.`,
 				fmt.Fprintf(w, "  keyid %s\n", orNone(id))
 			}
 			if u.ParseErr != nil {
-				return invalid(fmt.Errorf("%s: the payload is invalid: %w", args[0], u.ParseErr))
+				return cli.Failure(fmt.Errorf("%s: the payload is invalid: %w", args[0], u.ParseErr))
 			}
 			printManifest(w, u.Manifest, time.Now())
 			return nil

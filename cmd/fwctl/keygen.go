@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/manifest"
 )
 
@@ -21,10 +22,10 @@ The files are the ones OpenSSL makes with
   openssl pkey -in PREFIX.key -pubout -out PREFIX.pub
 Prints the key ID (hex SHA-256 of the public key's DER). Never overwrites a file.`,
 		Example: "  fwctl keygen --out keys/alice",
-		Args:    exactArgs(0),
+		Args:    cli.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return usage(errors.New("--out PREFIX is required: keys are written to PREFIX.key and PREFIX.pub"))
+				return cli.Usage(errors.New("--out PREFIX is required: keys are written to PREFIX.key and PREFIX.pub"))
 			}
 			pub, priv, err := manifest.GenerateKey()
 			if err != nil {
@@ -32,7 +33,7 @@ Prints the key ID (hex SHA-256 of the public key's DER). Never overwrites a file
 			}
 			keyPath, pubPath, err := manifest.WriteKeyPair(out, priv)
 			if err != nil {
-				return invalid(err)
+				return cli.Failure(err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s\n", manifest.KeyID(pub))
 			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s (private, keep it secret) and %s (public, give it to devices)\n", keyPath, pubPath)

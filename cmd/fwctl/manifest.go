@@ -11,6 +11,7 @@ import (
 	"github.com/google/renameio/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/manifest"
 )
 
@@ -42,26 +43,26 @@ The serial must be above every serial devices have accepted.`,
     --variant custom --url https://fw.example.com/16s/digicap.dav > 16s.json
   fwctl manifest new --release 16s.json --serial 7 --expires-in 720h -o manifest.json
   fwctl sign --key keys/alice.key -o manifest.dsse.json manifest.json`,
-		Args: exactArgs(0),
+		Args: cli.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if serial < 1 {
-				return usage(errors.New("--serial N is required and must be at least 1 (above the serial devices last accepted)"))
+				return cli.Usage(errors.New("--serial N is required and must be at least 1 (above the serial devices last accepted)"))
 			}
 			if expiresIn <= 0 {
-				return usage(errors.New("--expires-in must be positive, like 720h"))
+				return cli.Usage(errors.New("--expires-in must be positive, like 720h"))
 			}
 			now := time.Now().UTC().Truncate(time.Second)
 			m := &manifest.Manifest{Schema: manifest.SchemaVersion, Serial: serial, Issued: now, Expires: now.Add(expiresIn), Releases: []manifest.Release{}}
 			for _, path := range releases {
 				r, err := readRelease(path)
 				if err != nil {
-					return invalid(err)
+					return cli.Failure(err)
 				}
 				m.Releases = append(m.Releases, r)
 			}
 			payload, err := m.Marshal(manifest.ParseOptions{})
 			if err != nil {
-				return invalid(err)
+				return cli.Failure(err)
 			}
 			if out == "" {
 				_, err := cmd.OutOrStdout().Write(payload)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/manifest"
 	"github.com/fwagent/fwagent/verify"
 )
@@ -29,31 +30,31 @@ The image must be a well-formed digicap.dav (not the vendor's .zip) unless
 refused: that model takes only the custom 4.1.25 firmware.`,
 		Example: `  fwctl release --image digicap.dav --model iDS-9632NXI-I8/16S --version 4.1.25 \
     --build 200316 --variant custom --url https://fw.example.com/16s/digicap.dav`,
-		Args: exactArgs(0),
+		Args: cli.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
 			case image == "":
-				return usage(errors.New("--image FILE is required"))
+				return cli.Usage(errors.New("--image FILE is required"))
 			case len(models) == 0:
-				return usage(errors.New("--model is required (repeat it for several models)"))
+				return cli.Usage(errors.New("--model is required (repeat it for several models)"))
 			case version == "":
-				return usage(errors.New("--version is required, like 4.1.25"))
+				return cli.Usage(errors.New("--version is required, like 4.1.25"))
 			case variant == "":
-				return usage(errors.New("--variant custom|standard is required"))
+				return cli.Usage(errors.New("--variant custom|standard is required"))
 			case len(urls) == 0:
-				return usage(errors.New("--url is required (repeat it for mirrors, tried in order)"))
+				return cli.Usage(errors.New("--url is required (repeat it for mirrors, tried in order)"))
 			}
 			for _, m := range models {
 				if verify.IsProtectedModel(m) && (variant != string(verify.Custom) || !sameVersion(version, verify.ProtectedVersion)) {
-					return invalid(fmt.Errorf("model %s takes only the custom firmware %s: %s firmware %s would damage it permanently (and every fwagent refuses it)", m, verify.ProtectedVersion, variant, version))
+					return cli.Failure(fmt.Errorf("model %s takes only the custom firmware %s: %s firmware %s would damage it permanently (and every fwagent refuses it)", m, verify.ProtectedVersion, variant, version))
 				}
 			}
 			facts, err := verify.InspectFile(image)
 			if err != nil {
-				return invalid(err)
+				return cli.Failure(err)
 			}
 			if facts.FormatErr != nil && !skipFormat {
-				return invalid(fmt.Errorf("%s: %w", image, facts.FormatErr))
+				return cli.Failure(fmt.Errorf("%s: %w", image, facts.FormatErr))
 			}
 			if id == "" {
 				id = defaultReleaseID(models[0], version)
@@ -61,7 +62,7 @@ refused: that model takes only the custom 4.1.25 firmware.`,
 			r := manifest.Release{ID: id, Models: models, Version: version, Build: build, Variant: variant,
 				Image: manifest.Image{URLs: urls, Size: facts.Size, SHA256: facts.SHA256}}
 			if err := r.Validate(manifest.ParseOptions{MaxImageSize: maxSize}); err != nil {
-				return invalid(err)
+				return cli.Failure(err)
 			}
 			b, err := json.MarshalIndent(r, "", "  ")
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
+	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/reports"
 )
 
@@ -21,9 +22,9 @@ func newReportsCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "reports",
 		Short: "Receive the agents' reports",
-		Args:  exactArgs(0),
+		Args:  cli.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usage(errors.New("fwctl reports needs a subcommand: serve (see fwctl reports --help)"))
+			return cli.Usage(errors.New("fwctl reports needs a subcommand: serve (see fwctl reports --help)"))
 		},
 	}
 	c.AddCommand(newReportsServeCmd())
@@ -47,13 +48,13 @@ invalid reports 400 with the reason, a wrong token 401. GET /healthz answers
 200 while reports can be written. Runs until SIGINT or SIGTERM.`,
 		Example: `  openssl rand -hex 32 > report.token
   fwctl reports serve --listen 0.0.0.0:8470 --token-file report.token --out reports.jsonl`,
-		Args: exactArgs(0),
+		Args: cli.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if tokenFile == "" || out == "" {
-				return usage(errors.New("--token-file FILE and --out FILE.jsonl are required"))
+				return cli.Usage(errors.New("--token-file FILE and --out FILE.jsonl are required"))
 			}
 			if (tlsCert == "") != (tlsKey == "") {
-				return usage(errors.New("--tls-cert and --tls-key go together"))
+				return cli.Usage(errors.New("--tls-cert and --tls-key go together"))
 			}
 			token, err := readToken(cmd, tokenFile)
 			if err != nil {
@@ -64,7 +65,7 @@ invalid reports 400 with the reason, a wrong token 401. GET /healthz answers
 			log.Formatter = &logrus.TextFormatter{DisableColors: true, FullTimestamp: true}
 			srv, err := reports.NewServer(out, reports.ServerOptions{Token: token, MaxBody: maxBody, Logger: log})
 			if err != nil {
-				return invalid(err)
+				return cli.Failure(err)
 			}
 			defer srv.Close()
 			return serveReports(cmd.Context(), cmd, srv, listen, tlsCert, tlsKey, out)
@@ -84,7 +85,7 @@ invalid reports 400 with the reason, a wrong token 401. GET /healthz answers
 func readToken(cmd *cobra.Command, path string) (string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return "", invalid(fmt.Errorf("read the token file: %w", err))
+		return "", cli.Failure(fmt.Errorf("read the token file: %w", err))
 	}
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s is readable by other users (mode %v): chmod 600 it\n", path, fi.Mode().Perm())
@@ -97,7 +98,7 @@ func readToken(cmd *cobra.Command, path string) (string, error) {
 func serveReports(ctx context.Context, cmd *cobra.Command, h http.Handler, listen, cert, key, out string) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
-		return invalid(fmt.Errorf("listen on %s: %w", listen, err))
+		return cli.Failure(fmt.Errorf("listen on %s: %w", listen, err))
 	}
 	scheme := "http"
 	if cert != "" {
@@ -123,13 +124,13 @@ func serveReports(ctx context.Context, cmd *cobra.Command, h http.Handler, liste
 	}()
 	select {
 	case err := <-errc:
-		return invalid(fmt.Errorf("serve reports: %w", err))
+		return cli.Failure(fmt.Errorf("serve reports: %w", err))
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
-		return invalid(fmt.Errorf("shut down the reports server: %w", err))
+		return cli.Failure(fmt.Errorf("shut down the reports server: %w", err))
 	}
 	fmt.Fprintln(cmd.ErrOrStderr(), "stopped; every accepted report is in", out)
 	return nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/manifest"
 )
 
@@ -20,9 +21,9 @@ func newRolloutCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "rollout",
 		Short: "Stage, pause, resume and preview a release's rollout",
-		Args:  exactArgs(0),
+		Args:  cli.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usage(errors.New("fwctl rollout needs a subcommand: set, pause, resume, preview, status or advance (see fwctl rollout --help)"))
+			return cli.Usage(errors.New("fwctl rollout needs a subcommand: set, pause, resume, preview, status or advance (see fwctl rollout --help)"))
 		},
 	}
 	c.AddCommand(newRolloutSetCmd(), newRolloutPauseCmd(true), newRolloutPauseCmd(false), newRolloutPreviewCmd())
@@ -51,14 +52,14 @@ func (f *resignFlags) register(c *cobra.Command) {
 // writes the result atomically (in place, or to -o).
 func (f *resignFlags) resign(cmd *cobra.Command, path string, edit func(r *manifest.Release, now time.Time) error) (*manifest.Manifest, error) {
 	if f.release == "" {
-		return nil, usage(errors.New("--release ID is required"))
+		return nil, cli.Usage(errors.New("--release ID is required"))
 	}
 	privs, err := loadPrivateKeys(f.keys)
 	if err != nil {
 		return nil, err
 	}
 	if f.expiresIn < 0 {
-		return nil, usage(errors.New("--expires-in must be positive"))
+		return nil, cli.Usage(errors.New("--expires-in must be positive"))
 	}
 	data, err := readInput(path)
 	if err != nil {
@@ -73,7 +74,7 @@ func (f *resignFlags) resign(cmd *cobra.Command, path string, edit func(r *manif
 		return edit(r, now)
 	}))
 	if err != nil {
-		return nil, invalid(fmt.Errorf("%s: %w", path, err))
+		return nil, cli.Failure(fmt.Errorf("%s: %w", path, err))
 	}
 	out := f.out
 	if out == "" {
@@ -109,11 +110,11 @@ with --key (old signatures are dropped) and written atomically.`,
 		Example: `  fwctl rollout set --release ids-4.1.25 --key alice.key \
     --stages "5%@2026-12-01T02:00:00Z,25%@2026-12-03T02:00:00Z,100%@2026-12-07T02:00:00Z" \
     manifest.dsse.json`,
-		Args: exactArgs(1),
+		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := manifest.ParseStages(stages)
 			if err != nil {
-				return usage(fmt.Errorf("--stages: %w", err))
+				return cli.Usage(fmt.Errorf("--stages: %w", err))
 			}
 			m, err := f.resign(cmd, args[0], func(r *manifest.Release, _ time.Time) error {
 				r.SetStages(st)
@@ -158,7 +159,7 @@ func newRolloutPauseCmd(pause bool) *cobra.Command {
 		Short:   short,
 		Long:    short + `. The serial is bumped, issued set to now, the envelope re-signed with --key and written atomically (in place, or to -o). Devices see the change at their next manifest poll.`,
 		Example: "  fwctl rollout " + name + " --release ids-4.1.25 --key alice.key manifest.dsse.json",
-		Args:    exactArgs(1),
+		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := f.resign(cmd, args[0], func(r *manifest.Release, now time.Time) error {
 				if !pause && r.Rollout == nil {
@@ -187,16 +188,16 @@ print whether the device is eligible for the release at TIME (default now),
 its bucket and why, then the eligible share. --group gives the groups every
 listed device is in. Uses the same rule as the devices; checks no signature.`,
 		Example: "  fwctl rollout preview --release ids-4.1.25 --devices serials.txt --at 2026-12-03T02:00:00Z manifest.dsse.json",
-		Args:    exactArgs(1),
+		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if release == "" || devices == "" {
-				return usage(errors.New("--release ID and --devices FILE are required"))
+				return cli.Usage(errors.New("--release ID and --devices FILE are required"))
 			}
 			now := time.Now()
 			if at != "" {
 				var err error
 				if now, err = time.Parse(time.RFC3339, at); err != nil {
-					return usage(fmt.Errorf("--at %q: write an RFC 3339 time, like 2026-12-01T02:00:00Z", at))
+					return cli.Usage(fmt.Errorf("--at %q: write an RFC 3339 time, like 2026-12-01T02:00:00Z", at))
 				}
 			}
 			data, err := readInput(args[0])
@@ -205,14 +206,14 @@ listed device is in. Uses the same rule as the devices; checks no signature.`,
 			}
 			u, err := manifest.ReadUnverified(data, manifest.ParseOptions{})
 			if err != nil {
-				return invalid(fmt.Errorf("%s: %w", args[0], err))
+				return cli.Failure(fmt.Errorf("%s: %w", args[0], err))
 			}
 			if u.ParseErr != nil {
-				return invalid(fmt.Errorf("%s: the payload is invalid: %w", args[0], u.ParseErr))
+				return cli.Failure(fmt.Errorf("%s: the payload is invalid: %w", args[0], u.ParseErr))
 			}
 			r := u.Manifest.Release(release)
 			if r == nil {
-				return invalid(fmt.Errorf("%s: release %q: %w", args[0], release, manifest.ErrNoRelease))
+				return cli.Failure(fmt.Errorf("%s: release %q: %w", args[0], release, manifest.ErrNoRelease))
 			}
 			serials, err := readSerials(devices)
 			if err != nil {
@@ -256,7 +257,7 @@ listed device is in. Uses the same rule as the devices; checks no signature.`,
 func readSerials(path string) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, invalid(err)
+		return nil, cli.Failure(err)
 	}
 	defer f.Close()
 	var out []string
@@ -269,7 +270,7 @@ func readSerials(path string) ([]string, error) {
 		out = append(out, line)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, invalid(fmt.Errorf("read %s: %w", path, err))
+		return nil, cli.Failure(fmt.Errorf("read %s: %w", path, err))
 	}
 	return out, nil
 }

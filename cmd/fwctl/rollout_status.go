@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/manifest"
 	"github.com/fwagent/fwagent/reports"
 )
@@ -34,7 +35,7 @@ signature.`,
 		Args:    cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if release == "" || reportsPath == "" {
-				return usage(errors.New("--release ID and --reports FILE.jsonl are required"))
+				return cli.Usage(errors.New("--release ID and --reports FILE.jsonl are required"))
 			}
 			now, err := parseAt(at)
 			if err != nil {
@@ -89,27 +90,27 @@ set to now, the envelope re-signed with --key and written atomically (in
 place, or to -o). If not, nothing changes and the command exits 1; stop the
 rollout with fwctl rollout pause if the failures call for it.`,
 		Example: "  fwctl rollout advance --release ids-4.1.25 --reports reports.jsonl --max-failure-rate 2% --key alice.key manifest.dsse.json",
-		Args:    exactArgs(1),
+		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.release == "" || reportsPath == "" || rate == "" {
-				return usage(errors.New("--release ID, --reports FILE.jsonl and --max-failure-rate PCT are required"))
+				return cli.Usage(errors.New("--release ID, --reports FILE.jsonl and --max-failure-rate PCT are required"))
 			}
 			if len(f.keys) == 0 {
-				return usage(errors.New("--key FILE is required (a private key from `fwctl keygen` or openssl)"))
+				return cli.Usage(errors.New("--key FILE is required (a private key from `fwctl keygen` or openssl)"))
 			}
 			if minFinished < 0 {
-				return usage(errors.New("--min-finished must be 0 or more"))
+				return cli.Usage(errors.New("--min-finished must be 0 or more"))
 			}
 			maxPct, err := parsePercent(rate)
 			if err != nil {
-				return usage(fmt.Errorf("--max-failure-rate: %w", err))
+				return cli.Usage(fmt.Errorf("--max-failure-rate: %w", err))
 			}
 			rel, err := envelopeRelease(args[0], f.release)
 			if err != nil {
 				return err
 			}
 			if rel.Rollout == nil {
-				return invalid(fmt.Errorf("release %s: %w: give it stages with fwctl rollout set", f.release, manifest.ErrNoRollout))
+				return cli.Failure(fmt.Errorf("release %s: %w: give it stages with fwctl rollout set", f.release, manifest.ErrNoRollout))
 			}
 			now := time.Now()
 			s, err := summarize(cmd.ErrOrStderr(), reportsPath, f.release, rel.Rollout, now)
@@ -121,7 +122,7 @@ rollout with fwctl rollout pause if the failures call for it.`,
 				return err
 			}
 			if err := s.CheckAdvance(maxPct, minFinished); err != nil {
-				return invalid(fmt.Errorf("%w\nnothing changed; to stop new installs now: fwctl rollout pause --release %s --key FILE %s", err, f.release, args[0]))
+				return cli.Failure(fmt.Errorf("%w\nnothing changed; to stop new installs now: fwctl rollout pause --release %s --key FILE %s", err, f.release, args[0]))
 			}
 			cur := s.CurrentStage()
 			finished := cur.Finished()
@@ -178,7 +179,7 @@ func parseAt(at string) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, at)
 	if err != nil {
-		return time.Time{}, usage(fmt.Errorf("--at %q: write an RFC 3339 time, like 2026-12-01T02:00:00Z", at))
+		return time.Time{}, cli.Usage(fmt.Errorf("--at %q: write an RFC 3339 time, like 2026-12-01T02:00:00Z", at))
 	}
 	return t, nil
 }
@@ -192,14 +193,14 @@ func envelopeRelease(path, id string) (*manifest.Release, error) {
 	}
 	u, err := manifest.ReadUnverified(data, manifest.ParseOptions{})
 	if err != nil {
-		return nil, invalid(fmt.Errorf("%s: %w", path, err))
+		return nil, cli.Failure(fmt.Errorf("%s: %w", path, err))
 	}
 	if u.ParseErr != nil {
-		return nil, invalid(fmt.Errorf("%s: the payload is invalid: %w", path, u.ParseErr))
+		return nil, cli.Failure(fmt.Errorf("%s: the payload is invalid: %w", path, u.ParseErr))
 	}
 	r := u.Manifest.Release(id)
 	if r == nil {
-		return nil, invalid(fmt.Errorf("%s: release %q: %w", path, id, manifest.ErrNoRelease))
+		return nil, cli.Failure(fmt.Errorf("%s: release %q: %w", path, id, manifest.ErrNoRelease))
 	}
 	return r, nil
 }
@@ -209,7 +210,7 @@ func envelopeRelease(path, id string) (*manifest.Release, error) {
 func summarize(stderr io.Writer, path, release string, ro *manifest.Rollout, now time.Time) (*reports.Summary, error) {
 	f, err := reports.ReadReports(path)
 	if err != nil {
-		return nil, invalid(err)
+		return nil, cli.Failure(err)
 	}
 	const maxWarnings = 5
 	for i, b := range f.Bad {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/renameio/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/manifest"
 )
 
@@ -34,7 +35,7 @@ by several people, one after the other. A key that already signed is skipped.
 The envelope goes to OUT (written atomically) or to standard output.`,
 		Example: `  fwctl sign --key alice.key -o manifest.dsse.json manifest.json
   fwctl sign --key bob.key -o manifest.dsse.json manifest.dsse.json`,
-		Args: exactArgs(1),
+		Args: cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			privs, err := loadPrivateKeys(keys)
 			if err != nil {
@@ -50,21 +51,21 @@ The envelope goes to OUT (written atomically) or to standard output.`,
 			if isEnvelope(data) {
 				u, err := manifest.ReadUnverified(data, opt)
 				if err != nil {
-					return invalid(fmt.Errorf("%s: %w", args[0], err))
+					return cli.Failure(fmt.Errorf("%s: %w", args[0], err))
 				}
 				if u.ParseErr != nil {
-					return invalid(fmt.Errorf("%s: refusing to sign: the payload inside the envelope is invalid: %w", args[0], u.ParseErr))
+					return cli.Failure(fmt.Errorf("%s: refusing to sign: the payload inside the envelope is invalid: %w", args[0], u.ParseErr))
 				}
 				m = u.Manifest
 				if env, err = manifest.AddSignatures(data, privs...); err != nil {
-					return invalid(err)
+					return cli.Failure(err)
 				}
 			} else {
 				if m, err = manifest.ParsePayload(data, opt); err != nil {
-					return invalid(fmt.Errorf("%s: refusing to sign: %w", args[0], err))
+					return cli.Failure(fmt.Errorf("%s: refusing to sign: %w", args[0], err))
 				}
 				if env, err = manifest.Sign(data, privs...); err != nil {
-					return invalid(err)
+					return cli.Failure(err)
 				}
 			}
 			if !m.Expires.After(time.Now()) {
@@ -99,13 +100,13 @@ func isEnvelope(data []byte) bool {
 // loadPrivateKeys loads every --key file; at least one is required.
 func loadPrivateKeys(paths []string) ([]ed25519.PrivateKey, error) {
 	if len(paths) == 0 {
-		return nil, usage(errors.New("--key FILE is required (a private key from `fwctl keygen` or openssl)"))
+		return nil, cli.Usage(errors.New("--key FILE is required (a private key from `fwctl keygen` or openssl)"))
 	}
 	var out []ed25519.PrivateKey
 	for _, p := range paths {
 		k, err := manifest.LoadPrivateKey(p)
 		if err != nil {
-			return nil, invalid(err)
+			return nil, cli.Failure(err)
 		}
 		out = append(out, k)
 	}
@@ -115,13 +116,13 @@ func loadPrivateKeys(paths []string) ([]ed25519.PrivateKey, error) {
 // loadPublicKeys loads every --pub file; at least one is required.
 func loadPublicKeys(paths []string) ([]ed25519.PublicKey, error) {
 	if len(paths) == 0 {
-		return nil, usage(errors.New("--pub FILE is required (a public key from `fwctl keygen` or openssl)"))
+		return nil, cli.Usage(errors.New("--pub FILE is required (a public key from `fwctl keygen` or openssl)"))
 	}
 	var out []ed25519.PublicKey
 	for _, p := range paths {
 		k, err := manifest.LoadPublicKey(p)
 		if err != nil {
-			return nil, invalid(err)
+			return nil, cli.Failure(err)
 		}
 		out = append(out, k)
 	}
@@ -136,17 +137,17 @@ func readInput(path string) ([]byte, error) {
 	} else {
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, invalid(err)
+			return nil, cli.Failure(err)
 		}
 		defer f.Close()
 		r = f
 	}
 	data, err := io.ReadAll(io.LimitReader(r, maxInputFile+1))
 	if err != nil {
-		return nil, invalid(fmt.Errorf("read %s: %w", path, err))
+		return nil, cli.Failure(fmt.Errorf("read %s: %w", path, err))
 	}
 	if len(data) > maxInputFile {
-		return nil, invalid(fmt.Errorf("%s is larger than %d bytes: it is not a manifest", path, maxInputFile))
+		return nil, cli.Failure(fmt.Errorf("%s is larger than %d bytes: it is not a manifest", path, maxInputFile))
 	}
 	return data, nil
 }
@@ -158,7 +159,7 @@ func writeOutput(stdout io.Writer, path string, data []byte) error {
 		return err
 	}
 	if err := renameio.WriteFile(path, data, 0o644); err != nil {
-		return invalid(fmt.Errorf("write %s: %w", path, err))
+		return cli.Failure(fmt.Errorf("write %s: %w", path, err))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/manifest"
 )
 
@@ -27,19 +28,19 @@ this payload, the payload is well formed, it has not expired and was not
 issued in the future. Exit 0 with a one-line summary, or exit 1 with the
 refusal code and what to do.`,
 		Example: `  fwctl verify --pub alice.pub --pub bob.pub --pub carol.pub --threshold 2 manifest.dsse.json`,
-		Args:    exactArgs(1),
+		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			keys, err := loadPublicKeys(pubs)
 			if err != nil {
 				return err
 			}
 			if threshold < 1 {
-				return usage(errors.New("--threshold must be at least 1"))
+				return cli.Usage(errors.New("--threshold must be at least 1"))
 			}
 			now := time.Now()
 			if at != "" {
 				if now, err = time.Parse(time.RFC3339, at); err != nil {
-					return usage(fmt.Errorf("--at %q: write an RFC 3339 time, like 2026-12-01T02:00:00Z", at))
+					return cli.Usage(fmt.Errorf("--at %q: write an RFC 3339 time, like 2026-12-01T02:00:00Z", at))
 				}
 			}
 			data, err := readInput(args[0])
@@ -50,7 +51,7 @@ refusal code and what to do.`,
 				Now: now, MaxSkew: skew, LastSerial: lastSerial, MaxImageSize: maxSize,
 			})
 			if err != nil {
-				return invalid(fmt.Errorf("%s: %w", args[0], err))
+				return cli.Failure(fmt.Errorf("%s: %w", args[0], err))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ok: %s\n", v)
 			return nil

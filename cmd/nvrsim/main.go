@@ -8,64 +8,22 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/internal/nvrsim"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 )
 
-// Exit codes.
-const (
-	exitOK    = 0
-	exitError = 1
-	exitUsage = 2
-)
-
-// usageError marks a command-line mistake (exit 2).
-type usageError struct{ err error }
-
-func (e *usageError) Error() string { return e.err.Error() }
-func (e *usageError) Unwrap() error { return e.err }
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(exitCode(err, os.Stderr))
-}
-
-// exitCode prints err and maps it to the process exit code.
-func exitCode(err error, stderr io.Writer) int {
-	if err == nil {
-		return exitOK
-	}
-	fmt.Fprintln(stderr, "nvrsim:", err)
-	var ue *usageError
-	if errors.As(err, &ue) {
-		return exitUsage
-	}
-	return exitError
-}
+func main() { cli.Main("nvrsim", run) }
 
 // run executes nvrsim with args; tests call it directly. The simulator runs
 // until ctx ends.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	root := newServeCmd(stdout, stderr)
 	root.AddCommand(newMkimageCmd(stdout))
-	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{err} })
-	err := root.ExecuteContext(ctx)
-	var ue *usageError
-	if err != nil && !errors.As(err, &ue) && strings.Contains(err.Error(), "unknown command") {
-		return &usageError{err}
-	}
-	return err
+	return cli.Execute(ctx, root, args, stdout, stderr)
 }
 
 // serveFlags are the simulator's command-line settings.
@@ -116,7 +74,7 @@ Write test images with "nvrsim mkimage".`,
 // seconds turns a flag's seconds into a duration, refusing negative ones.
 func seconds(name string, s float64) (time.Duration, error) {
 	if s < 0 {
-		return 0, &usageError{fmt.Errorf("--%s is %v: give zero or more seconds", name, s)}
+		return 0, cli.Usage(fmt.Errorf("--%s is %v: give zero or more seconds", name, s))
 	}
 	return time.Duration(s * float64(time.Second)), nil
 }
@@ -124,7 +82,7 @@ func seconds(name string, s float64) (time.Duration, error) {
 func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 	level, err := logrus.ParseLevel(f.logLevel)
 	if err != nil {
-		return &usageError{fmt.Errorf("--log-level %q: use debug, info, warn or error", f.logLevel)}
+		return cli.Usage(fmt.Errorf("--log-level %q: use debug, info, warn or error", f.logLevel))
 	}
 	log := logrus.New()
 	log.SetOutput(stderr)
@@ -142,7 +100,7 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	if f.lockAfter < 1 {
-		return &usageError{fmt.Errorf("--lock-after is %d: give 1 or more", f.lockAfter)}
+		return cli.Usage(fmt.Errorf("--lock-after is %d: give 1 or more", f.lockAfter))
 	}
 	password := f.password
 	if password == "" {
@@ -155,7 +113,7 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 		TLS: f.https, Logger: log,
 	}
 	if _, err := nvrsim.NewChecked(cfg); err != nil {
-		return &usageError{err}
+		return cli.Usage(err)
 	}
 	srv, err := nvrsim.Listen(f.listen, cfg)
 	if err != nil {

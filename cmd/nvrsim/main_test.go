@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/internal/testimage"
 	"github.com/icholy/digest"
 )
@@ -126,8 +126,7 @@ func TestUsageErrors(t *testing.T) {
 		{"nonsense"},
 	} {
 		err := run(context.Background(), args, io.Discard, io.Discard)
-		var ue *usageError
-		if !errors.As(err, &ue) || exitCode(err, io.Discard) != exitUsage {
+		if cli.ExitCode("nvrsim", err, io.Discard) != cli.ExitUsage {
 			t.Errorf("%q: error %v, want a usage error (exit 2)", args, err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/internal/testimage"
 	"github.com/spf13/cobra"
 )
@@ -30,13 +31,13 @@ func newMkimageCmd(stdout io.Writer) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return &usageError{fmt.Errorf("mkimage needs -o FILE")}
+				return cli.Usage(fmt.Errorf("mkimage needs -o FILE"))
 			}
 			if spec.Variant != "custom" && spec.Variant != "standard" {
-				return &usageError{fmt.Errorf("--variant %q: use custom or standard", spec.Variant)}
+				return cli.Usage(fmt.Errorf("--variant %q: use custom or standard", spec.Variant))
 			}
 			if spec.Size < 0 {
-				return &usageError{fmt.Errorf("--size %d: give zero (small) or a byte count", spec.Size)}
+				return cli.Usage(fmt.Errorf("--size %d: give zero (small) or a byte count", spec.Size))
 			}
 			if corrupt != "" {
 				found := false
@@ -46,7 +47,7 @@ func newMkimageCmd(stdout io.Writer) *cobra.Command {
 					}
 				}
 				if !found {
-					return &usageError{fmt.Errorf("--corrupt %q: use one of %s", corrupt, strings.Join(names, ", "))}
+					return cli.Usage(fmt.Errorf("--corrupt %q: use one of %s", corrupt, strings.Join(names, ", ")))
 				}
 			}
 			size, sum, err := testimage.WriteFile(out, spec)
