@@ -106,7 +106,7 @@ type Lab struct {
 
 // Start builds the keys, images and manifest, starts the simulator and the
 // update server, and writes the agent config.
-func Start(opts Options) (l *Lab, err error) {
+func Start(opts Options) (_ *Lab, err error) {
 	if opts.Dir == "" {
 		return nil, errors.New("lab: Options.Dir is required")
 	}
@@ -119,7 +119,7 @@ func Start(opts Options) (l *Lab, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	l = &Lab{Dir: opts.Dir, opts: opts, StateDir: filepath.Join(opts.Dir, "state"), LogDir: filepath.Join(opts.Dir, "log")}
+	l := &Lab{Dir: opts.Dir, opts: opts, StateDir: filepath.Join(opts.Dir, "state"), LogDir: filepath.Join(opts.Dir, "log")}
 	defer func() {
 		if err != nil {
 			l.Close()
