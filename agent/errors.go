@@ -22,6 +22,12 @@ const (
 	CodeNoSpace            = "no_space"
 	CodeDevice             = "device_error"
 	CodeInternal           = "internal_error"
+
+	// Why a cycle found nothing to do.
+	CodeNoRelease    = "no_release_for_model" // no release names the device's model
+	CodeUpToDate     = "up_to_date"           // the device runs the newest release offered
+	CodeQuarantined  = "quarantined"          // the release failed before; waiting for a higher serial
+	CodeNotInRollout = "not_in_rollout"       // the rollout does not admit this device yet
 )
 
 // failure is an error classified where it happened: transient failures are

@@ -419,10 +419,27 @@ func (c *cycle) nothingChosen(refused []*Candidate, upToDate bool) (*state, erro
 		c.out.Message = fmt.Sprintf("no allowed release for %s: %d refused by policy", c.id.Model, len(refused))
 	default:
 		c.out.Result = ResultNothing
+		c.out.Codes = []string{c.nothingCode(upToDate)}
 		c.out.Message = fmt.Sprintf("nothing to do: %s runs %s and the manifest (serial %d) offers nothing newer that applies", c.id.Model, c.id.FirmwareVersion, c.verified.Manifest.Serial)
 	}
 	c.log.Info(c.out.Message)
 	return nil, nil
+}
+
+// nothingCode says why a cycle found nothing to do.
+func (c *cycle) nothingCode(upToDate bool) string {
+	switch {
+	case len(c.out.Candidates) == 0:
+		return CodeNoRelease
+	case upToDate:
+		return CodeUpToDate
+	}
+	for _, cand := range c.out.Candidates {
+		if cand.Quarantined {
+			return CodeQuarantined
+		}
+	}
+	return CodeNotInRollout
 }
 
 // noteRefusal logs, audits and reports a refused release once per serial.

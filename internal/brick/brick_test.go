@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -405,20 +406,15 @@ func check(s scenario, res *result) []string {
 		}
 		return bad
 	}
-	// Not installed: the outcome says why with a code, unless no release
-	// named the device at all (then there is nothing to refuse).
-	if len(out.Codes) > 0 {
-		return bad
+	// Not installed: the outcome always says why with a code (even "no
+	// release names this model" has one).
+	if len(out.Codes) == 0 {
+		return append(bad, fmt.Sprintf("not installed (%s: %s) and no reason code given", out.Result, out.Message))
 	}
-	for _, c := range out.Candidates {
-		if len(c.Decision.Reasons) > 0 {
-			return bad
-		}
+	if slices.Contains(out.Codes, agent.CodeNoRelease) && namesModel(s.Releases, s.Model) && s.ManifestFault == "" {
+		bad = append(bad, "the outcome says no release names the model, but one does")
 	}
-	if out.Result == agent.ResultNothing && len(out.Candidates) == 0 && s.ManifestFault == "" && !namesModel(s.Releases, s.Model) {
-		return bad
-	}
-	return append(bad, fmt.Sprintf("not installed (%s: %s) and no reason code given", out.Result, out.Message))
+	return bad
 }
 
 func namesModel(rels []lab.Release, model string) bool {
