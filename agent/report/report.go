@@ -14,7 +14,7 @@ import (
 )
 
 // Report is one report: a step change or a result of an update attempt.
-// Its JSON form is the wire format; see docs/reports.md.
+// Its JSON form is the wire format; see the Reports section of README.md.
 type Report struct {
 	// ID is unique per report (random); a server uses it to drop the
 	// duplicates that at-least-once delivery can produce.

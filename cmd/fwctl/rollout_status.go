@@ -28,7 +28,7 @@ func newRolloutStatusCmd() *cobra.Command {
 that reported on the release, each by its latest report: downloading,
 installing, confirmed (installed and confirmed), failed (by reason code) and
 refused, and the failure rate = failed / (confirmed + failed). With the
-ENVELOPE each device is counted in its rollout stage (see docs/rollout.md);
+ENVELOPE each device is counted in its rollout stage (see the Staged rollouts section of README.md);
 without it, counts only. --devices also lists every device. Checks no
 signature.`,
 		Example: "  fwctl rollout status --release ids-4.1.25 --reports reports.jsonl manifest.dsse.json",
