@@ -65,6 +65,7 @@ type Agent struct {
 	// for a device that is still flashing after a restart (default 2s).
 	ConfirmPoll time.Duration
 
+	ids      attemptFields // stamped on every log line of an attempt
 	mu       sync.Mutex
 	cached   *manifest.Verified // the last verified manifest, reused on 304
 	status   Status

@@ -1,11 +1,14 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -235,4 +238,50 @@ func sameVersion(a, b string) bool {
 	va, err1 := verify.ParseVersion(a)
 	vb, err2 := verify.ParseVersion(b)
 	return err1 == nil && err2 == nil && va.Compare(vb) == 0
+}
+
+func TestEveryLogLineOfAnAttemptCarriesItsIDs(t *testing.T) {
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
+	var buf bytes.Buffer
+	log := logrus.New()
+	log.Out = &buf
+	log.Formatter = &logrus.JSONFormatter{}
+	cfg, err := w.lab.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w.agent.Close()
+	a, err := agent.New(cfg, agent.Options{Version: "test", Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if out := a.Cycle(context.Background(), agent.ModeUpdateNow); out.Result != agent.ResultInstalled {
+		t.Fatalf("%s: %s", out.Result, out.Message)
+	}
+	var inAttempt, fromParts int
+	started := false
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		msg, _ := e["msg"].(string)
+		if msg == "update started" {
+			started = true
+		}
+		if !started {
+			continue
+		}
+		inAttempt++
+		if e["attempt"] == nil || e["release"] != custom4125.ID {
+			t.Errorf("a line of the attempt lacks its ids: %s", line)
+		}
+		if strings.Contains(msg, "downloading image") || strings.Contains(msg, "upload") {
+			fromParts++
+		}
+	}
+	if inAttempt == 0 || fromParts == 0 {
+		t.Fatalf("found %d attempt lines, %d from the downloader or the device backend", inAttempt, fromParts)
+	}
 }

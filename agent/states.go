@@ -133,6 +133,7 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 		}
 		s = next
 	}
+	a.ids.set("", "")
 	c.out.Finished = a.now()
 	out := *c.out
 	a.setStatus(func(st *Status) { st.LastCycle = &out })
@@ -179,6 +180,7 @@ func (c *cycle) resume(ctx context.Context) (*state, error) {
 // withAttempt makes every log line of the cycle carry the update's ids.
 func (c *cycle) withAttempt(u *journal.Update) {
 	c.log = c.a.Log.WithFields(logrus.Fields{"release": u.ReleaseID, "attempt": u.AttemptID})
+	c.a.ids.set(u.ReleaseID, u.AttemptID)
 	c.out.Release = u.ReleaseID
 	c.out.Attempt = u.AttemptID
 }

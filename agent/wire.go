@@ -40,6 +40,12 @@ func New(cfg *config.Config, opt Options) (*Agent, error) {
 		log = logrus.New()
 	}
 	a := &Agent{Config: cfg, Log: log, Version: opt.Version, Metrics: support.NewMetrics(opt.Version)}
+	switch l := log.(type) {
+	case *logrus.Logger:
+		l.AddHook(&a.ids)
+	case *logrus.Entry:
+		l.Logger.AddHook(&a.ids)
+	}
 	ok := false
 	defer func() {
 		if !ok {

@@ -1,0 +1,43 @@
+package agent
+
+import (
+	"sync"
+
+	"github.com/sirupsen/logrus"
+)
+
+// attemptFields is a logrus hook that stamps the release and attempt ids of
+// the update in progress on every log line that lacks them, so the lines the
+// downloader and the device backend write during an attempt can be found
+// with fwagent logs --release / --attempt like the agent's own. The agent
+// runs one attempt at a time, so one pair of ids is enough.
+type attemptFields struct {
+	mu               sync.Mutex
+	release, attempt string
+}
+
+func (h *attemptFields) set(release, attempt string) {
+	h.mu.Lock()
+	h.release, h.attempt = release, attempt
+	h.mu.Unlock()
+}
+
+// Levels is every level.
+func (h *attemptFields) Levels() []logrus.Level { return logrus.AllLevels }
+
+// Fire adds the ids to e.
+func (h *attemptFields) Fire(e *logrus.Entry) error {
+	h.mu.Lock()
+	release, attempt := h.release, h.attempt
+	h.mu.Unlock()
+	if attempt == "" {
+		return nil
+	}
+	if _, ok := e.Data["release"]; !ok {
+		e.Data["release"] = release
+	}
+	if _, ok := e.Data["attempt"]; !ok {
+		e.Data["attempt"] = attempt
+	}
+	return nil
+}
