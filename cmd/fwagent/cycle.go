@@ -176,13 +176,20 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// outcomeError turns a cycle's outcome into the command's error and exit code.
-func outcomeError(out agent.Outcome) error {
-	code := exitFor(out)
-	if code == exitOK {
-		return nil
+// finish prints a cycle's outcome, readable or as JSON, and returns the
+// command's exit code for it.
+func finish(w io.Writer, out agent.Outcome, asJSON bool) error {
+	if asJSON {
+		if err := writeJSON(w, out); err != nil {
+			return err
+		}
+	} else {
+		printOutcome(w, out)
 	}
-	return cli.WithCode(code, nil)
+	if code := exitFor(out); code != exitOK {
+		return cli.WithCode(code, nil)
+	}
+	return nil
 }
 
 func checkCommand() *cobra.Command {
@@ -199,15 +206,7 @@ func checkCommand() *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			out := s.agent.Cycle(cmd.Context(), agent.ModeCheck)
-			if asJSON {
-				if err := writeJSON(cmd.OutOrStdout(), out); err != nil {
-					return err
-				}
-			} else {
-				printOutcome(cmd.OutOrStdout(), out)
-			}
-			return outcomeError(out)
+			return finish(cmd.OutOrStdout(), s.agent.Cycle(cmd.Context(), agent.ModeCheck), asJSON)
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
@@ -246,14 +245,7 @@ func updateCommand() *cobra.Command {
 			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 10*time.Second)
 			s.agent.FlushReports(flushCtx)
 			cancel()
-			if asJSON {
-				if err := writeJSON(cmd.OutOrStdout(), out); err != nil {
-					return err
-				}
-			} else {
-				printOutcome(cmd.OutOrStdout(), out)
-			}
-			return outcomeError(out)
+			return finish(cmd.OutOrStdout(), out, asJSON)
 		},
 	}
 	c.Flags().BoolVar(&now, "now", false, "install now, outside the maintenance windows")
