@@ -14,6 +14,10 @@ var (
 	ErrLocked = errors.New("device has locked the account")
 	// ErrUnreachable means the device did not answer.
 	ErrUnreachable = errors.New("device unreachable")
+	// ErrPendingImage means the device already holds a flashed image that
+	// waits for a reboot (ISAPI rebootRequired). A backend never reboots
+	// into it on its own: the agent alone knows whether it sent that image.
+	ErrPendingImage = errors.New("device holds a flashed image waiting for a reboot")
 )
 
 // Error is the typed error of every device operation. Transient errors may be
