@@ -76,7 +76,7 @@ var statusHints = map[string]string{
 	"badLanguage":    "the image's language does not match the device",
 	"badFlash":       "the device could not write the image; the image is damaged or not for this device",
 	"notSupport":     "the device does not support this operation",
-	"rebootRequired": "the device needs a reboot before this operation",
+	"rebootRequired": "the device holds a flashed image and waits for a reboot into it",
 }
 
 // AuthError is a refusal of the configured credentials by the device: a 401

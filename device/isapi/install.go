@@ -21,9 +21,11 @@ import (
 // progress in percent. The image is streamed from disk, never held in
 // memory, and sent once per attempt: first as PUT application/octet-stream,
 // then, if the device says PUT is not supported, as POST multipart/form-data
-// in the field updateFile. If the device asks for a reboot first
-// (rebootRequired), Install reboots it once, waits until it is back and
-// tries once more. Install does not reboot after flashing.
+// in the field updateFile. Install never reboots the device: if the device
+// answers rebootRequired (it already holds a flashed image that waits for a
+// reboot), Install returns a fatal error wrapping device.ErrPendingImage,
+// because that image may be one fwagent never sent nor checked. Install does
+// not reboot after flashing either.
 func (c *Client) Install(ctx context.Context, imagePath string, progress device.ProgressFunc) error {
 	if progress == nil {
 		progress = func(device.InstallProgress) {}
@@ -31,16 +33,17 @@ func (c *Client) Install(ctx context.Context, imagePath string, progress device.
 	err := c.install(ctx, imagePath, progress)
 	var se *StatusError
 	if errors.As(err, &se) && se.RebootRequired() {
-		c.log.Warn("the device asks for a reboot before it takes the image; rebooting once and trying again")
-		if err := c.Reboot(ctx); err != nil {
-			return err
-		}
-		if _, err := c.WaitReady(ctx); err != nil {
-			return err
-		}
-		err = c.install(ctx, imagePath, progress)
+		return pendingImageError(se)
 	}
 	return wrap("install", err)
+}
+
+// pendingImageError is the fatal error for an upload answered with
+// rebootRequired. A reboot would boot an image that this upload did not
+// send, perhaps the standard firmware that destroys an iDS-9632NXI-I8/16S.
+func pendingImageError(se *StatusError) error {
+	return &device.Error{Op: "install", Code: "rebootRequired", Transient: false,
+		Err: fmt.Errorf("%w that this upload did not send; fwagent will not reboot into an image it has not proven: check what was flashed and reboot the device by hand (device reply: %w)", device.ErrPendingImage, se)}
 }
 
 func (c *Client) install(ctx context.Context, imagePath string, progress device.ProgressFunc) error {

@@ -224,36 +224,58 @@ func TestInstallRefusals(t *testing.T) {
 	}
 }
 
-func TestRebootRequiredLeadsToOneRebootAndOneRetry(t *testing.T) {
-	t.Run("a pending image is activated by one reboot, then the upload goes through", func(t *testing.T) {
-		srv := startSim(t, nvrsim.Config{RebootDelay: 50 * time.Millisecond})
-		path, _ := writeImage(t, testimage.Spec{Model: protected, Version: "4.1.25", Variant: "custom"})
-		c, _ := newTestClient(t, srv.URL(), nil)
-		ctx := testCtx(t)
-		if err := c.Install(ctx, path, nil); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Install(ctx, path, nil); err != nil {
-			t.Fatal(err)
-		}
-		if st := srv.State(); st.Reboots != 1 || st.Uploads != 2 || st.Installs != 2 {
-			t.Errorf("state = %+v, want 1 reboot, 2 uploads, 2 installs", st)
-		}
-	})
-	t.Run("a device asking for a reboot again is not rebooted twice", func(t *testing.T) {
-		srv := startSim(t, nvrsim.Config{RebootDelay: 50 * time.Millisecond})
-		srv.SetFaults(nvrsim.Faults{RejectUpload: "rebootRequired"})
-		path, _ := writeImage(t, testimage.Spec{Model: protected, Version: "4.1.25", Variant: "custom"})
-		c, _ := newTestClient(t, srv.URL(), nil)
-		err := c.Install(testCtx(t), path, nil)
-		var de *device.Error
-		if !errors.As(err, &de) || de.Code != "rebootRequired" {
-			t.Errorf("err = %v, want rebootRequired", err)
-		}
-		if st := srv.State(); st.Reboots != 1 || st.Uploads != 2 {
-			t.Errorf("state = %+v, want 1 reboot and 2 uploads", st)
-		}
-	})
+func TestRebootRequiredIsNeverAnsweredWithAReboot(t *testing.T) {
+	tests := []struct {
+		name   string
+		setup  func(t *testing.T, srv *nvrsim.Server, c *Client, path string)
+		method string
+	}{
+		{"an image left pending by an earlier upload stops the install without a reboot", func(t *testing.T, srv *nvrsim.Server, c *Client, path string) {
+			if err := c.Install(testCtx(t), path, nil); err != nil {
+				t.Fatal(err)
+			}
+		}, "PUT"},
+		{"a device that asks for a reboot after the whole upload is not rebooted", func(t *testing.T, srv *nvrsim.Server, c *Client, path string) {
+			srv.SetFaults(nvrsim.Faults{RejectUpload: "rebootRequired"})
+		}, "PUT"},
+		{"a rebootRequired answer to the multipart POST is not rebooted either", func(t *testing.T, srv *nvrsim.Server, c *Client, path string) {
+			srv.SetFaults(nvrsim.Faults{RejectUpload: "rebootRequired", PutNotSupported: true})
+		}, "POST"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := startSim(t, nvrsim.Config{})
+			path, _ := writeImage(t, testimage.Spec{Model: protected, Version: "4.1.25", Variant: "custom"})
+			c, logs := newTestClient(t, srv.URL(), nil)
+			tt.setup(t, srv, c, path)
+			before := srv.State()
+
+			err := c.Install(testCtx(t), path, nil)
+			var de *device.Error
+			var se *StatusError
+			if !errors.As(err, &de) || de.Op != "install" || de.Code != "rebootRequired" || de.Transient {
+				t.Fatalf("err = %#v (%v), want a fatal install error with code rebootRequired", err, err)
+			}
+			if !errors.Is(err, device.ErrPendingImage) || !errors.As(err, &se) || !se.RebootRequired() {
+				t.Errorf("err = %v, want it to wrap device.ErrPendingImage and the device's reply", err)
+			}
+			for _, want := range []string{"this upload did not send", "will not reboot into an image it has not proven", "reboot the device by hand"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("err = %q, want it to say %q", err, want)
+				}
+			}
+			st := srv.State()
+			if st.Reboots != 0 || st.Installs != before.Installs {
+				t.Errorf("state = %+v, want no reboot and no new install", st)
+			}
+			if st.LastUpload == nil || st.LastUpload.Method != tt.method {
+				t.Errorf("last upload = %+v, want one %s", st.LastUpload, tt.method)
+			}
+			if strings.Contains(logs.String(), "asking the device to reboot") {
+				t.Error("the client asked the device to reboot")
+			}
+		})
+	}
 }
 
 func TestTransientFailuresAreRetried(t *testing.T) {
@@ -404,11 +426,17 @@ func TestARefusedPUTIsNotTriedAgain(t *testing.T) {
 		if st := srv.State(); st.LastUpload.Method != "POST" {
 			t.Fatalf("upload %d used %s", i, st.LastUpload.Method)
 		}
+		// Boot the flashed image, as the agent does, before the next upload.
+		if err := c.Reboot(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// 2 images flashed, 1 reboot in between for rebootRequired, and the
-	// second install went straight to POST: requests stay few.
-	if st := srv.State(); st.Installs != 2 {
-		t.Errorf("installs = %d, want 2", st.Installs)
+	// 2 images flashed and the second install went straight to POST.
+	if st := srv.State(); st.Installs != 2 || st.Uploads != 2 {
+		t.Errorf("installs = %d, uploads = %d, want 2 of each", st.Installs, st.Uploads)
 	}
 }
 
@@ -430,6 +458,14 @@ func BenchmarkInstall(b *testing.B) {
 	b.SetBytes(size)
 	for b.Loop() {
 		if err := c.Install(b.Context(), path, nil); err != nil {
+			b.Fatal(err)
+		}
+		// Boot the flashed image: a pending image makes the next upload
+		// fail with rebootRequired.
+		if err := c.Reboot(b.Context()); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.WaitReady(b.Context()); err != nil {
 			b.Fatal(err)
 		}
 	}
