@@ -106,7 +106,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	tc, err := tlsConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -240,15 +240,24 @@ func transportError(ctx context.Context, path string, err error) error {
 	case errors.Is(err, ErrCertMismatch), errors.Is(err, ErrBadReply), errors.Is(err, ErrBasicNotAllowed):
 		return err
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err // the URL holds no secret, but the path is enough
-	}
+	err = stripURL(err)
 	var certErr *tls.CertificateVerificationError
 	if errors.As(err, &certErr) {
-		return fmt.Errorf("%s: the device's certificate is not trusted (%v): set ca_file, or pin it with cert_sha256", path, certErr.Err)
+		return fmt.Errorf("%s: the device's certificate is not trusted (%w): set ca_file, or pin it with cert_sha256", path, certErr.Err)
 	}
-	return fmt.Errorf("%w: %s: %v", device.ErrUnreachable, path, err)
+	// %w keeps the cause (a *net.OpError, say) in the chain: Reboot tells
+	// a device it never reached from one that hung up after the request.
+	return fmt.Errorf("%w: %s: %w", device.ErrUnreachable, path, err)
+}
+
+// stripURL drops the *url.Error around a transport error: the URL holds no
+// secret, but the path is enough. Only an outermost *url.Error is dropped,
+// so that what a caller wrapped around it stays.
+func stripURL(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
 }
 
 // get fetches path and returns the body of a 2xx reply, or the reply as an

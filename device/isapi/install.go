@@ -162,7 +162,7 @@ func (c *Client) send(ctx context.Context, method, imagePath string, size int64,
 			return nil, &device.Error{Op: "install", Code: "uploadTimeout", Transient: true,
 				Err: fmt.Errorf("%w: the upload did not finish within %s (upload_timeout; %d of %d bytes sent): raise upload_timeout on a slow link", device.ErrUnreachable, c.cfg.UploadTimeout, sent, size)}
 		}
-		return nil, transportError(ctx, PathUpdateFirmware, fmt.Errorf("%w (after %d of %d image bytes)", err, sent, size))
+		return nil, transportError(ctx, PathUpdateFirmware, fmt.Errorf("%w (after %d of %d image bytes)", stripURL(err), sent, size))
 	}
 	defer resp.Body.Close()
 	reply, err := readCapped(resp.Body)

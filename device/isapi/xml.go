@@ -50,7 +50,7 @@ func parseDocument(b []byte) (*document, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: not valid XML: %v", ErrBadReply, err)
+			return nil, fmt.Errorf("%w: not valid XML: %w", ErrBadReply, err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
@@ -232,13 +232,13 @@ func replyError(path string, status int, body []byte) error {
 	err := fmt.Errorf("%s answered HTTP %d", path, status)
 	switch {
 	case status == 404:
-		return fmt.Errorf("%w: %v: check the url; is it an ISAPI device?", ErrBadReply, err)
+		return fmt.Errorf("%w: %w: check the url; is it an ISAPI device?", ErrBadReply, err)
 	case status == 503 || status == 429 || status == 502 || status == 504:
 		return &StatusError{HTTPStatus: status, StatusCode: 2, StatusString: "Device Busy", SubStatusCode: "deviceBusy", RequestURL: path}
 	case status >= 500:
-		return fmt.Errorf("%w: %v", device.ErrUnreachable, err)
+		return fmt.Errorf("%w: %w", device.ErrUnreachable, err)
 	}
-	return fmt.Errorf("%w: %v", ErrBadReply, err)
+	return fmt.Errorf("%w: %w", ErrBadReply, err)
 }
 
 func truncate(s string) string {
