@@ -72,7 +72,11 @@ func (c *Client) install(ctx context.Context, imagePath string, progress device.
 	}
 	if err != nil {
 		if errors.Is(err, device.ErrUnreachable) {
-			return c.afterDrop(ctx, err, progress)
+			sent := int64(-1)
+			if res != nil {
+				sent = res.sent
+			}
+			return c.afterDrop(ctx, err, sent, size, progress)
 		}
 		return err
 	}
@@ -125,7 +129,9 @@ func putNotSupported(r *uploadResult) bool {
 }
 
 // send streams the image once with method and returns the reply. The body
-// does not go through go-retryablehttp: it is not replayable cheaply.
+// does not go through go-retryablehttp: it is not replayable cheaply. When
+// the upload breaks, send returns the error and a result that holds only how
+// many image bytes were sent.
 func (c *Client) send(ctx context.Context, method, imagePath string, size int64, progress device.ProgressFunc) (*uploadResult, error) {
 	f, err := os.Open(imagePath)
 	if err != nil {
@@ -159,15 +165,15 @@ func (c *Client) send(ctx context.Context, method, imagePath string, size int64,
 	sent := body.Sent()
 	if err != nil {
 		if ctx.Err() == nil && uctx.Err() != nil {
-			return nil, &device.Error{Op: "install", Code: "uploadTimeout", Transient: true,
+			return &uploadResult{method: method, sent: sent}, &device.Error{Op: "install", Code: "uploadTimeout", Transient: true,
 				Err: fmt.Errorf("%w: the upload did not finish within %s (upload_timeout; %d of %d bytes sent): raise upload_timeout on a slow link", device.ErrUnreachable, c.cfg.UploadTimeout, sent, size)}
 		}
-		return nil, transportError(ctx, PathUpdateFirmware, fmt.Errorf("%w (after %d of %d image bytes)", stripURL(err), sent, size))
+		return &uploadResult{method: method, sent: sent}, transportError(ctx, PathUpdateFirmware, fmt.Errorf("%w (after %d of %d image bytes)", stripURL(err), sent, size))
 	}
 	defer resp.Body.Close()
 	reply, err := readCapped(resp.Body)
 	if err != nil && !errors.Is(err, ErrTooLarge) {
-		return nil, transportError(ctx, PathUpdateFirmware, fmt.Errorf("reading the reply to the upload: %w", err))
+		return &uploadResult{method: method, sent: sent}, transportError(ctx, PathUpdateFirmware, fmt.Errorf("reading the reply to the upload: %w", err))
 	}
 	c.log.WithFields(map[string]any{"method": method, "status": resp.StatusCode, "sent": sent, "seconds": time.Since(start).Seconds()}).Debug("upload answered")
 	return &uploadResult{method: method, status: resp.StatusCode, body: reply, sent: sent}, nil
@@ -194,19 +200,35 @@ func multipartFrame() (head, tail []byte, contentType string, err error) {
 }
 
 // afterDrop decides what a connection that broke during or right after the
-// upload means: if the device says it is flashing, the upload arrived and
-// the install goes on. upgrading=false with percent=100 counts as a flash
-// that already finished (recorders reset percent when they reboot); the
-// agent's check of the version after the reboot backs that reading up.
-// Otherwise the drop is a transient failure.
-func (c *Client) afterDrop(ctx context.Context, dropErr error, progress device.ProgressFunc) error {
-	c.log.WithError(dropErr).Warn("the connection broke during or right after the upload; asking the device whether it is flashing")
+// upload means. Only an upload that reached the device (no dial error) and
+// sent every byte of the image can have been taken: anything less is a
+// transient failure, whatever upgradeStatus says, since the device may be
+// reporting on an image fwagent did not send. For a complete upload, if the
+// device says it is flashing, the upload arrived and the install goes on;
+// upgrading=false with percent=100 counts as a flash that already finished
+// (recorders reset percent when they reboot), and the agent's check of the
+// version after the reboot backs that reading up. Otherwise the drop is a
+// transient failure.
+func (c *Client) afterDrop(ctx context.Context, dropErr error, sent, size int64, progress device.ProgressFunc) error {
+	if isDialError(dropErr) {
+		return fmt.Errorf("%w; the upload never reached the device: retry the install", dropErr)
+	}
+	if sent != size {
+		return fmt.Errorf("%w; the device did not get the whole image, so it cannot be flashing it: retry the install", dropErr)
+	}
+	c.log.WithError(dropErr).Warn("the connection broke right after the whole image was sent; asking the device whether it is flashing")
 	st, err := c.status(ctx, c.api)
 	if err != nil {
 		if fatalWhileWaiting(err) {
 			return err
 		}
-		return fmt.Errorf("%w; and upgradeStatus did not answer either (%v): retry the install later", dropErr, err)
+		code := "unreachable"
+		var de *device.Error
+		if errors.As(dropErr, &de) {
+			code = de.Code
+		}
+		return &device.Error{Op: "install", Code: code, Transient: true,
+			Err: fmt.Errorf("%w; and upgradeStatus did not answer either (%w): retry the install later", dropErr, err)}
 	}
 	if !st.Upgrading && st.Percent != 100 {
 		return fmt.Errorf("%w; the device is not flashing (upgradeStatus upgrading=false, percent=%d): retry the install", dropErr, st.Percent)
@@ -226,8 +248,23 @@ func (c *Client) waitFlash(ctx context.Context, progress device.ProgressFunc) er
 	defer tick.Stop()
 	var last error
 	lastPercent := -1
+	timedOut := func() error {
+		if parent.Err() != nil {
+			return parent.Err()
+		}
+		msg := fmt.Sprintf("the device was still flashing after %s (flash_timeout): do not power it off; check it on site", c.cfg.FlashTimeout)
+		if last != nil {
+			msg += "; last error: " + last.Error()
+		}
+		return &device.Error{Op: "install", Code: "flashTimeout", Transient: false, Err: errors.New(msg)}
+	}
 	for {
 		st, err := c.status(ctx, c.once)
+		if err != nil && ctx.Err() != nil {
+			// flash_timeout ran out (or the caller gave up) while the
+			// request was in flight.
+			return timedOut()
+		}
 		switch {
 		case err == nil:
 			last = nil
@@ -250,14 +287,7 @@ func (c *Client) waitFlash(ctx context.Context, progress device.ProgressFunc) er
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			if parent.Err() != nil {
-				return parent.Err()
-			}
-			msg := fmt.Sprintf("the device was still flashing after %s (flash_timeout): do not power it off; check it on site", c.cfg.FlashTimeout)
-			if last != nil {
-				msg += "; last error: " + last.Error()
-			}
-			return &device.Error{Op: "install", Code: "flashTimeout", Transient: false, Err: errors.New(msg)}
+			return timedOut()
 		}
 	}
 }
