@@ -23,8 +23,11 @@ import (
 //   - the authenticated request is sent exactly once; a 401 to it is an
 //     *AuthError, returned as the round trip's error so nothing retries it.
 //     The only exception is a digest challenge marked stale=true (the device
-//     says the password was right but the nonce expired) on a request
-//     without a body: it is answered once with the new nonce;
+//     says the password was right but the nonce expired): a request without
+//     a body answers the new challenge once; a request with a body and a
+//     GetBody probes once more for a fresh nonce and sends its body once
+//     more. A second stale nonce, or one that cannot be answered, is
+//     ErrStaleNonce, never an *AuthError: the password was right;
 //   - once the device says it locked the account, no login is attempted
 //     until the lock should have ended.
 type authTransport struct {
@@ -56,12 +59,7 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var res *http.Response
 	var err error
 	if bodied {
-		probe, perr := http.NewRequestWithContext(req.Context(), http.MethodGet, req.URL.Scheme+"://"+req.URL.Host+t.probePath, nil)
-		if perr != nil {
-			closeBody()
-			return nil, perr
-		}
-		res, err = t.base.RoundTrip(probe)
+		res, err = t.probe(req)
 		if err != nil {
 			closeBody()
 			return nil, err
@@ -78,11 +76,12 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 
-	// 2. Answer the challenge once.
+	// 2. Answer the challenge once (twice only for a stale nonce).
+	fresh := true // res answers a request without credentials
 	for attempt := 0; ; attempt++ {
 		body, _ := readCapped(res.Body)
 		res.Body.Close()
-		if attempt == 0 {
+		if fresh {
 			if locked, _, secs := parseLockInfo(body); locked {
 				// Locked before we said anything: do not make it worse.
 				closeBody()
@@ -91,7 +90,7 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		authReq := req.Clone(req.Context())
-		scheme, aerr := t.authorize(authReq, res.Header)
+		scheme, aerr := t.authorize(authReq, res.Header, bodied)
 		if aerr != nil {
 			closeBody()
 			return nil, aerr
@@ -103,9 +102,35 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// A 401 to the authenticated request.
 		body, _ = readCapped(res.Body)
 		res.Body.Close()
-		if attempt == 0 && !bodied && scheme == "digest" && staleChallenge(res.Header) {
-			t.log.Debug("device said the digest nonce was stale; answering its new challenge once")
-			res.Body = io.NopCloser(bytes.NewReader(body))
+		if scheme == "digest" && staleChallenge(res.Header) {
+			if attempt > 0 || (bodied && req.GetBody == nil) {
+				t.log.Warn("the device called the digest nonce stale again; not sending the credentials a third time")
+				return nil, fmt.Errorf("%w: the device called a fresh digest nonce stale (is its clock jumping?): try again later", ErrStaleNonce)
+			}
+			if !bodied {
+				t.log.Debug("device said the digest nonce was stale; answering its new challenge once")
+				res.Body = io.NopCloser(bytes.NewReader(body))
+				fresh = false
+				continue
+			}
+			// The body is gone: reopen it and ask for a fresh nonce.
+			t.log.Info("the device said the digest nonce of the upload was stale; asking for a fresh one and sending the image once more")
+			nb, gerr := req.GetBody()
+			if gerr != nil {
+				return nil, gerr
+			}
+			req = req.Clone(req.Context())
+			req.Body = nb
+			res, err = t.probe(req)
+			if err != nil {
+				closeBody()
+				return nil, err
+			}
+			if res.StatusCode != http.StatusUnauthorized {
+				drain(res)
+				return t.base.RoundTrip(req)
+			}
+			fresh = true
 			continue
 		}
 		locked, left, secs := parseLockInfo(body)
@@ -118,9 +143,22 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// probe sends a bodyless GET of probePath to the host of req, for a
+// challenge that a request with a body can answer.
+func (t *authTransport) probe(req *http.Request) (*http.Response, error) {
+	probe, err := http.NewRequestWithContext(req.Context(), http.MethodGet, req.URL.Scheme+"://"+req.URL.Host+t.probePath, nil)
+	if err != nil {
+		return nil, err
+	}
+	return t.base.RoundTrip(probe)
+}
+
 // authorize sets the Authorization header on req for the challenge in h and
 // names the scheme used. It sends nothing.
-func (t *authTransport) authorize(req *http.Request, h http.Header) (string, error) {
+//
+// A request with a body is never answered with qop=auth-int: that would
+// read the whole image once more to hash it.
+func (t *authTransport) authorize(req *http.Request, h http.Header, bodied bool) (string, error) {
 	offersBasic := false
 	for _, v := range h.Values("WWW-Authenticate") {
 		if digest.IsDigest(v) {
@@ -128,10 +166,17 @@ func (t *authTransport) authorize(req *http.Request, h http.Header) (string, err
 			if err != nil || !digest.CanDigest(chal) {
 				continue
 			}
+			if bodied && len(chal.QOP) > 0 && !chal.SupportsQOP("auth") {
+				continue
+			}
+			var getBody func() (io.ReadCloser, error)
+			if !bodied {
+				getBody = req.GetBody
+			}
 			cred, err := digest.Digest(chal, digest.Options{
 				Method:   req.Method,
 				URI:      req.URL.RequestURI(),
-				GetBody:  req.GetBody,
+				GetBody:  getBody,
 				Count:    1,
 				Username: t.username,
 				Password: t.password,

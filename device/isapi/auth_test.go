@@ -180,3 +180,92 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 		})
 	}
 }
+
+func TestAStaleNonceOnTheUploadIsAnsweredOnceWithAFreshOne(t *testing.T) {
+	tests := []struct {
+		name        string
+		expireTimes int32 // authenticated uploads whose nonce the device forgets first
+		style       nvrsim.Faults
+		wantErr     bool
+		wantAuthed  int32
+	}{
+		{"a stale nonce on the PUT gets one fresh probe and one more upload", 1, nvrsim.Faults{}, false, 2},
+		{"a stale nonce on the multipart POST gets one fresh probe and one more upload", 1, nvrsim.Faults{PutNotSupported: true}, false, 2},
+		{"a nonce called stale twice is not answered a third time nor taken for a wrong password", 100, nvrsim.Faults{}, true, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := startSim(t, nvrsim.Config{})
+			sim.SetFaults(tt.style)
+			var authed, expired atomic.Int32
+			h := sim.Handler()
+			front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				upload := r.URL.Path == PathUpdateFirmware && r.Header.Get("Authorization") != ""
+				if upload && (r.Method != http.MethodPut || !tt.style.PutNotSupported) {
+					authed.Add(1)
+					if expired.Add(1) <= tt.expireTimes {
+						sim.ExpireNonces() // the nonce just issued by the probe is now unknown
+					}
+				}
+				h.ServeHTTP(w, r)
+			}))
+			defer front.Close()
+			path, size := writeImage(t, testimage.Spec{Model: protected, Version: "4.1.25", Variant: "custom"})
+			c, _ := newTestClient(t, front.URL, nil)
+			var prog progressLog
+			err := c.Install(testCtx(t), path, prog.add)
+			st := sim.State()
+			if tt.wantErr {
+				var de *device.Error
+				if !errors.Is(err, ErrStaleNonce) || errors.Is(err, device.ErrBadCredentials) || !errors.As(err, &de) || de.Code != "staleNonce" || !de.Transient {
+					t.Fatalf("err = %v, want a transient staleNonce error, not refused credentials", err)
+				}
+				if st.Installs != 0 {
+					t.Errorf("installs = %d, want none", st.Installs)
+				}
+			} else {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Uploads != 1 || st.Installs != 1 || st.LastUpload.Bytes != size {
+					t.Errorf("state = %+v, want one whole upload flashed", st)
+				}
+				if tt.style.PutNotSupported && st.LastUpload.Method != http.MethodPost {
+					t.Errorf("last upload = %+v, want the multipart POST", st.LastUpload)
+				}
+				if up, ok := prog.last("upload"); !ok || up.Done != size {
+					t.Errorf("last upload progress = %+v, want %d bytes", up, size)
+				}
+			}
+			if n := authed.Load(); n != tt.wantAuthed {
+				t.Errorf("authenticated uploads = %d, want %d", n, tt.wantAuthed)
+			}
+			if st.TotalFailedLogins != 0 {
+				t.Errorf("failed logins = %d, want none: a stale nonce is no wrong password", st.TotalFailedLogins)
+			}
+		})
+	}
+}
+
+func TestARequestCalledStaleTwiceIsNotRefusedCredentials(t *testing.T) {
+	var authed atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stale := "FALSE"
+		if r.Header.Get("Authorization") != "" {
+			authed.Add(1)
+			stale = "TRUE"
+		}
+		w.Header().Set("WWW-Authenticate", `Digest realm="r", nonce="n`+stale+`", qop="auth", stale=`+stale)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	c, _ := newTestClient(t, srv.URL, func(cfg *Config) { cfg.RetryMax = 3 })
+	_, err := c.Identify(testCtx(t))
+	var de *device.Error
+	if !errors.Is(err, ErrStaleNonce) || errors.Is(err, device.ErrBadCredentials) || !errors.As(err, &de) || de.Code != "staleNonce" {
+		t.Errorf("err = %v, want staleNonce, not refused credentials", err)
+	}
+	if n := authed.Load(); n != 2 {
+		t.Errorf("authenticated requests = %d, want 2 (one answer to the stale nonce, never more, no retries)", n)
+	}
+}

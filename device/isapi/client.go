@@ -193,7 +193,7 @@ func retryPolicy(ctx context.Context, resp *http.Response, err error) (bool, err
 		return false, ctx.Err()
 	}
 	var ae *AuthError
-	if errors.As(err, &ae) || errors.Is(err, ErrCertMismatch) || errors.Is(err, ErrBadReply) || errors.Is(err, ErrBasicNotAllowed) {
+	if errors.As(err, &ae) || errors.Is(err, ErrCertMismatch) || errors.Is(err, ErrBadReply) || errors.Is(err, ErrBasicNotAllowed) || errors.Is(err, ErrStaleNonce) {
 		return false, err
 	}
 	if resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
@@ -237,7 +237,7 @@ func transportError(ctx context.Context, path string, err error) error {
 		return ctx.Err()
 	case errors.As(err, &ae):
 		return ae
-	case errors.Is(err, ErrCertMismatch), errors.Is(err, ErrBadReply), errors.Is(err, ErrBasicNotAllowed):
+	case errors.Is(err, ErrCertMismatch), errors.Is(err, ErrBadReply), errors.Is(err, ErrBasicNotAllowed), errors.Is(err, ErrStaleNonce):
 		return err
 	}
 	err = stripURL(err)

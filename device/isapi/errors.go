@@ -122,6 +122,10 @@ var (
 	ErrTooLarge = errors.New("device reply too large")
 	// ErrBasicNotAllowed means the device offers only Basic authentication
 	// and the config does not allow it. No credentials were sent.
+	// ErrStaleNonce means the device called the digest nonce stale even on
+	// the one retry with a fresh nonce. The password was right: it is no
+	// refusal of the credentials, and it may be retried later.
+	ErrStaleNonce      = errors.New("the device keeps calling the digest nonce stale")
 	ErrBasicNotAllowed = errors.New("the device offers only Basic authentication and allow_basic is off: turn it on only over HTTPS or a trusted link")
 )
 
@@ -149,6 +153,9 @@ func wrap(op string, err error) error {
 		e.Transient = se.Transient()
 	case errors.Is(err, device.ErrUnreachable):
 		e.Code = "unreachable"
+		e.Transient = true
+	case errors.Is(err, ErrStaleNonce):
+		e.Code = "staleNonce"
 		e.Transient = true
 	case errors.Is(err, ErrBadReply), errors.Is(err, ErrTooLarge):
 		e.Code = "badReply"

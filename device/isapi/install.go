@@ -129,35 +129,52 @@ func putNotSupported(r *uploadResult) bool {
 }
 
 // send streams the image once with method and returns the reply. The body
-// does not go through go-retryablehttp: it is not replayable cheaply. When
-// the upload breaks, send returns the error and a result that holds only how
-// many image bytes were sent.
+// does not go through go-retryablehttp: it is not replayable cheaply. The
+// request's GetBody reopens the image; only the authenticating transport
+// uses it, to send the image once more when the device called the digest
+// nonce of the upload stale. When the upload breaks, send returns the error
+// and a result that holds only how many image bytes were sent.
 func (c *Client) send(ctx context.Context, method, imagePath string, size int64, progress device.ProgressFunc) (*uploadResult, error) {
-	f, err := os.Open(imagePath)
-	if err != nil {
-		return nil, fmt.Errorf("image: %w", err)
-	}
-	body := &countingBody{f: f, total: size, progress: progress, step: max(size/100, 256<<10)}
-	defer body.Close()
-
-	uctx, cancel := context.WithTimeout(ctx, c.cfg.UploadTimeout)
-	defer cancel()
-	var r io.Reader = body
+	var head, tail []byte
 	length := size
 	ctype := "application/octet-stream"
 	if method == http.MethodPost {
-		head, tail, ct, err := multipartFrame()
+		var err error
+		head, tail, ctype, err = multipartFrame()
 		if err != nil {
 			return nil, err
 		}
-		r = io.MultiReader(bytes.NewReader(head), body, bytes.NewReader(tail))
 		length += int64(len(head) + len(tail))
-		ctype = ct
 	}
-	req, err := http.NewRequestWithContext(uctx, method, c.base.String()+PathUpdateFirmware, io.NopCloser(r))
+	// body is the image being sent; open replaces it with a fresh one.
+	var body *countingBody
+	open := func() (io.ReadCloser, error) {
+		if body != nil {
+			body.Close()
+		}
+		f, err := os.Open(imagePath)
+		if err != nil {
+			return nil, fmt.Errorf("image: %w", err)
+		}
+		body = &countingBody{f: f, total: size, progress: progress, step: max(size/100, 256<<10)}
+		if method == http.MethodPost {
+			return io.NopCloser(io.MultiReader(bytes.NewReader(head), body, bytes.NewReader(tail))), nil
+		}
+		return io.NopCloser(body), nil
+	}
+	r, err := open()
 	if err != nil {
 		return nil, err
 	}
+	defer func() { body.Close() }()
+
+	uctx, cancel := context.WithTimeout(ctx, c.cfg.UploadTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(uctx, method, c.base.String()+PathUpdateFirmware, r)
+	if err != nil {
+		return nil, err
+	}
+	req.GetBody = open
 	req.ContentLength = length
 	req.Header.Set("Content-Type", ctype)
 	start := time.Now()
