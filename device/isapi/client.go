@@ -76,7 +76,8 @@ type Client struct {
 	once   *retryablehttp.Client // API requests without retries (polls, reboot)
 	upload *http.Client          // the image body: never retried
 
-	postOnly atomic.Bool // the device refused a PUT upload: use POST from now on
+	postOnly     atomic.Bool // the device refused a PUT upload: use POST from now on
+	serialWarned atomic.Bool // the missing serialNumber was logged
 }
 
 var _ device.Device = (*Client)(nil)
@@ -284,7 +285,11 @@ func (c *Client) identify(ctx context.Context, rc *retryablehttp.Client) (device
 	if err != nil {
 		return device.Identity{}, err
 	}
-	return parseIdentity(body)
+	id, err := parseIdentity(body)
+	if err == nil && id.Serial == "" && c.serialWarned.CompareAndSwap(false, true) {
+		c.log.Warn("deviceInfo has no serialNumber: staged rollouts cannot tell this device apart (every device without a serial falls in the same bucket, and include and exclude lists cannot name it); check the device's ISAPI reply")
+	}
+	return id, err
 }
 
 // InstallStatus reads upgradeStatus.

@@ -2,6 +2,9 @@ package isapi
 
 import (
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -212,4 +215,24 @@ func FuzzParseLockInfo(f *testing.F) {
 			t.Errorf("negative figures %d %d", left, secs)
 		}
 	})
+}
+
+func TestADeviceWithoutASerialIsIdentifiedWithOneWarning(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, okDeviceInfo) // model and firmwareVersion, no serialNumber
+	}))
+	defer srv.Close()
+	c, logs := newTestClient(t, srv.URL, nil)
+	for i := 0; i < 3; i++ {
+		id, err := c.Identify(testCtx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id.Model != "M" || id.Serial != "" {
+			t.Errorf("identity = %+v", id)
+		}
+	}
+	if n := strings.Count(logs.String(), "deviceInfo has no serialNumber"); n != 1 {
+		t.Errorf("the missing serial was logged %d times, want once:\n%s", n, logs)
+	}
 }
