@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cavaliergopher/grab/v3"
@@ -68,6 +69,9 @@ type Downloader struct {
 	Logger logrus.FieldLogger
 
 	limiter *RateLimiter
+	// syncFile flushes an open file or directory to disk (default
+	// (*os.File).Sync). A test seam only.
+	syncFile func(*os.File) error
 }
 
 func (d *Downloader) log() logrus.FieldLogger {
@@ -90,8 +94,11 @@ func (d *Downloader) backoff(n int) time.Duration {
 
 // Download brings req.Path to exactly req.Size bytes whose SHA-256 is
 // req.SHA256, trying req.URLs in order and resuming what is already on disk.
-// On success the returned Facts describe the whole file. A digest or size
-// mismatch removes the file (the bytes are wrong; the next try starts over).
+// On success the returned Facts describe the whole file, and the file and
+// its directory entry have been synced to disk, so that a power cut after
+// the caller recorded the image as verified cannot leave it damaged. A
+// digest or size mismatch removes the file (the bytes are wrong; the next
+// try starts over).
 // Errors are *Error; IsTransient says whether trying again later may help.
 func (d *Downloader) Download(ctx context.Context, req Request) (DownloadResult, error) {
 	if err := validateRequest(req); err != nil {
@@ -125,6 +132,9 @@ func (d *Downloader) Download(ctx context.Context, req Request) (DownloadResult,
 	if st.hashed == req.Size {
 		// A complete file from an earlier run: prove it, or start over.
 		if err := st.final(want); err == nil {
+			if err := d.persist(req.Path); err != nil {
+				return res, err
+			}
 			res.Facts = st.sink.Facts()
 			res.Resumed = true
 			return res, nil
@@ -146,6 +156,9 @@ func (d *Downloader) Download(ctx context.Context, req Request) (DownloadResult,
 		err := d.fromURL(ctx, u, st, &res)
 		if err == nil {
 			if err = st.final(want); err == nil {
+				if err := d.persist(req.Path); err != nil {
+					return res, err
+				}
 				res.Facts = st.sink.Facts()
 				res.URL = u
 				res.Resumed = st.resumed
@@ -171,6 +184,39 @@ func (d *Downloader) Download(ctx context.Context, req Request) (DownloadResult,
 	}
 	return res, &Error{Op: "download image", Code: last.Code, Status: last.Status, Transient: transient,
 		Err: fmt.Errorf("all %d urls failed: %w", len(errs), errors.Join(errs...))}
+}
+
+// persist syncs the proven image at path, then its directory, to disk.
+// grab writes through its own file and does not report the error of its
+// Close; a sync through a new descriptor reports a failed write-back too.
+func (d *Downloader) persist(path string) error {
+	syncFile := d.syncFile
+	if syncFile == nil {
+		syncFile = (*os.File).Sync
+	}
+	for i, p := range []string{path, filepath.Dir(path)} {
+		f, err := os.Open(p)
+		if err == nil {
+			err = syncFile(f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if i == 1 && errors.Is(err, syscall.EINVAL) {
+			// Some file systems cannot sync a directory; the file is synced.
+			d.log().WithField("dir", p).WithError(err).Debug("the file system cannot sync a directory")
+			err = nil
+		}
+		if err != nil {
+			code := CodeLocalFile
+			if isNoSpace(err) {
+				code = CodeNoSpace
+			}
+			return &Error{Op: "download image", Code: code, Transient: code == CodeNoSpace,
+				Err: fmt.Errorf("sync %s to disk: %w: check the disk; the image is kept but not used until it is proven again", p, err)}
+		}
+	}
+	return nil
 }
 
 func validateRequest(req Request) error {
