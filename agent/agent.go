@@ -156,6 +156,19 @@ func (a *Agent) maxStepEntries() int {
 	return journal.DefaultMaxStepEntries
 }
 
+// flashBound is how long the agent waits for a device that is flashing:
+// the backend's own bound for it.
+func (a *Agent) flashBound() time.Duration {
+	d := a.Config.Device.ISAPI.FlashTimeout
+	if a.Config.Device.Backend == config.BackendLocal {
+		d = a.Config.Device.Local.InstallTimeout
+	}
+	if d <= 0 {
+		d = 30 * time.Minute
+	}
+	return d
+}
+
 func (a *Agent) confirmPoll() time.Duration {
 	if a.ConfirmPoll > 0 {
 		return a.ConfirmPoll

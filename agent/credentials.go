@@ -25,9 +25,11 @@ const CodeCredentialsRefused = "credentials_refused"
 // secret itself) and when it happened.
 const refusedCredentialsFile = "credentials_refused.json"
 
-// Device codes that mean the device refused the credentials or locked the
-// account (device/isapi's codes).
-var credentialCodes = []string{"badCredentials", "locked"}
+// Device codes that mean the device refused the credentials fwagent sent
+// (device/isapi's codes). A lock is not one of them: it may come from
+// someone else's failed logins, and the backend sends no login while it
+// lasts.
+var credentialCodes = []string{"badCredentials"}
 
 type refusedCredentials struct {
 	Fingerprint string    `json:"fingerprint"`

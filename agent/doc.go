@@ -10,18 +10,24 @@
 // The cycle is a state machine (see states.go); each state is a function that
 // returns the next one, and one runner sends every error to one failure path:
 //
-//	identify ──> fetch_manifest ──> decide ──┬──> (nothing to do / refused) ──> done
+//	resume ──(journal at install/reboot/confirm)──> settle ──> reboot or confirm
+//	   │
+//	identify ──> fetch_manifest ──> decide ──┬──> nothing to do / refused / paused (end)
 //	                                         │
-//	                                         └──> download ──> verify ──> wait_window ──> install
-//	                                                                                        │
-//	done <── report <── confirm <── reboot <────────────────────────────────────────────────┘
+//	                                         └──> download ──> verify ──> wait_window ──┬──> (outside a window: end)
+//	                                                                                    │
+//	                         done (reported) <── confirm <── reboot <── install <───────┘
 //
-//	any step ──(error)──> failed: transient -> retry next cycle (bounded attempts),
+//	any step ──(error)──> failed: transient -> the next cycle resumes the step, or starts a
+//	                                           new attempt after a failed upload (bounded)
 //	                              fatal     -> report and quarantine the release
 //
-// On start the agent resumes from the journal: an interrupted download
-// resumes; a verified image is re-verified before install; an interrupted
-// install, reboot or confirm first asks the device what it runs before doing
-// anything else, and never uploads blindly. Step names are stable strings
-// (journal.Step*) that are never renamed.
+// Only download, verify, wait_window, install, reboot and confirm are
+// journal steps (written before they run); identify, fetch_manifest and
+// decide change nothing and are simply run again. On start the agent resumes
+// from the journal: an interrupted download resumes; a verified image is
+// re-verified before install; an interrupted install, reboot or confirm
+// first asks the device what it runs before doing anything else (settle),
+// and never uploads blindly. Step names are stable strings (journal.Step*)
+// that are never renamed.
 package agent

@@ -22,12 +22,15 @@ const (
 	CodeNoSpace            = "no_space"
 	CodeDevice             = "device_error"
 	CodeInternal           = "internal_error"
+	CodePendingImage       = "pending_image"        // the device waits to reboot into an image this attempt did not send
+	CodeStagedImageChanged = "staged_image_changed" // the verified image changed on disk; it is downloaded again
 
 	// Why a cycle found nothing to do.
-	CodeNoRelease    = "no_release_for_model" // no release names the device's model
-	CodeUpToDate     = "up_to_date"           // the device runs the newest release offered
-	CodeQuarantined  = "quarantined"          // the release failed before; waiting for a higher serial
-	CodeNotInRollout = "not_in_rollout"       // the rollout does not admit this device yet
+	CodeNoRelease     = "no_release_for_model" // no release names the device's model
+	CodeUpToDate      = "up_to_date"           // the device runs the newest release offered
+	CodeQuarantined   = "quarantined"          // the release failed before; waiting for a higher serial
+	CodeNotInRollout  = "not_in_rollout"       // the rollout does not admit this device yet
+	CodeRolloutPaused = "rollout_paused"       // the integrator paused the release's rollout
 )
 
 // failure is an error classified where it happened: transient failures are
@@ -38,6 +41,7 @@ type failure struct {
 	codes []string
 	err   error
 	keep  bool // keep the update as it is: the same step is tried again later
+	ends  bool // end the attempt although the failure is transient
 }
 
 func (f *failure) Error() string { return f.err.Error() }
@@ -73,12 +77,30 @@ func (h *halted) Error() string {
 }
 func (h *halted) Unwrap() error { return h.err }
 
+// retryLater is a transient failure with this code that keeps the update
+// as it is.
+func retryLater(code string, err error) error {
+	return &failure{class: journal.ClassTransient, codes: []string{code}, err: err, keep: true}
+}
+
 // retryLaterErr is a transient failure that must not end the attempt, even
 // during the device steps: the device did not answer, so nothing is known.
 // It keeps the codes of err itself (unreachable, rebootTimeout, ...).
 func retryLaterErr(err error) error {
 	_, codes := classify(err)
 	return &failure{class: journal.ClassTransient, codes: codes, err: err, keep: true}
+}
+
+// endAttempt is a transient failure that ends the attempt wherever it
+// happens: the next attempt starts over (bounded by max_attempts).
+func endAttempt(code string, err error) error {
+	return &failure{class: journal.ClassTransient, codes: []string{code}, err: err, ends: true}
+}
+
+// endsAttempt reports whether err ends the attempt.
+func endsAttempt(err error) bool {
+	var f *failure
+	return errors.As(err, &f) && f.ends
 }
 
 // keepsUpdate reports whether err asks to keep the update unchanged.

@@ -55,6 +55,7 @@ type cycle struct {
 	release  *manifest.Release // the chosen release
 	facts    verify.ImageFacts
 	onDevice bool // a device step has started: finish them before stopping
+	settled  bool // settle found a finished flash after a stop and sent it to reboot
 }
 
 // The states, in cycle order. Each doc comment names the successors.
@@ -382,6 +383,7 @@ func (c *cycle) decide(ctx context.Context) (*state, error) {
 	c.out.Release = rel.ID
 	if chosen.Eligibility != nil && chosen.Eligibility.Paused {
 		c.out.Result = ResultPaused
+		c.out.Codes = []string{CodeRolloutPaused}
 		c.out.Message = fmt.Sprintf("release %s (%s) is allowed but its rollout is paused: no new install starts until the integrator resumes it", rel.ID, rel.Version)
 		c.log.WithField("release", rel.ID).Info(c.out.Message)
 		return nil, nil
@@ -407,9 +409,23 @@ func (c *cycle) decide(ctx context.Context) (*state, error) {
 
 // nothingChosen ends a cycle that found no release to install.
 func (c *cycle) nothingChosen(refused []*Candidate, upToDate bool) (*state, error) {
+	u := c.current()
+	// A paused rollout holds an update in progress as it is: the
+	// downloaded image waits for the integrator to resume it.
+	if u != nil {
+		for _, cand := range c.out.Candidates {
+			if cand.Release.ID == u.ReleaseID && cand.Decision.Allowed && cand.Eligibility != nil && cand.Eligibility.Paused {
+				c.out.Result = ResultPaused
+				c.out.Codes = []string{CodeRolloutPaused}
+				c.out.Message = fmt.Sprintf("release %s is paused by the integrator: the update in progress waits for the rollout to resume", u.ReleaseID)
+				c.log.Info(c.out.Message)
+				return nil, nil
+			}
+		}
+	}
 	// An update in progress for a release the manifest no longer offers is
 	// abandoned: its image is removed.
-	if u := c.current(); u != nil && c.mode != ModeCheck {
+	if u != nil && c.mode != ModeCheck {
 		c.abandon(u, "the manifest no longer offers this release for this device")
 	}
 	switch {
@@ -478,6 +494,10 @@ func (c *cycle) startUpdate(chosen *Candidate) (*state, error) {
 		c.abandon(u, fmt.Sprintf("the manifest now offers release %s instead", rel.ID))
 		u = nil
 	}
+	if u != nil && !sameDevice(u, c.id) {
+		c.abandon(u, fmt.Sprintf("another recorder (%s, serial %s) now answers at the device address: starting over for it", c.id.Model, c.id.Serial))
+		u = nil
+	}
 	if u == nil {
 		relJSON, err := json.Marshal(rel)
 		if err != nil {
@@ -522,11 +542,12 @@ func (c *cycle) startUpdate(chosen *Candidate) (*state, error) {
 	case journal.StepVerify, journal.StepWaitWindow:
 		// A verified image is proven again before anything else uses it.
 		facts, err := verify.InspectFile(u.ImagePath)
-		if err == nil {
+		if err == nil && facts.Size == u.Size && facts.SHA256 == u.SHA256 {
 			c.facts = facts
 			return stateVerify, nil
 		}
-		c.log.WithError(err).Warn("the staged image is gone or unreadable: downloading again")
+		c.log.WithError(err).Warn("the staged image is gone, unreadable or changed: downloading it again")
+		_ = os.Remove(u.ImagePath)
 	}
 	return stateDownload, nil
 }
@@ -595,6 +616,15 @@ func (c *cycle) waitWindow(ctx context.Context) (*state, error) {
 		return stateInstall, nil
 	}
 	next := c.a.Config.NextWindow(now)
+	// Waiting is not a crash: the steps every waiting cycle passes again
+	// do not count towards the crash-loop cap.
+	if err := c.a.Journal.Update(func(s *journal.State) error {
+		delete(s.Current.StepEntries, journal.StepVerify)
+		delete(s.Current.StepEntries, journal.StepWaitWindow)
+		return nil
+	}); err != nil {
+		return nil, transient(CodeInternal, err)
+	}
 	c.out.Result = ResultWaiting
 	c.out.NextWindow = next
 	c.out.Message = fmt.Sprintf("release %s is downloaded and verified; the install waits for the next maintenance window at %s (use fwagent update --now to install now)", c.release.ID, next.Format("Mon 2006-01-02 15:04 MST"))
@@ -607,17 +637,24 @@ func (c *cycle) waitWindow(ctx context.Context) (*state, error) {
 func (c *cycle) install(ctx context.Context) (*state, error) {
 	a := c.a
 	u := c.current()
+	// Nothing has reached the device yet: a failure here keeps the update
+	// for the next window and counts no attempt.
 	id, err := a.Device.Identify(ctx)
 	if err != nil {
-		return nil, err
+		return nil, keepUpdate(err)
 	}
 	if !verify.SameModel(id.Model, c.id.Model) || id.Serial != c.id.Serial {
-		return nil, fatal(CodeDeviceChanged, fmt.Errorf("the device changed since the decision (was %s %s, now %s %s): starting over on the next cycle", c.id.Model, c.id.Serial, id.Model, id.Serial))
+		err := fmt.Errorf("the device changed since the decision (was %s %s, now %s %s): starting over on the next cycle", c.id.Model, c.id.Serial, id.Model, id.Serial)
+		c.abandon(u, err.Error())
+		return nil, transient(CodeDeviceChanged, err)
 	}
 	c.id = id
 	facts, err := verify.InspectFile(u.ImagePath)
+	if err == nil && (facts.Size != u.Size || facts.SHA256 != u.SHA256) {
+		err = fmt.Errorf("it is %d bytes with SHA-256 %s, not the %d bytes with SHA-256 %s that were verified", facts.Size, facts.SHA256, u.Size, u.SHA256)
+	}
 	if err != nil {
-		return nil, transient(CodeInternal, fmt.Errorf("re-read the staged image before install: %w", err))
+		return nil, c.downloadAgain(fmt.Errorf("the staged image changed on disk since it was verified (%v): it is downloaded and proven again", err))
 	}
 	if d := verify.DecideImage(id, c.release.Target(), facts, a.policy()); !d.Allowed {
 		return nil, &refusal{decision: d, what: "immediately before install"}
@@ -634,6 +671,9 @@ func (c *cycle) install(ctx context.Context) (*state, error) {
 			c.log.WithField("percent", p.Done).Info("device flashing")
 		}
 	})
+	if errors.Is(err, device.ErrPendingImage) {
+		return nil, endAttempt(CodePendingImage, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -653,7 +693,10 @@ func (c *cycle) reboot(ctx context.Context) (*state, error) {
 func (c *cycle) confirm(ctx context.Context) (*state, error) {
 	after, err := c.a.Device.WaitReady(ctx)
 	if err != nil {
-		return nil, err
+		// Whatever the device says now (it is slow, its new firmware has
+		// a new certificate, ...), the flash happened: the update stays in
+		// the journal and the next cycle settles it by asking the device.
+		return nil, keepUpdate(err)
 	}
 	return c.confirmed(after)
 }
@@ -669,9 +712,13 @@ func (c *cycle) confirmed(after device.Identity) (*state, error) {
 	c.out.Identity = &after
 	a.setStatus(func(s *Status) { s.Identity = &after })
 	d := verify.ConfirmInstall(before, after, c.release.Target())
+	if !d.Allowed && c.settled && after.FirmwareVersion == before.FirmwareVersion {
+		return nil, endAttempt(CodeInstallInterrupted, fmt.Errorf("after the reboot the device still runs %s: the interrupted upload was not taken; recorded as a failed attempt", after.FirmwareVersion))
+	}
 	if !d.Allowed {
 		return nil, &refusal{decision: d, what: "after install"}
 	}
+	c.id = after
 	msg := fmt.Sprintf("installed and confirmed: %s now reports %s", after.Model, after.FirmwareVersion)
 	c.log.WithField("firmware", after.FirmwareVersion).Info(msg)
 	c.audit(audit.Entry{Event: audit.EventInstallConfirmed, Message: msg})
@@ -684,6 +731,10 @@ func (c *cycle) confirmed(after device.Identity) (*state, error) {
 	}); err != nil {
 		c.log.WithError(err).Warn("could not reset the attempt count")
 	}
+	// The report is queued before the journal forgets the update: a crash
+	// in between sends it twice (the attempt id lets the server see that),
+	// never not at all.
+	c.sendReport(report.Report{ReleaseID: u.ReleaseID, AttemptID: u.AttemptID, Step: string(journal.StepDone), Result: string(ResultInstalled), Message: msg})
 	if err := a.Journal.Finish(journal.Result{Outcome: journal.OutcomeSuccess, Step: journal.StepDone, Message: msg}); err != nil {
 		return nil, transient(CodeInternal, err)
 	}
@@ -693,7 +744,6 @@ func (c *cycle) confirmed(after device.Identity) (*state, error) {
 	}
 	c.out.Result = ResultInstalled
 	c.out.Message = msg
-	c.sendReport(report.Report{ReleaseID: u.ReleaseID, AttemptID: u.AttemptID, Step: string(journal.StepDone), Result: string(ResultInstalled), Message: msg})
 	return nil, nil
 }
 
@@ -734,9 +784,9 @@ func (c *cycle) settle(ctx context.Context, u *journal.Update) (*state, error) {
 	if status.Upgrading {
 		c.log.WithField("percent", status.Percent).Info("the device is still flashing: waiting for it")
 		if err := c.waitFlashing(ctx); err != nil {
-			return nil, err
+			return nil, retryLaterErr(fmt.Errorf("wait for the device to finish flashing: %w", err))
 		}
-		return stateReboot, nil
+		return c.settledReboot()
 	}
 	switch u.Step {
 	case journal.StepReboot:
@@ -745,11 +795,48 @@ func (c *cycle) settle(ctx context.Context, u *journal.Update) (*state, error) {
 	case journal.StepConfirm:
 		return stateConfirm, nil
 	}
-	return nil, transient(CodeInstallInterrupted, fmt.Errorf("the install was interrupted and the device still runs %s and is not flashing: recorded as a failed attempt; the image is proven again before another try", id.FirmwareVersion))
+	if status.Percent >= 100 {
+		// The agent stopped after this attempt's upload was flashed and
+		// before it recorded the reboot: the pending image is the one this
+		// attempt proved and sent. Rebooting costs far less than a second
+		// flash, and the confirm step checks what the device runs after.
+		c.log.Info("the device finished flashing the image this attempt sent before the agent stopped: rebooting it")
+		return c.settledReboot()
+	}
+	return nil, endAttempt(CodeInstallInterrupted, fmt.Errorf("the install was interrupted before the device took the image (it still runs %s and is not flashing): recorded as a failed attempt; the image is proven again before another try", id.FirmwareVersion))
 }
 
-// waitFlashing polls the device until it stops flashing.
+// settledReboot goes on to the reboot after settle saw a finished flash. A
+// confirm that then finds the old firmware ends the attempt (the upload had
+// not been taken) instead of quarantining the release.
+func (c *cycle) settledReboot() (*state, error) {
+	c.settled = true
+	return stateReboot, nil
+}
+
+// downloadAgain sends the update back to the download step (the staged
+// image is removed and no longer counts as verified) and ends this cycle
+// with err; no attempt is counted.
+func (c *cycle) downloadAgain(err error) error {
+	u := c.current()
+	_ = os.Remove(u.ImagePath)
+	if jerr := c.a.Journal.Update(func(s *journal.State) error {
+		s.Current.Step = journal.StepDownload
+		s.Current.Verified = false
+		return nil
+	}); jerr != nil {
+		return transient(CodeInternal, jerr)
+	}
+	c.log.Warn(err.Error())
+	return retryLater(CodeStagedImageChanged, err)
+}
+
+// waitFlashing polls the device until it stops flashing, bounded by the
+// backend's flash timeout. A stop request does not interrupt it: the device
+// is writing its flash, and the agent stays to see it end.
 func (c *cycle) waitFlashing(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.a.flashBound())
+	defer cancel()
 	for {
 		status, err := c.a.Device.InstallStatus(ctx)
 		if err != nil {
@@ -764,6 +851,15 @@ func (c *cycle) waitFlashing(ctx context.Context) error {
 		case <-c.a.after(c.a.confirmPoll()):
 		}
 	}
+}
+
+// sameDevice reports whether id is the recorder the update u started on.
+func sameDevice(u *journal.Update, id device.Identity) bool {
+	var before device.Identity
+	if len(u.Before) == 0 || json.Unmarshal(u.Before, &before) != nil {
+		return true
+	}
+	return verify.SameModel(before.Model, id.Model) && before.Serial == id.Serial
 }
 
 // runs reports whether the device runs exactly the target version.
@@ -820,10 +916,6 @@ func (c *cycle) fail(ctx context.Context, err error) {
 			a.Metrics.Result(string(ResultFailed), code)
 		}
 	}
-	var r *refusal
-	if errors.As(err, &r) && c.current() == nil {
-		c.out.Result = ResultRefused
-	}
 	u := c.current()
 	if u == nil || c.mode == ModeCheck {
 		c.log.WithError(err).WithField("codes", codes).Error("cycle failed")
@@ -836,7 +928,7 @@ func (c *cycle) fail(ctx context.Context, err error) {
 	// attempt. A transient failure elsewhere keeps the update in the journal
 	// and the next cycle resumes the same step (the step re-entry cap bounds
 	// that).
-	attemptOver := !keepsUpdate(err) && (class == journal.ClassFatal || u.Step == journal.StepInstall)
+	attemptOver := !keepsUpdate(err) && (class == journal.ClassFatal || u.Step == journal.StepInstall || endsAttempt(err))
 	quarantine := attemptOver && (class == journal.ClassFatal || u.Attempts >= a.Config.MaxAttempts)
 	fields := logrus.Fields{"codes": codes, "class": class, "step": u.Step, "attempt_number": u.Attempts}
 	c.log.WithError(err).WithFields(fields).Error("update attempt failed")

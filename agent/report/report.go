@@ -36,8 +36,8 @@ type Report struct {
 	Step string `json:"step"`
 	// Progress is the step's progress in percent, 0-100.
 	Progress int `json:"progress"`
-	// Result is set on the last report of an attempt: "success", "failure",
-	// "refused".
+	// Result is set on the last report of an attempt: "installed" (and
+	// confirmed), "failed" or "refused" (by policy).
 	Result string `json:"result,omitempty"`
 	// Codes are the stable reason codes (e.g. "standard_firmware_forbidden").
 	Codes []string `json:"codes,omitempty"`

@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -40,6 +41,8 @@ type Server struct {
 	cert        *x509.Certificate
 	fingerprint string
 	done        chan error
+	stopOnce    sync.Once
+	stopErr     error
 }
 
 // Start runs a simulated recorder on 127.0.0.1 on a free port, over HTTPS
@@ -101,24 +104,31 @@ func (s *Server) Fingerprint() string { return s.fingerprint }
 func (s *Server) Certificate() *x509.Certificate { return s.cert }
 
 // Close stops listening, drops every connection and stops the simulator.
+// Closing twice (or after Shutdown) returns the first result.
 func (s *Server) Close() error {
-	s.Sim.Close()
-	err := s.srv.Close()
-	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	return err
+	s.stopOnce.Do(func() {
+		s.Sim.Close()
+		err := s.srv.Close()
+		if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = serr
+		}
+		s.stopErr = err
+	})
+	return s.stopErr
 }
 
 // Shutdown stops listening and waits for requests in flight, bounded by ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.Sim.Close()
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		_ = s.srv.Close()
-	}
-	<-s.done
-	return err
+	s.stopOnce.Do(func() {
+		s.Sim.Close()
+		err := s.srv.Shutdown(ctx)
+		if err != nil {
+			_ = s.srv.Close()
+		}
+		<-s.done
+		s.stopErr = err
+	})
+	return s.stopErr
 }
 
 // selfSigned makes an ECDSA P-256 certificate for the listening address,

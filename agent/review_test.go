@@ -1,0 +1,156 @@
+package agent_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/agent/journal"
+	"github.com/fwagent/fwagent/device/isapi"
+	"github.com/fwagent/fwagent/internal/lab"
+	"github.com/fwagent/fwagent/internal/nvrsim"
+	"github.com/fwagent/fwagent/manifest"
+)
+
+func TestWaitingForTheWindowIsNotACrashLoop(t *testing.T) {
+	start := time.Now().Add(3 * time.Hour)
+	win := start.Format("15:04") + "-" + start.Add(time.Hour).Format("15:04")
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, ExtraYAML: "maintenance_windows: [\"daily " + win + "\"]\n"})
+	// Far more waiting cycles than the crash-loop cap allows entries.
+	for i := 0; i < journal.DefaultMaxStepEntries+10; i++ {
+		if out := w.cycle(t, agent.ModeUpdate); out.Result != agent.ResultWaiting {
+			t.Fatalf("waiting cycle %d: %s %v (%s)", i, out.Result, out.Codes, out.Message)
+		}
+	}
+	w.agent.Now = func() time.Time { return start.Add(time.Minute) }
+	if out := w.cycle(t, agent.ModeUpdate); out.Result != agent.ResultInstalled {
+		t.Fatalf("inside the window: %s %v (%s)", out.Result, out.Codes, out.Message)
+	}
+	w.assertInstalledOnce(t)
+}
+
+func TestAStopBetweenTheFlashAndTheRebootRecordIsSettledByRebooting(t *testing.T) {
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
+	// Stop the agent when it is about to record the reboot, then put the
+	// journal back where a power cut just after the flash leaves it: at
+	// install, the image flashed and waiting for a reboot.
+	w.agent.BeforeStep = func(s journal.Step) error {
+		if s == journal.StepReboot {
+			return errCrash
+		}
+		return nil
+	}
+	w.cycle(t, agent.ModeUpdateNow)
+	if err := w.agent.Journal.Update(func(s *journal.State) error {
+		s.Current.Step = journal.StepInstall
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.state(); st.Installs != 1 || st.Pending == nil {
+		t.Fatalf("setup: the simulator should hold the flashed image: %+v", st)
+	}
+	w.reopen(t)
+	if out := w.cycle(t, agent.ModeUpdateNow); out.Result != agent.ResultInstalled {
+		t.Fatalf("%s %v (%s), want the flashed image rebooted into and confirmed", out.Result, out.Codes, out.Message)
+	}
+	if st := w.state(); st.Installs != 1 || st.Uploads != 1 {
+		t.Fatalf("the image was flashed %d times from %d uploads, want once", st.Installs, st.Uploads)
+	}
+	w.assertJournalAndAudit(t)
+}
+
+func TestAStagedImageDamagedOnDiskIsDownloadedAgainNotQuarantined(t *testing.T) {
+	start := time.Now().Add(3 * time.Hour)
+	win := start.Format("15:04") + "-" + start.Add(time.Hour).Format("15:04")
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, ExtraYAML: "maintenance_windows: [\"daily " + win + "\"]\n"})
+	if out := w.cycle(t, agent.ModeUpdate); out.Result != agent.ResultWaiting {
+		t.Fatalf("%s, want waiting", out.Result)
+	}
+	path := w.agent.Journal.State().Current.ImagePath
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.agent.Now = func() time.Time { return start.Add(time.Minute) }
+	out := w.cycle(t, agent.ModeUpdate)
+	if out.Result != agent.ResultInstalled {
+		t.Fatalf("%s %v (%s), want the image downloaded again and installed", out.Result, out.Codes, out.Message)
+	}
+	if js := w.agent.Journal.State(); len(js.Quarantine) != 0 {
+		t.Fatalf("a damaged staged file quarantined the release: %+v", js.Quarantine)
+	}
+	w.assertInstalledOnce(t)
+}
+
+func TestAPausedRolloutKeepsTheDownloadedImage(t *testing.T) {
+	start := time.Now().Add(3 * time.Hour)
+	win := start.Format("15:04") + "-" + start.Add(time.Hour).Format("15:04")
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, ExtraYAML: "maintenance_windows: [\"daily " + win + "\"]\n"})
+	if out := w.cycle(t, agent.ModeUpdate); out.Result != agent.ResultWaiting {
+		t.Fatalf("%s, want waiting", out.Result)
+	}
+	bytes := w.lab.ImageBytes.Load()
+	w.republish(t, func(m *manifest.Manifest) {
+		// Paused, and at 0%: the device is not eligible either.
+		m.Releases[0].Rollout = &manifest.Rollout{ID: "r", Stages: []manifest.Stage{{At: time.Now().Add(-time.Hour), Percent: 0}}, Paused: true}
+	})
+	out := w.cycle(t, agent.ModeUpdate)
+	if out.Result != agent.ResultPaused || !hasCode(out, agent.CodeRolloutPaused) {
+		t.Fatalf("%s %v, want paused", out.Result, out.Codes)
+	}
+	if js := w.agent.Journal.State(); js.Current == nil || !js.Current.Verified {
+		t.Fatalf("the paused update was dropped: %+v", js.Current)
+	}
+	w.republish(t, func(m *manifest.Manifest) { m.Releases[0].Rollout = nil })
+	w.agent.Now = func() time.Time { return start.Add(time.Minute) }
+	if out := w.cycle(t, agent.ModeUpdate); out.Result != agent.ResultInstalled {
+		t.Fatalf("resumed: %s %v (%s)", out.Result, out.Codes, out.Message)
+	}
+	if got := w.lab.ImageBytes.Load(); got != bytes {
+		t.Fatalf("%d image bytes served after the pause, want none: the kept image should have been used", got-bytes)
+	}
+}
+
+func TestAReplacedRecorderAbandonsTheUpdateInsteadOfQuarantining(t *testing.T) {
+	start := time.Now().Add(3 * time.Hour)
+	win := start.Format("15:04") + "-" + start.Add(time.Hour).Format("15:04")
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, ExtraYAML: "maintenance_windows: [\"daily " + win + "\"]\n"})
+	if out := w.cycle(t, agent.ModeUpdate); out.Result != agent.ResultWaiting {
+		t.Fatalf("%s, want waiting", out.Result)
+	}
+	// An RMA swap: another recorder of the same model answers at the
+	// device's address, with its own serial and credentials.
+	sc := w.lab.Sim.Config()
+	sc.Serial = "REPLACEMENT-0002"
+	sc.TempDir = t.TempDir()
+	other, err := nvrsim.Start(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	dev, err := isapi.New(isapi.Config{BaseURL: other.URL(), Username: sc.User, Password: sc.Password, PollInterval: time.Millisecond, DownGrace: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.agent.Device = dev
+	w.agent.Now = func() time.Time { return start.Add(time.Minute) }
+	if out := w.cycle(t, agent.ModeUpdate); out.Result != agent.ResultInstalled {
+		t.Fatalf("%s %v (%s), want the replacement updated", out.Result, out.Codes, out.Message)
+	}
+	if js := w.agent.Journal.State(); len(js.Quarantine) != 0 {
+		t.Fatalf("a replaced recorder quarantined the release: %+v", js.Quarantine)
+	}
+	if st := other.State(); st.Installs != 1 {
+		t.Fatalf("replacement: %+v", st)
+	}
+	hist, err := w.agent.Journal.History(0)
+	if err != nil || len(hist) != 2 || hist[0].Outcome != journal.OutcomeNothing || hist[1].Outcome != journal.OutcomeSuccess {
+		t.Fatalf("history %+v (%v), want the first recorder's update abandoned, then a success", hist, err)
+	}
+}
