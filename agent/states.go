@@ -391,6 +391,9 @@ func (c *cycle) decide(ctx context.Context) (*state, error) {
 	if c.mode == ModeCheck {
 		c.out.Result = ResultAvailable
 		c.out.Message = fmt.Sprintf("release %s (%s %s) is allowed for %s", rel.ID, rel.Variant, rel.Version, c.id.Model)
+		if !a.Config.TermsAccepted {
+			c.out.Message += "; but terms_accepted is false, so nothing will be downloaded until the operator accepts the vendor's terms"
+		}
 		return nil, nil
 	}
 	if !a.Config.TermsAccepted {
