@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/fwagent/fwagent/device/isapi"
 	"github.com/fwagent/fwagent/internal/lab"
 	"github.com/fwagent/fwagent/internal/nvrsim"
+	"github.com/fwagent/fwagent/internal/testimage"
 	"github.com/fwagent/fwagent/manifest"
 )
 
@@ -152,5 +154,35 @@ func TestAReplacedRecorderAbandonsTheUpdateInsteadOfQuarantining(t *testing.T) {
 	hist, err := w.agent.Journal.History(0)
 	if err != nil || len(hist) != 2 || hist[0].Outcome != journal.OutcomeNothing || hist[1].Outcome != journal.OutcomeSuccess {
 		t.Fatalf("history %+v (%v), want the first recorder's update abandoned, then a success", hist, err)
+	}
+}
+
+func TestAPendingImageTheAgentDidNotSendIsNeverRebootedInto(t *testing.T) {
+	// The simulator bricks the protected model as soon as a wrong image is
+	// flashed, so the mechanism is shown on a look-alike model: a
+	// technician flashed an image through the web UI and did not reboot.
+	const model = "iDS-9632NXI-I8/S"
+	w := newWorld(t, lab.Options{
+		Device:   nvrsim.Config{Model: model, Firmware: "V4.1.20"},
+		Releases: []lab.Release{{ID: "s-4.1.30", Models: []string{model}, Version: "4.1.30", Variant: "standard"}},
+	})
+	theirs := filepath.Join(t.TempDir(), "theirs.dav")
+	if _, _, err := testimage.WriteFile(theirs, testimage.Spec{Model: model, Version: "4.1.28", Variant: "standard"}); err != nil {
+		t.Fatal(err)
+	}
+	sc := w.lab.Sim.Config()
+	tech, err := isapi.New(isapi.Config{BaseURL: w.lab.Sim.URL(), Username: sc.User, Password: sc.Password, PollInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tech.Install(waitCtx(t), theirs, nil); err != nil {
+		t.Fatal(err)
+	}
+	out := w.cycle(t, agent.ModeUpdateNow)
+	if out.Result != agent.ResultFailed || !hasCode(out, agent.CodePendingImage) {
+		t.Fatalf("%s %v (%s), want a failure with pending_image", out.Result, out.Codes, out.Message)
+	}
+	if st := w.state(); st.Reboots != 0 || st.Installs != 1 {
+		t.Fatalf("the agent rebooted into (or flashed over) an image it did not send: %+v", st)
 	}
 }
