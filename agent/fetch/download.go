@@ -431,6 +431,7 @@ type state struct {
 
 	lastLogged int // last 10% step logged
 	lastCalled int64
+	wb         writeback // early writeback of the bytes on disk
 }
 
 func (s *state) newSink() {
@@ -440,6 +441,7 @@ func (s *state) newSink() {
 		inner = s.d.NewSink()
 	}
 	s.sink = newPipeSink(inner)
+	s.wb.reset()
 	s.hashed = 0
 	s.resumed = false
 	s.lastLogged = 0
@@ -451,6 +453,7 @@ func (s *state) close() {
 	if s.sink != nil {
 		s.sink.Close()
 	}
+	s.wb.close()
 }
 
 // feed passes bytes that are (or are about to be) in the file to the sink.
@@ -461,6 +464,9 @@ func (s *state) feed(p []byte) {
 }
 
 func (s *state) progress() {
+	// The bytes just fed may still be on their way to the file: hand the
+	// kernel only what lies a buffer behind.
+	s.wb.advance(s.path, s.hashed-DefaultBufferSize)
 	if s.d.Progress != nil && (s.hashed-s.lastCalled >= s.size/200 || s.hashed == s.size) {
 		s.lastCalled = s.hashed
 		s.d.Progress(s.hashed, s.size)
