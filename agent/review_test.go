@@ -15,17 +15,29 @@ import (
 	"github.com/fwagent/fwagent/manifest"
 )
 
-func TestWaitingForTheWindowIsNotACrashLoop(t *testing.T) {
-	start := time.Now().Add(3 * time.Hour)
+// newWaitingWorld is a world whose one maintenance window opens in three
+// hours, after a first cycle that downloaded and verified custom 4.1.25 and
+// now waits for it; start is a time inside the window.
+func newWaitingWorld(t *testing.T) (w *world, start time.Time) {
+	t.Helper()
+	start = time.Now().Add(3 * time.Hour)
 	win := start.Format("15:04") + "-" + start.Add(time.Hour).Format("15:04")
-	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, ExtraYAML: "maintenance_windows: [\"daily " + win + "\"]\n"})
+	w = newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, ExtraYAML: "maintenance_windows: [\"daily " + win + "\"]\n"})
+	if out := w.cycle(t, agent.ModeUpdate); out.Result != agent.ResultWaiting {
+		t.Fatalf("%s (%s), want waiting for the window", out.Result, out.Message)
+	}
+	return w, start.Add(time.Minute)
+}
+
+func TestWaitingForTheWindowIsNotACrashLoop(t *testing.T) {
+	w, start := newWaitingWorld(t)
 	// Far more waiting cycles than the crash-loop cap allows entries.
 	for i := 0; i < journal.DefaultMaxStepEntries+10; i++ {
 		if out := w.cycle(t, agent.ModeUpdate); out.Result != agent.ResultWaiting {
 			t.Fatalf("waiting cycle %d: %s %v (%s)", i, out.Result, out.Codes, out.Message)
 		}
 	}
-	w.agent.Now = func() time.Time { return start.Add(time.Minute) }
+	w.agent.Now = func() time.Time { return start }
 	if out := w.cycle(t, agent.ModeUpdate); out.Result != agent.ResultInstalled {
 		t.Fatalf("inside the window: %s %v (%s)", out.Result, out.Codes, out.Message)
 	}
@@ -64,12 +76,7 @@ func TestAStopBetweenTheFlashAndTheRebootRecordIsSettledByRebooting(t *testing.T
 }
 
 func TestAStagedImageDamagedOnDiskIsDownloadedAgainNotQuarantined(t *testing.T) {
-	start := time.Now().Add(3 * time.Hour)
-	win := start.Format("15:04") + "-" + start.Add(time.Hour).Format("15:04")
-	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, ExtraYAML: "maintenance_windows: [\"daily " + win + "\"]\n"})
-	if out := w.cycle(t, agent.ModeUpdate); out.Result != agent.ResultWaiting {
-		t.Fatalf("%s, want waiting", out.Result)
-	}
+	w, start := newWaitingWorld(t)
 	path := w.agent.Journal.State().Current.ImagePath
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -79,7 +86,7 @@ func TestAStagedImageDamagedOnDiskIsDownloadedAgainNotQuarantined(t *testing.T) 
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w.agent.Now = func() time.Time { return start.Add(time.Minute) }
+	w.agent.Now = func() time.Time { return start }
 	out := w.cycle(t, agent.ModeUpdate)
 	if out.Result != agent.ResultInstalled {
 		t.Fatalf("%s %v (%s), want the image downloaded again and installed", out.Result, out.Codes, out.Message)
@@ -91,12 +98,7 @@ func TestAStagedImageDamagedOnDiskIsDownloadedAgainNotQuarantined(t *testing.T) 
 }
 
 func TestAPausedRolloutKeepsTheDownloadedImage(t *testing.T) {
-	start := time.Now().Add(3 * time.Hour)
-	win := start.Format("15:04") + "-" + start.Add(time.Hour).Format("15:04")
-	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, ExtraYAML: "maintenance_windows: [\"daily " + win + "\"]\n"})
-	if out := w.cycle(t, agent.ModeUpdate); out.Result != agent.ResultWaiting {
-		t.Fatalf("%s, want waiting", out.Result)
-	}
+	w, start := newWaitingWorld(t)
 	bytes := w.lab.ImageBytes.Load()
 	w.republish(t, func(m *manifest.Manifest) {
 		// Paused, and at 0%: the device is not eligible either.
@@ -110,7 +112,7 @@ func TestAPausedRolloutKeepsTheDownloadedImage(t *testing.T) {
 		t.Fatalf("the paused update was dropped: %+v", js.Current)
 	}
 	w.republish(t, func(m *manifest.Manifest) { m.Releases[0].Rollout = nil })
-	w.agent.Now = func() time.Time { return start.Add(time.Minute) }
+	w.agent.Now = func() time.Time { return start }
 	if out := w.cycle(t, agent.ModeUpdate); out.Result != agent.ResultInstalled {
 		t.Fatalf("resumed: %s %v (%s)", out.Result, out.Codes, out.Message)
 	}
@@ -120,12 +122,7 @@ func TestAPausedRolloutKeepsTheDownloadedImage(t *testing.T) {
 }
 
 func TestAReplacedRecorderAbandonsTheUpdateInsteadOfQuarantining(t *testing.T) {
-	start := time.Now().Add(3 * time.Hour)
-	win := start.Format("15:04") + "-" + start.Add(time.Hour).Format("15:04")
-	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, ExtraYAML: "maintenance_windows: [\"daily " + win + "\"]\n"})
-	if out := w.cycle(t, agent.ModeUpdate); out.Result != agent.ResultWaiting {
-		t.Fatalf("%s, want waiting", out.Result)
-	}
+	w, start := newWaitingWorld(t)
 	// An RMA swap: another recorder of the same model answers at the
 	// device's address, with its own serial and credentials.
 	sc := w.lab.Sim.Config()
@@ -141,7 +138,7 @@ func TestAReplacedRecorderAbandonsTheUpdateInsteadOfQuarantining(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.agent.Device = dev
-	w.agent.Now = func() time.Time { return start.Add(time.Minute) }
+	w.agent.Now = func() time.Time { return start }
 	if out := w.cycle(t, agent.ModeUpdate); out.Result != agent.ResultInstalled {
 		t.Fatalf("%s %v (%s), want the replacement updated", out.Result, out.Codes, out.Message)
 	}
