@@ -207,11 +207,8 @@ func TestCorruptedDownloadIsRefusedAfterDownload(t *testing.T) {
 }
 
 func TestMaintenanceWindowIsHonoured(t *testing.T) {
-	now := time.Now()
-	// A one-hour window that starts in 3 hours (local time, any weekday).
-	start := now.Add(3 * time.Hour)
-	win := start.Format("15:04") + "-" + start.Add(time.Hour).Format("15:04")
-	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, ExtraYAML: "maintenance_windows: [\"daily " + win + "\"]\n"})
+	// A one-hour window that opens in 3 hours (local time, any weekday).
+	w, inside := newWaitingWorld(t)
 	out := w.cycle(t, agent.ModeUpdate)
 	if out.Result != agent.ResultWaiting || out.NextWindow.IsZero() {
 		t.Fatalf("%s, want waiting for the window", out.Result)
@@ -224,7 +221,7 @@ func TestMaintenanceWindowIsHonoured(t *testing.T) {
 	}
 	// Inside the window (the clock moved on), the install goes ahead
 	// after the staged image is proven again.
-	w.agent.Now = func() time.Time { return start.Add(time.Minute) }
+	w.agent.Now = func() time.Time { return inside }
 	out = w.cycle(t, agent.ModeUpdate)
 	if out.Result != agent.ResultInstalled {
 		t.Fatalf("%s (%s), want installed inside the window", out.Result, out.Message)
