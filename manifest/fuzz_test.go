@@ -56,3 +56,37 @@ func FuzzVerifyEnvelope(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseStages feeds arbitrary --stages strings to the rollout stage
+// parser, then to the rollout's validation: neither panics, the parser's
+// percents are within 0-100, and what validation accepts is in time order
+// with percents that never go down.
+func FuzzParseStages(f *testing.F) {
+	for _, s := range []string{
+		"5%@2026-12-01T02:00:00Z,25%@2026-12-03T02:00:00Z,100%@2026-12-07T02:00:00Z",
+		"0%@2026-01-01T00:00:00Z", "100%@2026-01-01T00:00:00+02:00", "", ",", "5%", "@", "101%@2026-01-01T00:00:00Z",
+		"50%@2026-01-02T00:00:00Z,5%@2026-01-03T00:00:00Z", "1.5%@2026-01-01T00:00:00Z",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		stages, err := ParseStages(s)
+		if err != nil {
+			return
+		}
+		for i, st := range stages {
+			if st.Percent < 0 || st.Percent > 100 {
+				t.Fatalf("%q: stage %d has percent %v", s, i, st.Percent)
+			}
+		}
+		r := &Rollout{ID: "fuzz", Stages: stages}
+		if r.validate("rollout") != nil {
+			return
+		}
+		for i := 1; i < len(stages); i++ {
+			if !stages[i].At.After(stages[i-1].At) || stages[i].Percent < stages[i-1].Percent {
+				t.Fatalf("%q: validation accepted stage %d out of order: %+v after %+v", s, i, stages[i], stages[i-1])
+			}
+		}
+	})
+}
