@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/internal/lab"
 	"github.com/fwagent/fwagent/manifest"
@@ -99,4 +101,29 @@ func TestDaemonRunsCyclesAndReportsARefusalOncePerSerial(t *testing.T) {
 	}
 	w.assertUntouched(t)
 	w.assertJournalAndAudit(t)
+}
+
+func TestReportsCarryNoAddressesAndFitTheServersLimits(t *testing.T) {
+	sink := &reportSink{}
+	srv := httptest.NewServer(sink)
+	t.Cleanup(srv.Close)
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, ExtraYAML: "report:\n  url: " + srv.URL + "\n"})
+	w.fast(t, 0)
+	// The recorder is gone: the failure's message names its address.
+	_ = w.lab.Sim.Close()
+	out := w.cycle(t, agent.ModeUpdateNow)
+	if out.Result != agent.ResultFailed || !strings.Contains(out.Message, "127.0.0.1") {
+		t.Fatalf("%s: %s; want a failure naming the device address locally", out.Result, out.Message)
+	}
+	w.agent.FlushReports(context.Background())
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.reports) == 0 {
+		t.Fatal("no report arrived")
+	}
+	for _, r := range sink.reports {
+		if strings.Contains(r.Message, "127.0.0.1") || len(r.Message) > report.MaxMessage {
+			t.Errorf("a report leaves the site with an address or over the size limit: %q", r.Message)
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -19,6 +20,7 @@ import (
 	"github.com/fwagent/fwagent/agent/fetch"
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/agent/report"
+	"github.com/fwagent/fwagent/agent/support"
 	"github.com/fwagent/fwagent/device"
 	"github.com/fwagent/fwagent/manifest"
 	"github.com/fwagent/fwagent/verify"
@@ -993,8 +995,14 @@ func (c *cycle) sendReport(r report.Report) {
 		return
 	}
 	r.Time = a.now().UTC()
-	r.DeviceSerial = c.id.Serial
+	r.DeviceSerial = reportSerial(c.id)
 	r.Model = c.id.Model
+	// Reports leave the site: they carry no personal data (addresses,
+	// user names) and no secret, and fit the server's limits.
+	r.Message = support.Redact(r.Message, false)
+	if len(r.Message) > report.MaxMessage {
+		r.Message = strings.ToValidUTF8(r.Message[:report.MaxMessage-3], "") + "..."
+	}
 	r.FirmwareVersion = c.id.FirmwareVersion
 	if r.Version == "" && c.release != nil && r.ReleaseID == c.release.ID {
 		r.Version = c.release.Version
@@ -1003,6 +1011,19 @@ func (c *cycle) sendReport(r report.Report) {
 	if err := a.Reports.Enqueue(r); err != nil {
 		c.log.WithError(err).Error("could not queue a report")
 	}
+}
+
+// reportSerial names the device in reports: its serial, or, for a device
+// that reports none, its MAC address, so that its reports are still
+// accepted and counted.
+func reportSerial(id device.Identity) string {
+	if s := strings.TrimSpace(id.Serial); s != "" {
+		return s
+	}
+	if mac := strings.TrimSpace(id.Raw["macAddress"]); mac != "" {
+		return "mac:" + mac
+	}
+	return "unknown-serial"
 }
 
 // audit appends e to the audit trail with the cycle's ids.

@@ -48,7 +48,17 @@ type Report struct {
 	// Dropped counts reports the queue dropped (oldest first, because it was
 	// full) just before this one was queued.
 	Dropped int64 `json:"dropped,omitempty"`
+	// AuditSeq and AuditHead are the sequence number and hash of the last
+	// entry of the device's audit trail when the report was made. Kept by
+	// the integrator, they anchor the trail off the device: a trail later
+	// rewritten on the device no longer matches them.
+	AuditSeq  uint64 `json:"audit_seq,omitempty"`
+	AuditHead string `json:"audit_head,omitempty"`
 }
+
+// MaxMessage is the longest message a report carries; the report server
+// refuses longer ones.
+const MaxMessage = 4096
 
 // newID returns 16 random bytes in hex.
 func newID() string {
