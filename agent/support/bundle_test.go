@@ -176,6 +176,29 @@ func TestBundleWithPersonalDataStillDropsSecrets(t *testing.T) {
 	}
 }
 
+// Regression: log files written before HTML escaping was turned off hold XML
+// as \u003cpassword\u003e...; the bundle must redact those too.
+func TestBundleRedactsHTMLEscapedXMLInOldLogs(t *testing.T) {
+	logDir := t.TempDir()
+	line := `{"body":"\u003cUser\u003e\u003cuserName\u003ebob\u003c/userName\u003e\u003cpassword\u003ehunter2\u003c/password\u003e\u003c/User\u003e","level":"info","msg":"put user","time":"2026-02-28T00:00:00Z"}` + "\n"
+	if err := os.WriteFile(filepath.Join(logDir, LogFile), []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, personal := range []bool{false, true} {
+		var out bytes.Buffer
+		if err := WriteBundle(&out, BundleInput{LogDir: logDir, IncludePersonal: personal}); err != nil {
+			t.Fatal(err)
+		}
+		got := untar(t, out.Bytes())["logs/"+LogFile]
+		if strings.Contains(got, "hunter2") || !strings.Contains(got, "put user") {
+			t.Errorf("personal=%v: the escaped XML password survived:\n%s", personal, got)
+		}
+		if strings.Contains(got, "bob") != personal {
+			t.Errorf("personal=%v: user name kept = %v:\n%s", personal, strings.Contains(got, "bob"), got)
+		}
+	}
+}
+
 func TestBundleCapsLogsNewestFirst(t *testing.T) {
 	logDir := t.TempDir()
 	line := func(tag string) string {

@@ -109,8 +109,10 @@ func NewLogger(opts LogOptions) (*logrus.Logger, io.Closer, error) {
 	return log, file, nil
 }
 
+// jsonFormatter writes JSON lines without HTML escaping: an escaped
+// "\u003cpassword\u003e" would hide XML secrets from the scrubber.
 func jsonFormatter() *logrus.JSONFormatter {
-	return &logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano}
+	return &logrus.JSONFormatter{TimestampFormat: time.RFC3339Nano, DisableHTMLEscape: true}
 }
 
 type nopCloser struct{}

@@ -44,6 +44,36 @@ func TestLoggerWritesJSONScrubsSecretsAndEchoesTextToATerminal(t *testing.T) {
 	}
 }
 
+// Regression: logrus's JSONFormatter escaped HTML by default, so an XML body
+// reached the scrubber as \u003cpassword\u003e and its secret survived.
+func TestLoggerScrubsSecretsInXMLFields(t *testing.T) {
+	dir := t.TempDir()
+	log, closer, err := NewLogger(LogOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.WithField("body", "<User><userName>bob</userName><password>hunter2</password></User>").Info("PUT /ISAPI/Security/users/1")
+	closer.Close()
+	b, err := os.ReadFile(filepath.Join(dir, LogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "hunter2") {
+		t.Errorf("the XML password reached the log file:\n%s", b)
+	}
+	if !strings.Contains(string(b), "<password>[REDACTED:secret]</password>") {
+		t.Errorf("the log file does not keep the XML unescaped with the password redacted:\n%s", b)
+	}
+	var out bytes.Buffer
+	if err := WriteBundle(&out, BundleInput{LogDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	got := untar(t, out.Bytes())["logs/"+LogFile]
+	if !strings.Contains(got, "PUT /ISAPI/Security/users/1") || strings.Contains(got, "hunter2") || strings.Contains(got, "bob") {
+		t.Errorf("bundle log keeps the XML secret or user name:\n%s", got)
+	}
+}
+
 func TestNewLoggerRejectsAnUnknownLevel(t *testing.T) {
 	if _, _, err := NewLogger(LogOptions{Dir: t.TempDir(), Level: "loud"}); err == nil || !strings.Contains(err.Error(), "log.level") {
 		t.Fatalf("NewLogger(level loud) error = %v; want one naming log.level", err)

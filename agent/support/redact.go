@@ -61,11 +61,16 @@ func (r redaction) line(s string) string {
 		s = r.urlUserinfo(s)
 	}
 	hasTag := strings.IndexByte(s, '<') >= 0
+	// JSON encoders that escape HTML (old log files) store < and > as \u003c and \u003e.
+	hasEscTag := strings.Contains(lower, `\u003c`)
 	for _, w := range secretWords {
 		if strings.Contains(lower, w) {
 			s = r.keyValues(s, secretKeyRE, MarkerSecret, false)
 			if hasTag {
 				s = r.xml(s, xmlSecretRE, MarkerSecret)
+			}
+			if hasEscTag {
+				s = r.xml(s, xmlEscSecretRE, MarkerSecret)
 			}
 			break
 		}
@@ -77,6 +82,9 @@ func (r redaction) line(s string) string {
 		s = r.keyValues(s, userKeyRE, MarkerUser, true)
 		if hasTag {
 			s = r.xml(s, xmlUserRE, MarkerUser)
+		}
+		if hasEscTag {
+			s = r.xml(s, xmlEscUserRE, MarkerUser)
 		}
 	}
 	if hasAt {
@@ -106,8 +114,10 @@ var (
 	urlUserinfoRE  = regexp.MustCompile(`(?i)\b[a-z][a-z0-9+.-]*://([^/\s@"'<>\\]+)@`)
 	secretKeyRE    = regexp.MustCompile(`(?i)(?:password|passwd|pwd|secret|token|api[_-]?key|passphrase|credentials?)(\\?["']?)[ \t]*[:=][ \t]*`)
 	userKeyRE      = regexp.MustCompile(`(?i)(?:user|username|user_name|login)(\\?["']?)[ \t]*[:=][ \t]*`)
-	xmlSecretRE    = regexp.MustCompile(`(?i)<(` + `[A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|passphrase))>([^<]*)</`)
-	xmlUserRE      = regexp.MustCompile(`(?i)<((?:[A-Za-z0-9_.-]*[_.-])?(?:user|username|user_name|login))>([^<]*)</`)
+	xmlSecretRE    = regexp.MustCompile(`(?i)(<` + xmlSecretName + `>)([^<]*)(</)`)
+	xmlUserRE      = regexp.MustCompile(`(?i)(<` + xmlUserName + `>)([^<]*)(</)`)
+	xmlEscSecretRE = regexp.MustCompile(`(?i)(\\u003c` + xmlSecretName + `\\u003e)(` + xmlEscText + `)(\\u003c/)`)
+	xmlEscUserRE   = regexp.MustCompile(`(?i)(\\u003c` + xmlUserName + `\\u003e)(` + xmlEscText + `)(\\u003c/)`)
 	emailRE        = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`)
 	ipv4RE         = regexp.MustCompile(`\b(?:\d{1,3}\.){3}\d{1,3}\b`)
 	ipv6CandRE     = regexp.MustCompile(`[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*`)
@@ -393,13 +403,22 @@ func valueExtent(s string, toEOL bool) (n int, val, quote string) {
 	return end, s[:end], ""
 }
 
-// xml replaces the text of <key>value</key> elements.
+// Element names whose text is a secret or a user name.
+const (
+	xmlSecretName = `[A-Za-z0-9_.-]*(?:password|passwd|pwd|pass|secret|token|api[_-]?key|passphrase|session(?:id)?)`
+	xmlUserName   = `(?:[A-Za-z0-9_.-]*[_.-])?(?:user|username|user_name|login)`
+	// xmlEscText is element text in escaped form: anything up to a \u003c.
+	xmlEscText = `(?:[^<\\]|\\[^u]|\\u(?:[^0]|0[^0]|00[^3]|003[^cC]))*`
+)
+
+// xml replaces the text of <key>value</key> elements (re's groups: opening
+// tag, text, start of the closing tag), also in their \u003c...\u003e escaped form.
 func (r redaction) xml(s string, re *regexp.Regexp, marker string) string {
 	return replaceSubmatch(re, s, func(m []string) string {
 		if m[2] == "" || strings.HasPrefix(m[2], markerPrefix) {
 			return m[0]
 		}
-		return "<" + m[1] + ">" + marker + "</"
+		return m[1] + marker + m[3]
 	})
 }
 
