@@ -43,6 +43,11 @@ type BundleInput struct {
 	MaxLogBytes     int64     // cap of the logs; 0: DefaultMaxLogBytes
 	Now             time.Time // creation time; zero: time.Now
 	Notes           []string  // remarks for index.json, e.g. why the config could not be loaded
+	// RetentionDays, when more than zero, leaves out log lines stamped
+	// earlier than Now minus this many days (log.retention_days): the bundle
+	// must not carry personal data the device should no longer hold. Lines
+	// without a time are kept.
+	RetentionDays int
 	// KnownSecrets are literal values (the configured device password,
 	// tokens) removed wherever they appear, even in free text; values shorter
 	// than MinKnownLen are ignored.
@@ -116,7 +121,7 @@ func WriteBundle(w io.Writer, in BundleInput) error {
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			notes = append(notes, fmt.Sprintf("cannot list logs: %v", err))
 		}
-		budget := in.MaxLogBytes
+		budget, expired := in.MaxLogBytes, 0
 		for i := len(logs) - 1; i >= 0; i-- {
 			base := filepath.Base(logs[i])
 			if budget <= 0 {
@@ -128,6 +133,14 @@ func WriteBundle(w io.Writer, in BundleInput) error {
 				notes = append(notes, fmt.Sprintf("cannot read %s: %v", base, err))
 				continue
 			}
+			if in.RetentionDays > 0 {
+				var n int
+				data, n = dropLinesBefore(data, in.Now.AddDate(0, 0, -in.RetentionDays))
+				expired += n
+				if len(data) == 0 && n > 0 {
+					continue
+				}
+			}
 			budget -= int64(len(data))
 			if truncated {
 				budget = 0 // the rest of this file did not fit: older files cannot either
@@ -137,6 +150,9 @@ func WriteBundle(w io.Writer, in BundleInput) error {
 				continue
 			}
 			add("logs/"+strings.TrimSuffix(base, ".gz"), base, data, truncated)
+		}
+		if expired > 0 {
+			notes = append(notes, fmt.Sprintf("left out %d log lines older than the %d-day log retention", expired, in.RetentionDays))
 		}
 	}
 
@@ -270,6 +286,43 @@ func redactAll(list []string, includePersonal bool) []string {
 		out[i] = Redact(s, includePersonal)
 	}
 	return out
+}
+
+// dropLinesBefore removes the JSON log lines whose time is before cutoff and
+// returns what is left and how many lines it removed. Lines without a
+// readable "time" field stay.
+func dropLinesBefore(data []byte, cutoff time.Time) ([]byte, int) {
+	out := data[:0:0]
+	dropped := 0
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line = data[:i+1]
+		}
+		data = data[len(line):]
+		if t, ok := lineTime(line); ok && t.Before(cutoff) {
+			dropped++
+			continue
+		}
+		out = append(out, line...)
+	}
+	return out, dropped
+}
+
+// lineTime finds the "time":"..." field of a JSON log line without decoding it.
+func lineTime(line []byte) (time.Time, bool) {
+	const key = `"time":"`
+	i := bytes.Index(line, []byte(key))
+	if i < 0 {
+		return time.Time{}, false
+	}
+	rest := line[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(rest[:j]))
+	return t, err == nil
 }
 
 // readTail reads a file (decompressing .gz) and keeps at most max bytes of

@@ -199,6 +199,45 @@ func TestBundleRedactsHTMLEscapedXMLInOldLogs(t *testing.T) {
 	}
 }
 
+// Regression: the bundle carried log lines (personal data) older than the
+// retention when the active file had not been rotated for long.
+func TestBundleLeavesOutLogLinesOlderThanTheRetention(t *testing.T) {
+	logDir := t.TempDir()
+	line := func(ts, msg string) string {
+		return `{"level":"info","msg":"` + msg + `","time":"` + ts + `"}` + "\n"
+	}
+	os.WriteFile(filepath.Join(logDir, "fwagent-2025-12-01T00-00-00.000.log"), []byte(line("2025-11-30T10:00:00Z", "expired in a rotated file")), 0o600)
+	active := line("2026-01-30T23:59:59Z", "just expired") + line("2026-01-31T00:00:00+00:00", "at the limit") + "not json\n" + line("2026-02-28T12:00:00.5+01:00", "recent")
+	os.WriteFile(filepath.Join(logDir, LogFile), []byte(active), 0o600)
+	now := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC) // 30 days back: 2026-01-31T00:00:00Z
+	build := func(days int) map[string]string {
+		var out bytes.Buffer
+		if err := WriteBundle(&out, BundleInput{LogDir: logDir, Now: now, RetentionDays: days}); err != nil {
+			t.Fatal(err)
+		}
+		return untar(t, out.Bytes())
+	}
+	files := build(30)
+	got := files["logs/"+LogFile]
+	for _, want := range []string{"at the limit", "not json", "recent"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("bundle log lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "just expired") {
+		t.Errorf("bundle log keeps a line older than the retention:\n%s", got)
+	}
+	if _, ok := files["logs/fwagent-2025-12-01T00-00-00.000.log"]; ok {
+		t.Error("a rotated file whose lines all expired is in the bundle")
+	}
+	if !strings.Contains(files["index.json"], "left out 2 log lines older than the 30-day log retention") {
+		t.Errorf("index does not say lines were left out:\n%s", files["index.json"])
+	}
+	if all := build(0); !strings.Contains(all["logs/"+LogFile], "just expired") || all["logs/fwagent-2025-12-01T00-00-00.000.log"] == "" {
+		t.Error("without a retention the bundle dropped lines")
+	}
+}
+
 func TestBundleCapsLogsNewestFirst(t *testing.T) {
 	logDir := t.TempDir()
 	line := func(tag string) string {

@@ -49,10 +49,25 @@ type LogOptions struct {
 	MaxBackups    int       // keep at most this many rotated files; 0: no count limit
 	Stderr        io.Writer // where readable text goes; nil: no stderr output
 	Terminal      bool      // Stderr is a terminal: write readable text there
+	// RotateEvery rotates a non-empty active file this often, so that
+	// RetentionDays (which applies to rotated files only) also bounds how
+	// long a quiet agent keeps a line; 0: DefaultRotateEvery.
+	RotateEvery time.Duration
+	// RotateTicks, when set, replaces the RotateEvery ticker: each value
+	// received rotates the active file (an injected clock for tests).
+	RotateTicks <-chan time.Time
+
+	noCompress bool // tests: no asynchronous compression of rotated files
 }
 
+// DefaultRotateEvery is how often the active log file is rotated when it is
+// not empty, whatever its size.
+const DefaultRotateEvery = 24 * time.Hour
+
 // NewLogger returns a logrus logger writing JSON lines to Dir/fwagent.log,
-// rotated by size and expired after RetentionDays, plus readable text on
+// rotated by size and once a day (RotateEvery), rotated files expiring after
+// RetentionDays, so no line outlives the retention by more than a day; plus
+// readable text on
 // Stderr when Terminal is set. Secrets are scrubbed from every line written
 // (see Redact); personal data stays in the local log. Close the returned
 // io.Closer on shutdown.
@@ -65,8 +80,8 @@ func NewLogger(opts LogOptions) (*logrus.Logger, io.Closer, error) {
 		}
 		level = l
 	}
-	if opts.MaxSizeMB < 0 || opts.RetentionDays < 0 || opts.MaxBackups < 0 {
-		return nil, nil, errors.New("log.max_size_mb, log.retention_days and max backups must not be negative")
+	if opts.MaxSizeMB < 0 || opts.RetentionDays < 0 || opts.MaxBackups < 0 || opts.RotateEvery < 0 {
+		return nil, nil, errors.New("log.max_size_mb, log.retention_days, max backups and the rotation interval must not be negative")
 	}
 	log := logrus.New()
 	log.SetLevel(level)
@@ -99,14 +114,62 @@ func NewLogger(opts LogOptions) (*logrus.Logger, io.Closer, error) {
 		MaxSize:    size,
 		MaxAge:     days,
 		MaxBackups: opts.MaxBackups,
-		Compress:   true,
+		Compress:   !opts.noCompress,
 	}
 	log.SetOutput(file)
 	log.SetFormatter(secretScrubber{jsonFormatter()})
 	if opts.Terminal && opts.Stderr != nil {
 		log.AddHook(&stderrHook{w: opts.Stderr, f: secretScrubber{text}})
 	}
-	return log, file, nil
+	ticks, stopTicker := opts.RotateTicks, func() {}
+	if ticks == nil {
+		every := opts.RotateEvery
+		if every == 0 {
+			every = DefaultRotateEvery
+		}
+		t := time.NewTicker(every)
+		ticks, stopTicker = t.C, t.Stop
+	}
+	rf := &rotatingFile{Logger: file, stop: make(chan struct{}), done: make(chan struct{})}
+	go rf.run(ticks, stopTicker, log)
+	return log, rf, nil
+}
+
+// rotatingFile rotates the active log file on every tick until closed:
+// lumberjack expires rotated files only, so without this a quiet agent's
+// fwagent.log would keep its lines past the retention.
+type rotatingFile struct {
+	*lumberjack.Logger
+	stop, done chan struct{}
+	once       sync.Once
+}
+
+func (r *rotatingFile) run(ticks <-chan time.Time, stopTicker func(), log *logrus.Logger) {
+	defer close(r.done)
+	defer stopTicker()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-ticks:
+			st, err := os.Stat(r.Filename)
+			if err != nil || st.Size() == 0 {
+				continue // nothing to expire
+			}
+			if err := r.Rotate(); err != nil {
+				log.WithError(err).Warn("cannot rotate the log file: old lines may outlive log.retention_days")
+			}
+		}
+	}
+}
+
+// Close stops the rotation and closes the file.
+func (r *rotatingFile) Close() error {
+	r.once.Do(func() {
+		close(r.stop)
+		<-r.done
+	})
+	return r.Logger.Close()
 }
 
 // jsonFormatter writes JSON lines without HTML escaping: an escaped

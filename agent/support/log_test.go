@@ -74,6 +74,48 @@ func TestLoggerScrubsSecretsInXMLFields(t *testing.T) {
 	}
 }
 
+// Regression: lumberjack expires rotated files only, so a quiet agent's
+// active log kept its lines past the retention. Each tick rotates it now.
+func TestLoggerRotatesTheActiveFileOnEachTick(t *testing.T) {
+	dir := t.TempDir()
+	ticks := make(chan time.Time)
+	log, closer, err := NewLogger(LogOptions{Dir: dir, RotateTicks: ticks, noCompress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("written before the tick")
+	ticks <- time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	closer.Close() // waits for the rotation the tick started
+	log.Info("written after the tick")
+	closer.Close()
+	files, err := LogFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 {
+		t.Fatalf("log files = %v; want one rotated file and the active one", files)
+	}
+	rotated, _ := os.ReadFile(files[0])
+	active, _ := os.ReadFile(files[1])
+	if !strings.Contains(string(rotated), "before the tick") || strings.Contains(string(active), "before the tick") || !strings.Contains(string(active), "after the tick") {
+		t.Errorf("rotated:\n%s\nactive:\n%s", rotated, active)
+	}
+}
+
+func TestLoggerDoesNotRotateAnEmptyFile(t *testing.T) {
+	dir := t.TempDir()
+	ticks := make(chan time.Time)
+	_, closer, err := NewLogger(LogOptions{Dir: dir, RotateTicks: ticks, noCompress: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticks <- time.Now()
+	closer.Close()
+	if files, _ := LogFiles(dir); len(files) != 0 {
+		t.Errorf("an empty log was rotated: %v", files)
+	}
+}
+
 func TestNewLoggerRejectsAnUnknownLevel(t *testing.T) {
 	if _, _, err := NewLogger(LogOptions{Dir: t.TempDir(), Level: "loud"}); err == nil || !strings.Contains(err.Error(), "log.level") {
 		t.Fatalf("NewLogger(level loud) error = %v; want one naming log.level", err)

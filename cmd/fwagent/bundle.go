@@ -45,6 +45,7 @@ func bundleCommand() *cobra.Command {
 			cfg, err := loadSupportConfig(cmd)
 			if err == nil {
 				in.StateDir, in.LogDir = cfg.StateDir, cfg.Log.Dir
+				in.RetentionDays = cfg.Log.RetentionDays
 				if in.ConfigYAML, err = cfg.RedactedYAML(); err != nil {
 					return err
 				}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // readBundle returns the files of a tar.gz on disk.
@@ -37,6 +38,9 @@ func readBundle(t *testing.T, path string) map[string]string {
 	}
 }
 
+// siteTime stamps supportSite's log lines: recent, but over an hour ago.
+var siteTime = time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+
 // supportSite writes a config (password in a file), a log and a state dir.
 func supportSite(t *testing.T) (cfgPath string) {
 	t.Helper()
@@ -49,8 +53,11 @@ func supportSite(t *testing.T) (cfgPath string) {
 		"state_dir: " + stateDir + "\nlog:\n  dir: " + logDir + "\n"
 	cfgPath = filepath.Join(dir, "agent.yaml")
 	os.WriteFile(cfgPath, []byte(cfg), 0o600)
-	log := `{"level":"info","msg":"login nvr-operator with Device-Pass-77 at 192.0.2.10 for jane@example.com","release":"r1","attempt":"a1","time":"2026-03-01T02:00:00Z"}` + "\n" +
-		`{"level":"warning","msg":"retry","release":"r2","attempt":"a2","time":"2026-03-01T03:00:00Z"}` + "\n"
+	// Lines stamped at siteTime stay within log.retention_days; the ancient one does not.
+	now := siteTime.Format(time.RFC3339)
+	log := `{"level":"info","msg":"ancient line past the retention","time":"2001-01-01T00:00:00Z"}` + "\n" +
+		`{"level":"info","msg":"login nvr-operator with Device-Pass-77 at 192.0.2.10 for jane@example.com","release":"r1","attempt":"a1","time":"` + now + `"}` + "\n" +
+		`{"level":"warning","msg":"retry","release":"r2","attempt":"a2","time":"` + now + `"}` + "\n"
 	os.WriteFile(filepath.Join(logDir, "fwagent.log"), []byte(log), 0o600)
 	os.WriteFile(filepath.Join(stateDir, "journal.json"), []byte(`{"step":"idle"}`), 0o600)
 	return cfgPath
@@ -66,9 +73,9 @@ func TestSupportBundleCommand(t *testing.T) {
 		present []string
 	}{
 		{"the default bundle has no personal data and no secrets", nil, `"mode": "redacted"`,
-			[]string{"Device-Pass-77", "nvr-operator", "192.0.2.10", "jane@example.com"}, []string{"[REDACTED:ip]", "[REDACTED:user]"}},
+			[]string{"Device-Pass-77", "nvr-operator", "192.0.2.10", "jane@example.com", "ancient line"}, []string{"[REDACTED:ip]", "[REDACTED:user]", "older than the 30-day log retention"}},
 		{"--include-personal keeps personal data but no secrets", []string{"--include-personal"}, `"mode": "personal"`,
-			[]string{"Device-Pass-77"}, []string{"nvr-operator", "192.0.2.10", "jane@example.com"}},
+			[]string{"Device-Pass-77", "ancient line"}, []string{"nvr-operator", "192.0.2.10", "jane@example.com"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLogsCommand(t *testing.T) {
@@ -14,7 +15,7 @@ func TestLogsCommand(t *testing.T) {
 		not  []string
 	}{
 		{"without filters every line is printed readably", nil,
-			[]string{"2026-03-01T02:00:00Z INFO  login", "release=r1 attempt=a1", "WARNING retry release=r2"}, nil},
+			[]string{siteTime.Format(time.RFC3339) + " INFO  login", "release=r1 attempt=a1", "WARNING retry release=r2"}, nil},
 		{"--release selects one release", []string{"--release", "r2"}, []string{"retry"}, []string{"login"}},
 		{"--attempt selects one attempt", []string{"--attempt", "a1"}, []string{"login"}, []string{"retry"}},
 		{"--since drops old lines", []string{"--since", "1h"}, nil, []string{"login", "retry"}},
