@@ -1,8 +1,17 @@
 // Package audit owns the agent's audit trail: an append-only file of JSON
 // lines (audit.jsonl in the state directory), one per decision the agent
 // takes, each carrying the SHA-256 of the line before it and of its own
-// content, so that an edited, reordered, deleted or truncated history is
-// detectable by Verify.
+// content, with the last line's hash also kept in audit.head.
+//
+// What Verify detects on the device alone: accidental damage (bit rot, a
+// bad copy), naive edits of an entry, deleted, inserted or reordered
+// entries, truncation (against audit.head) and a crash mid-write. What it
+// cannot detect: someone with write access to the state directory who
+// rewrites the whole chain, recomputing every hash and audit.head. The hashes
+// carry no key; only a copy of the chain head kept off the device anchors
+// the history. Log.Head exports that head so it can be sent away (the
+// agent puts it into its reports); a trail whose entry at that seq no longer
+// has that hash was rewritten.
 //
 // It must not decide anything: callers append what they decided. It never
 // rewrites or deletes a complete entry.
@@ -30,7 +39,7 @@ import (
 // File names in the state directory.
 const (
 	FileName       = "audit.jsonl"      // the trail
-	HeadFileName   = "audit.head"       // seq and hash of the last entry, to detect truncation
+	HeadFileName   = "audit.head"       // seq and line hash of the last entry, to detect truncation
 	IncompleteName = "audit.incomplete" // partial lines cut off by Open after a crash
 )
 
@@ -240,6 +249,18 @@ func (l *Log) Append(e Entry) error {
 	return nil
 }
 
+// Head returns the chain head: the last entry's seq and the SHA-256 (hex) of
+// its line as stored, the value audit.head records and the next entry's prev
+// will carry; (0, Genesis) for an empty trail. Kept off the device (in the
+// reports), it anchors the history: the on-device files alone cannot show a
+// rewrite of the whole chain by someone with write access to the state
+// directory, but such a rewrite changes the line hash of an anchored seq.
+func (l *Log) Head() (seq uint64, hash string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seq, l.prevLine
+}
+
 // Close closes the file.
 func (l *Log) Close() error {
 	l.mu.Lock()
@@ -317,7 +338,9 @@ func isHex64(s string) bool {
 // prev hashes, consecutive sequence numbers, and that the file still holds
 // the last entry the head file recorded. It returns the number of intact
 // entries and, when the trail is broken, an *Error naming the first broken
-// entry. A directory without an audit trail verifies as 0 entries.
+// entry. A directory without an audit trail verifies as 0 entries (Exists
+// tells that case apart). Verify cannot detect a consistent rewrite of the
+// whole chain and head file: compare with a head kept off the device (Head).
 func Verify(dir string) (int, error) {
 	h, herr := readHead(dir)
 	if herr != nil {
@@ -345,6 +368,17 @@ func Verify(dir string) (int, error) {
 		return n, &Error{Line: n, Seq: last.seq, Err: ErrEdited, Detail: "the last entry was rewritten: it differs from the one " + HeadFileName + " recorded"}
 	}
 	return n, nil
+}
+
+// Exists reports whether dir holds an audit trail or its head file, so that
+// "no audit trail" is not mistaken for an intact trail of 0 entries.
+func Exists(dir string) bool {
+	for _, n := range []string{FileName, HeadFileName} {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
+	}
+	return false
 }
 
 // VerifyReader checks a trail read from r like Verify, without the head file

@@ -159,6 +159,85 @@ func TestVerifyWithoutTrail(t *testing.T) {
 	}
 }
 
+func TestExistsTellsNoTrailFromAnEmptyOne(t *testing.T) {
+	dir := t.TempDir()
+	if Exists(dir) {
+		t.Error("Exists(empty dir) = true")
+	}
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if !Exists(dir) {
+		t.Error("Exists after Open = false")
+	}
+}
+
+func TestHeadIsTheLastLineHashAndSurvivesReopening(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, h := l.Head(); seq != 0 || h != Genesis {
+		t.Fatalf("Head of an empty trail = %d, %s; want 0, Genesis", seq, h)
+	}
+	for i := 0; i < 3; i++ {
+		if err := l.Append(Entry{Event: EventRefused, Time: time.Date(2026, 3, 1, 0, i, 0, 0, time.UTC)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seq, h := l.Head()
+	lines := readLines(t, dir)
+	if want := lineHash(bytes.TrimSuffix(lines[2], []byte("\n"))); seq != 3 || h != want {
+		t.Fatalf("Head = %d, %s; want 3, %s", seq, h, want)
+	}
+	hb, _ := os.ReadFile(filepath.Join(dir, HeadFileName))
+	if !strings.Contains(string(hb), h) {
+		t.Errorf("Head %s differs from %s: %s", h, HeadFileName, hb)
+	}
+	l.Close()
+	l2, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	if seq2, h2 := l2.Head(); seq2 != seq || h2 != h {
+		t.Fatalf("Head after reopening = %d, %s; want %d, %s", seq2, h2, seq, h)
+	}
+}
+
+// The honest limit: a whole-chain rewrite by someone with write access to
+// the state directory verifies on the device; only a head kept elsewhere
+// shows it.
+func TestAWholeChainRewriteIsCaughtOnlyByAnOffDeviceHead(t *testing.T) {
+	dir := writeTrail(t, 2)
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchorSeq, anchor := l.Head()
+	l.Close()
+	os.Remove(filepath.Join(dir, FileName))
+	os.Remove(filepath.Join(dir, HeadFileName))
+	forged, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		forged.Append(Entry{Event: EventInstallConfirmed, Release: "r1", Time: time.Date(2026, 3, 1, 2, i, 0, 0, time.UTC)})
+	}
+	seq, h := forged.Head()
+	forged.Close()
+	if n, err := Verify(dir); n != 2 || err != nil {
+		t.Fatalf("Verify(rewritten chain) = %d, %v; the rewrite is consistent", n, err)
+	}
+	if seq != anchorSeq || h == anchor {
+		t.Fatalf("rewritten head = %d, %s; anchored %d, %s: the anchor must differ", seq, h, anchorSeq, anchor)
+	}
+}
+
 func TestAppendRequiresAnEvent(t *testing.T) {
 	l, err := Open(t.TempDir())
 	if err != nil {

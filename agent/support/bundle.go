@@ -184,7 +184,9 @@ func WriteBundle(w io.Writer, in BundleInput) error {
 			}
 			add("state/"+n, n, data, truncated)
 		}
-		if n, err := audit.Verify(in.StateDir); err != nil {
+		if !audit.Exists(in.StateDir) {
+			auditResult = "no audit trail"
+		} else if n, err := audit.Verify(in.StateDir); err != nil {
 			auditResult = "broken: " + err.Error()
 		} else {
 			auditResult = fmt.Sprintf("intact: %d entries", n)

@@ -176,6 +176,22 @@ func TestBundleWithPersonalDataStillDropsSecrets(t *testing.T) {
 	}
 }
 
+// Regression: a state directory without audit.jsonl and audit.head read as
+// "intact: 0 entries".
+func TestBundleSaysWhenThereIsNoAuditTrail(t *testing.T) {
+	var out bytes.Buffer
+	if err := WriteBundle(&out, BundleInput{StateDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	var idx BundleIndex
+	if err := json.Unmarshal([]byte(untar(t, out.Bytes())["index.json"]), &idx); err != nil {
+		t.Fatal(err)
+	}
+	if idx.Audit != "no audit trail" {
+		t.Errorf("index audit = %q; want %q", idx.Audit, "no audit trail")
+	}
+}
+
 // Regression: log files written before HTML escaping was turned off hold XML
 // as \u003cpassword\u003e...; the bundle must redact those too.
 func TestBundleRedactsHTMLEscapedXMLInOldLogs(t *testing.T) {

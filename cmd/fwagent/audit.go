@@ -22,7 +22,10 @@ func auditCommand() *cobra.Command {
 		Short: "Verify the hash chain of the audit trail and name the first broken entry",
 		Long: "Verify audit.jsonl in the state directory: each entry's own hash, the chain of\n" +
 			"prev hashes, consecutive sequence numbers, and the last entry recorded in audit.head.\n" +
-			"Exit 0 when intact, 1 when broken (the first broken entry is named).",
+			"Exit 0 when intact, 1 when broken (the first broken entry is named) or when the\n" +
+			"directory has no audit trail at all. It detects accidental damage, naive edits,\n" +
+			"truncation and a crash mid-write; a rewrite of the whole chain by someone with write\n" +
+			"access to the state directory verifies too: compare with the chain head in the reports.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if stateDir == "" {
@@ -31,6 +34,9 @@ func auditCommand() *cobra.Command {
 					return fmt.Errorf("%w (or pass --state-dir)", err)
 				}
 				stateDir = cfg.StateDir
+			}
+			if !audit.Exists(stateDir) {
+				return cli.WithCode(exitError, fmt.Errorf("no audit trail in %s (neither %s nor %s): check --state-dir or state_dir", stateDir, audit.FileName, audit.HeadFileName))
 			}
 			n, err := audit.Verify(stateDir)
 			if err != nil {

@@ -70,6 +70,15 @@ func TestAuditVerifyNamesAnEditedEntry(t *testing.T) {
 	}
 }
 
+// Regression: a directory without any audit trail read as "intact: 0 entries".
+func TestAuditVerifyWithoutATrailSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	out, errOut, code := runFwagent(t, "audit", "verify", "--state-dir", dir)
+	if code != exitError || strings.Contains(out, "intact") || !strings.Contains(errOut, "no audit trail") {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 1 and \"no audit trail\"", code, out, errOut)
+	}
+}
+
 func TestAuditVerifyWithoutStateDirNeedsAConfig(t *testing.T) {
 	_, errOut, code := runFwagent(t, "--config", filepath.Join(t.TempDir(), "missing.yaml"), "audit", "verify")
 	if code != exitError || !strings.Contains(errOut, "--state-dir") {
