@@ -2,6 +2,7 @@ package support
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
@@ -119,7 +120,7 @@ func (s *StatusServer) authorize(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case !ok:
 		reason = "missing bearer token"
-	case subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.Token)) != 1:
+	case !tokenEqual(got, s.opts.Token):
 		reason = "wrong bearer token"
 	}
 	if reason == "" {
@@ -158,8 +159,20 @@ func (s *StatusServer) authorize(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
+// tokenEqual compares the SHA-256 digests of both tokens in constant time:
+// comparing the raw tokens would return early on a length mismatch and so
+// tell the token's length.
+func tokenEqual(got, want string) bool {
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
+
 // prune drops entries that neither lock nor count any more; if the table is
-// still full it is cleared (a flood of addresses must not grow memory).
+// still full it drops the running counters too (a flood of addresses must
+// not grow memory) but keeps every active lockout: clearing those would let
+// a locked-out guesser go on by flooding the table. Locked entries expire
+// after Lockout, and each takes MaxFailures requests to make, so they stay
+// bounded by the request rate.
 func (s *StatusServer) prune(now time.Time) {
 	for k, fc := range s.failures {
 		if now.After(fc.locked) && now.Sub(fc.first) > s.opts.Lockout {
@@ -167,7 +180,11 @@ func (s *StatusServer) prune(now time.Time) {
 		}
 	}
 	if len(s.failures) >= maxTracked {
-		clear(s.failures)
+		for k, fc := range s.failures {
+			if !now.Before(fc.locked) {
+				delete(s.failures, k)
+			}
+		}
 	}
 }
 

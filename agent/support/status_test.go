@@ -3,6 +3,7 @@ package support
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -179,5 +180,60 @@ func TestMetricsExposition(t *testing.T) {
 		if !declared[name] {
 			t.Errorf("sample %q has no TYPE line before it", line)
 		}
+	}
+}
+
+func TestTokenEqualComparesDigests(t *testing.T) {
+	tests := []struct {
+		got, want string
+		ok        bool
+	}{
+		{"right-token-value", "right-token-value", true},
+		{"right-token", "right-token-value", false},
+		{"right-token-value-and-more", "right-token-value", false},
+		{"", "right-token-value", false},
+		{"Right-token-value", "right-token-value", false},
+	}
+	for _, tt := range tests {
+		if got := tokenEqual(tt.got, tt.want); got != tt.ok {
+			t.Errorf("tokenEqual(%q, %q) = %v; want %v", tt.got, tt.want, got, tt.ok)
+		}
+	}
+}
+
+// Regression: pruning a full failure table cleared it, lockouts included, so
+// a locked-out guesser could go on after failing from 4096 other addresses.
+func TestPruningAFullTableKeepsLockouts(t *testing.T) {
+	const token = "right-token-value"
+	clock := &fakeClock{t: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
+	quiet := logrus.New()
+	quiet.SetOutput(io.Discard)
+	s := NewStatusServer(StatusOptions{Token: token, Logger: quiet, Now: clock.Now, Status: func() any { return "ok" }})
+	try := func(addr, tok string) int {
+		r := httptest.NewRequest(http.MethodGet, "/v1/status", nil)
+		r.RemoteAddr = addr + ":40000"
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w.Code
+	}
+	for i := 0; i < DefaultMaxFailures; i++ {
+		try("192.0.2.66", "guess-token-value")
+	}
+	if code := try("192.0.2.66", token); code != http.StatusTooManyRequests {
+		t.Fatalf("the guesser is not locked out: %d", code)
+	}
+	// Fill the table with running counters, then fail from one more address.
+	for i := len(s.failures); i < maxTracked; i++ {
+		s.failures[fmt.Sprintf("flood-%d", i)] = &failureCount{n: 1, first: clock.t}
+	}
+	if code := try("198.51.100.1", "guess-token-value"); code != http.StatusUnauthorized {
+		t.Fatalf("failure from a new address: %d; want 401", code)
+	}
+	if len(s.failures) > 2 {
+		t.Errorf("the running counters were not dropped: %d entries", len(s.failures))
+	}
+	if code := try("192.0.2.66", token); code != http.StatusTooManyRequests {
+		t.Fatalf("pruning lifted the lockout: %d; want 429", code)
 	}
 }
