@@ -9,6 +9,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/fwagent/fwagent/manifest"
 )
 
 // Backend names accepted in device.backend.
@@ -30,8 +32,8 @@ const (
 	DefaultPollJitter        = 30 * time.Minute
 	DefaultThreshold         = 1
 	DefaultMaxSkew           = 5 * time.Minute
-	DefaultManifestMaxSize   = 1 << 20 // 1 MiB
-	DefaultMaxImageSize      = 4 << 30 // 4 GiB
+	DefaultManifestMaxSize   = manifest.MaxEnvelopeSize // the envelope size limit: a larger manifest cannot verify
+	DefaultMaxImageSize      = 4 << 30                  // 4 GiB
 	DefaultStallTimeout      = 60 * time.Second
 	DefaultDownloadTimeout   = 30 * time.Second // per request, until the response headers
 	DefaultDownloadRetryMax  = 5

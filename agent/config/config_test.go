@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fwagent/fwagent/manifest"
 )
 
 // minimal is the smallest valid configuration.
@@ -30,6 +32,9 @@ func TestExampleFileParsesWithEveryKey(t *testing.T) {
 	}
 	if c.Download.BandwidthLimit != 2_000_000 {
 		t.Errorf("bandwidth_limit = %d, want 2000000", c.Download.BandwidthLimit)
+	}
+	if c.Manifest.MaxSize != DefaultManifestMaxSize {
+		t.Errorf("example manifest.max_size = %d; the documented default is %d", c.Manifest.MaxSize, DefaultManifestMaxSize)
 	}
 	if len(c.Windows) != 3 || c.Manifest.MaxImageSize != 4<<30 {
 		t.Errorf("windows %v, max image %d", c.Windows, c.Manifest.MaxImageSize)
@@ -66,7 +71,7 @@ func TestDefaultsAreAppliedAndExplicitZerosKept(t *testing.T) {
 		{"poll.jitter kept at zero", c.Poll.Jitter, time.Duration(0)},
 		{"threshold", c.Manifest.Threshold, 1},
 		{"max_skew", c.Manifest.MaxSkew, 5 * time.Minute},
-		{"manifest max_size", c.Manifest.MaxSize, int64(1 << 20)},
+		{"manifest max_size is the envelope limit", c.Manifest.MaxSize, int64(manifest.MaxEnvelopeSize)},
 		{"stall_timeout", c.Download.StallTimeout, 60 * time.Second},
 		{"queue_max", c.Report.QueueMax, 1000},
 		{"log dir", c.Log.Dir, DefaultLogDir},
@@ -93,6 +98,7 @@ func TestBadInputIsRefusedNamingKeyAndLine(t *testing.T) {
 		{"a zero interval", minimal + "poll:\n  interval: 0s\n", "agent.yaml:9: poll.interval: must be more than zero"},
 		{"a word for a boolean", minimal + "terms_accepted: yes\n", `agent.yaml:8: terms_accepted: "yes" is not true or false`},
 		{"a bad size", minimal + "download:\n  bandwidth_limit: 2XB/s\n", `download.bandwidth_limit: "2XB/s" is not a size`},
+		{"a bandwidth that rounds to 0 (unlimited)", minimal + "download:\n  bandwidth_limit: 0.4\n", `download.bandwidth_limit: "0.4" is less than one byte`},
 		{"a bad window", minimal + "maintenance_windows: [\"Sat 2am-4am\"]\n", `agent.yaml:8: maintenance_windows[0]: "Sat 2am-4am" is not a window`},
 		{"an unknown day", minimal + "maintenance_windows: [\"Sam 02:00-04:00\"]\n", `unknown day "Sam"`},
 		{"an empty window", minimal + "maintenance_windows: [\"daily 02:00-02:00\"]\n", "start and end are equal"},

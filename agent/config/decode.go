@@ -544,5 +544,9 @@ func ParseSize(s string, perSecond bool) (int64, error) {
 	if v >= math.MaxInt64/2 {
 		return 0, fmt.Errorf("%q is too large", s)
 	}
+	if num > 0 && int64(v) == 0 {
+		// Rounding it to 0 would silently mean "unlimited" for a bandwidth.
+		return 0, fmt.Errorf("%q is less than one byte: use at least 1 (or 0 where 0 is allowed)", s)
+	}
 	return int64(v), nil
 }
