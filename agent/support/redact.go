@@ -18,11 +18,14 @@ const (
 )
 
 // Redact returns s with every secret replaced by a marker: private key
-// blocks, Authorization header values, passwords in URLs, and the values of
-// password, passwd, pwd, secret, token, api_key, passphrase and credential keys
-// in key=value, key: value (YAML), JSON and XML forms. Unless includePersonal
+// blocks, Authorization, Cookie and Set-Cookie header values, passwords in
+// URLs (also with '/' or '@' in them), the values of password, passwd, pwd,
+// pass, secret, secret_key, *_secret_access_key, token, api_key, passphrase,
+// credential and session/sessionid keys in key=value, key: value (YAML),
+// JSON and XML forms (XML also \u003c-escaped as older logs hold it), and of
+// --password/--token style command-line options. Unless includePersonal
 // is set, it also replaces personal data: IPv4 and IPv6 addresses, email
-// addresses, and user names (URL userinfo, user/username/login keys, the
+// addresses (also %40-encoded), and user names (URL userinfo, user/username/login keys, the
 // username of a Digest Authorization header). Version strings, model IDs,
 // serials and hex digests are left alone. Redact is idempotent.
 func Redact(s string, includePersonal bool) string {
@@ -48,7 +51,7 @@ func Redact(s string, includePersonal bool) string {
 }
 
 // secretWords are the lowercase substrings that can start a secret key.
-var secretWords = []string{"pass", "pwd", "secret", "token", "api", "credential"}
+var secretWords = []string{"pass", "pwd", "secret", "token", "api", "credential", "session", "cookie"}
 
 // line applies every rule but the private key one to a line.
 func (r redaction) line(s string) string {
@@ -57,6 +60,9 @@ func (r redaction) line(s string) string {
 		s = r.authorization(s)
 	}
 	hasAt := strings.IndexByte(s, '@') >= 0
+	if strings.Contains(lower, "cookie") {
+		s = r.cookies(s)
+	}
 	if hasAt && strings.Contains(s, "://") {
 		s = r.urlUserinfo(s)
 	}
@@ -66,6 +72,10 @@ func (r redaction) line(s string) string {
 	for _, w := range secretWords {
 		if strings.Contains(lower, w) {
 			s = r.keyValues(s, secretKeyRE, MarkerSecret, false)
+			s = r.keyValues(s, secretWordKeyRE, MarkerSecret, true)
+			if strings.Contains(s, "--") {
+				s = r.keyValues(s, cliSecretRE, MarkerSecret, false)
+			}
 			if hasTag {
 				s = r.xml(s, xmlSecretRE, MarkerSecret)
 			}
@@ -87,7 +97,7 @@ func (r redaction) line(s string) string {
 			s = r.xml(s, xmlEscUserRE, MarkerUser)
 		}
 	}
-	if hasAt {
+	if hasAt || strings.Contains(s, "%40") {
 		s = emailRE.ReplaceAllString(s, MarkerEmail)
 	}
 	if strings.Count(s, ":") >= 2 {
@@ -107,18 +117,26 @@ func RedactBytes(b []byte, includePersonal bool) []byte {
 type redaction struct{ personal bool }
 
 var (
-	privateKeyRE   = regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----`)
-	privateKeyEnd  = regexp.MustCompile(`-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----`)
-	base64LineRE   = regexp.MustCompile(`^[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*\r?$`)
-	authHeaderRE   = regexp.MustCompile(`(?i)\b(?:proxy-)?authorization(?:\\?["'])?[ \t]*[:=][ \t]*\[?(?:\\?["'])?[ \t]*`)
-	urlUserinfoRE  = regexp.MustCompile(`(?i)\b[a-z][a-z0-9+.-]*://([^/\s@"'<>\\]+)@`)
-	secretKeyRE    = regexp.MustCompile(`(?i)(?:password|passwd|pwd|secret|token|api[_-]?key|passphrase|credentials?)(\\?["']?)[ \t]*[:=][ \t]*`)
+	privateKeyRE  = regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----`)
+	privateKeyEnd = regexp.MustCompile(`-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----`)
+	base64LineRE  = regexp.MustCompile(`^[ \t]*[A-Za-z0-9+/=]{16,}[ \t]*\r?$`)
+	authHeaderRE  = regexp.MustCompile(`(?i)\b(?:proxy-)?authorization(?:\\?["'])?[ \t]*[:=][ \t]*\[?(?:\\?["'])?[ \t]*`)
+	// urlUserinfoRE: user@, or user:password@ where the password may hold
+	// '/', '@' and the like: it runs to the last '@' before a space or quote.
+	// A user name starting a marker takes the first form (idempotence).
+	urlUserinfoRE = regexp.MustCompile(`(?i)\b[a-z][a-z0-9+.-]*://([^/\s@"'<>\\:\[\]]*:[^\s"'<>\\]*|[^/\s@"'<>\\]+)@`)
+	secretKeyRE   = regexp.MustCompile(`(?i)(?:password|passwd|pwd|secret(?:[_-]?access)?[_-]?key|secret|token|api[_-]?key|passphrase|credentials?|session(?:[_-]?id)?)(\\?["']?)[ \t]*[:=][ \t]*`)
+	// secretWordKeyRE: keys too short to match inside other words (bypass).
+	secretWordKeyRE = regexp.MustCompile(`(?i)(?:pass)(\\?["']?)[ \t]*[:=][ \t]*`)
+	// cliSecretRE: command-line options with their value after a space.
+	cliSecretRE    = regexp.MustCompile(`(?i)--(?:password|passwd|pass|passphrase|token|secret|api[_-]?key|credentials?)[ \t]+`)
+	cookieRE       = regexp.MustCompile(`(?i)\b(?:set-)?cookie(?:\\?["'])?[ \t]*[:=][ \t]*\[?(?:\\?["'])?`)
 	userKeyRE      = regexp.MustCompile(`(?i)(?:user|username|user_name|login)(\\?["']?)[ \t]*[:=][ \t]*`)
 	xmlSecretRE    = regexp.MustCompile(`(?i)(<` + xmlSecretName + `>)([^<]*)(</)`)
 	xmlUserRE      = regexp.MustCompile(`(?i)(<` + xmlUserName + `>)([^<]*)(</)`)
 	xmlEscSecretRE = regexp.MustCompile(`(?i)(\\u003c` + xmlSecretName + `\\u003e)(` + xmlEscText + `)(\\u003c/)`)
 	xmlEscUserRE   = regexp.MustCompile(`(?i)(\\u003c` + xmlUserName + `\\u003e)(` + xmlEscText + `)(\\u003c/)`)
-	emailRE        = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`)
+	emailRE        = regexp.MustCompile(`[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`)
 	ipv4RE         = regexp.MustCompile(`\b(?:\d{1,3}\.){3}\d{1,3}\b`)
 	ipv6CandRE     = regexp.MustCompile(`[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*`)
 	authSchemes    = map[string]bool{"basic": true, "bearer": true, "digest": true, "negotiate": true, "ntlm": true, "token": true, "hoba": true, "mutual": true, "aws4-hmac-sha256": true, "apikey": true}
@@ -272,6 +290,37 @@ func tokenPrefix(s string) string {
 		return s
 	}
 	return s[:i]
+}
+
+// cookies replaces the value of Cookie and Set-Cookie headers (session
+// cookies such as the recorder's WebSession) up to the end of the line, a
+// quote, a backslash or a closing bracket.
+func (redaction) cookies(s string) string {
+	var b strings.Builder
+	for {
+		loc := cookieRE.FindStringIndex(s)
+		if loc == nil {
+			b.WriteString(s)
+			return b.String()
+		}
+		b.WriteString(s[:loc[1]])
+		opened := strings.HasSuffix(s[:loc[1]], "[")
+		s = s[loc[1]:]
+		if strings.HasPrefix(s, markerPrefix) || opened && strings.HasPrefix(s, markerPrefix[1:]) {
+			continue
+		}
+		end := strings.IndexAny(s, "\"'\\\r\n]")
+		if end < 0 {
+			end = len(s)
+		}
+		for end > 0 && (s[end-1] == ' ' || s[end-1] == '\t') {
+			end--
+		}
+		if end > 0 {
+			b.WriteString(MarkerSecret)
+			s = s[end:]
+		}
+	}
 }
 
 // urlUserinfo replaces user:password@ in URLs: the password always, the user

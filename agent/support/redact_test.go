@@ -41,6 +41,16 @@ func TestRedact(t *testing.T) {
 		{"an unterminated private key is cut with its base64 lines", "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0B\nAQEFAASCBKcwggSjAgEAAoIB\nnext line", "[REDACTED:private_key]\nnext line", ""},
 		{"version strings stay", "firmware V4.1.25 build 200316, V4.62.210, 5.5.0.1.2", "firmware V4.1.25 build 200316, V4.62.210, 5.5.0.1.2", ""},
 		{"model IDs, serials and digests stay", "iDS-9632NXI-I8/16S DS-9632NXI-I81620200316CCRRE12345678WCVU sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "iDS-9632NXI-I8/16S DS-9632NXI-I81620200316CCRRE12345678WCVU sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", ""},
+		{"a URL password with a slash is a secret", "GET http://admin:ab/cd@192.168.1.64/ISAPI", "GET http://[REDACTED:user]:[REDACTED:secret]@[REDACTED:ip]/ISAPI", "GET http://admin:[REDACTED:secret]@192.168.1.64/ISAPI"},
+		{"a URL password with an @ is a secret", `url="http://admin:p@ss@host.example/x"`, `url="http://[REDACTED:user]:[REDACTED:secret]@host.example/x"`, `url="http://admin:[REDACTED:secret]@host.example/x"`},
+		{"a URL userinfo stops at a space", "http://a:b@h1.example/ and mail c@d.example", "http://[REDACTED:user]:[REDACTED:secret]@h1.example/ and mail [REDACTED:email]", "http://a:[REDACTED:secret]@h1.example/ and mail c@d.example"},
+		{"pass, passphrase and secret keys are secrets", "pass=p1 ssh_passphrase: p2 secret_key=p3 aws_secret_access_key=p4 bypass=true", "pass=[REDACTED:secret] ssh_passphrase: [REDACTED:secret] secret_key=[REDACTED:secret] aws_secret_access_key=[REDACTED:secret] bypass=true", ""},
+		{"session ids are secrets", `session=abc123 "sessionid":"def456" JSESSIONID=ghi789 session_timeout=30`, `session=[REDACTED:secret] "sessionid":"[REDACTED:secret]" JSESSIONID=[REDACTED:secret] session_timeout=30`, ""},
+		{"a Cookie header value is a secret", "Cookie: WebSession_1a2b3c=0f1e2d3c4b; lang=en", "Cookie: [REDACTED:secret]", ""},
+		{"a Set-Cookie header in a JSON log is a secret", `{"msg":"login ok","set-cookie":"WebSession_9f=deadbeef; path=/; HttpOnly"}`, `{"msg":"login ok","set-cookie":"[REDACTED:secret]"}`, ""},
+		{"a Go header map Cookie is a secret", "map[Cookie:[WebSession_1=abc; x=y] Accept:[*/*]]", "map[Cookie:[[REDACTED:secret]] Accept:[*/*]]", ""},
+		{"a command-line password or token is a secret", "run fwctl --password hunter2 --token 'abc def' --verbose", "run fwctl --password [REDACTED:secret] --token '[REDACTED:secret]' --verbose", ""},
+		{"a percent-encoded email is personal", "GET /report?to=john.doe%40example.com&x=1", "GET /report?to=[REDACTED:email]&x=1", "GET /report?to=john.doe%40example.com&x=1"},
 		{"times stay", "at 2026-03-01T02:15:04.123+01:00 and 15:04:05", "at 2026-03-01T02:15:04.123+01:00 and 15:04:05", ""},
 	}
 	for _, tt := range tests {
@@ -75,6 +85,7 @@ func FuzzRedact(f *testing.F) {
 		"mail a.b@c.de 1.2.3.4.5 V4.1.25",
 		"<password>x</password><user>y</user>",
 		"map[Authorization:[Bearer t]]",
+		"http://a:b/c@d@h/ Cookie: x=1; y=2 --token t",
 	} {
 		f.Add(s)
 	}
