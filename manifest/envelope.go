@@ -22,9 +22,12 @@ const PayloadType = "application/vnd.fwagent.manifest+json"
 const (
 	// MaxPayloadSize caps the decoded payload.
 	MaxPayloadSize = 1 << 20
-	// MaxEnvelopeSize caps the envelope: the base64 payload plus room for
-	// signatures.
-	MaxEnvelopeSize = MaxPayloadSize*4/3 + 256<<10
+	// MaxEnvelopeSize caps the envelope: the padded base64 of a
+	// MaxPayloadSize payload (4 bytes per started 3) plus 256 KiB for the
+	// JSON around it and MaxSignatures signatures (about 150 bytes each as
+	// fwctl writes them). An agent's manifest fetch cap must be at least
+	// this; fwctl never writes a larger envelope.
+	MaxEnvelopeSize = (MaxPayloadSize+2)/3*4 + 256<<10
 	// MaxSignatures caps the signatures one envelope may carry.
 	MaxSignatures = 64
 )

@@ -52,22 +52,26 @@ func Rewrite(payload []byte, opt RewriteOptions, edit Edit) ([]byte, *Manifest, 
 	return out, m, nil
 }
 
-// Resign reads an envelope without trusting it (the signer vouches for the
-// result with their keys), rewrites its payload with Rewrite and returns a
-// new envelope signed by keys only: the old signatures covered the old
-// payload and are dropped. Further signers add theirs with AddSignatures.
-func Resign(envelope []byte, keys []ed25519.PrivateKey, opt RewriteOptions, edit Edit) ([]byte, *Manifest, error) {
+// Resign verifies an envelope against trust, rewrites its payload with
+// Rewrite and returns a new envelope signed by keys only: the old
+// signatures covered the old payload and are dropped. Further signers add
+// theirs with AddSignatures.
+//
+// The envelope must pass Verify with every check but expiry (an expired
+// manifest may be renewed; there is no last serial to compare with):
+// re-signing an envelope whose signatures do not verify would vouch for
+// whatever someone wrote into the published file. Such an envelope is
+// refused with the *Error of Verify, its Code kept (bad_signature,
+// threshold_not_met, malformed, ...).
+func Resign(envelope []byte, trust Trust, keys []ed25519.PrivateKey, opt RewriteOptions, edit Edit) ([]byte, *Manifest, error) {
 	if len(keys) == 0 {
 		return nil, nil, errors.New("no signing key given: pass at least one private key")
 	}
-	env, payload, err := ParseEnvelope(envelope)
+	v, err := VerifyForResign(envelope, trust, opt.Now, opt.ParseOptions)
 	if err != nil {
 		return nil, nil, err
 	}
-	if env.PayloadType != PayloadType {
-		return nil, nil, newError(CodeWrongPayloadType, nil, "envelope payloadType is %q, want %q: this is not an fwagent manifest", env.PayloadType, PayloadType)
-	}
-	out, m, err := Rewrite(payload, opt, edit)
+	out, m, err := Rewrite(v.Payload, opt, edit)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -76,6 +80,36 @@ func Resign(envelope []byte, keys []ed25519.PrivateKey, opt RewriteOptions, edit
 		return nil, nil, err
 	}
 	return signed, m, nil
+}
+
+// ResignSkew is how far in the future an envelope's issued time may be
+// when VerifyForResign checks it (the signer's clock may run ahead).
+const ResignSkew = 5 * time.Minute
+
+// VerifyForResign runs Verify on an envelope that is about to be signed
+// again (by Resign, or by a co-signer adding a signature): every check
+// but expiry, at now with ResignSkew. A refusal keeps the Code of Verify
+// and says not to sign the envelope.
+func VerifyForResign(envelope []byte, trust Trust, now time.Time, popt ParseOptions) (*Verified, error) {
+	if n := trust.normalized(); n.Threshold < 1 || len(n.Keys) < n.Threshold {
+		return nil, newError(CodeThresholdNotMet, nil, "%d public key(s) can never meet threshold %d: give at least %d distinct public keys, or a lower threshold", len(n.Keys), n.Threshold, max(n.Threshold, 1))
+	}
+	v, err := Verify(envelope, trust, VerifyOptions{Now: now, MaxSkew: ResignSkew, MaxImageSize: popt.MaxImageSize, IgnoreExpiry: true})
+	if err == nil {
+		return v, nil
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		return nil, err
+	}
+	why := "it does not pass verification"
+	switch e.Code {
+	case CodeBadSignature, CodeThresholdNotMet:
+		why = "its signatures do not verify with the given public keys: the envelope was changed after signing, or is signed by other keys"
+	case CodeMalformed, CodeTooLarge, CodeWrongPayloadType, CodeUnsupportedSchema:
+		why = "it is not a well-formed fwagent manifest"
+	}
+	return nil, &Error{Code: e.Code, Msg: fmt.Sprintf("refusing to sign this envelope again: %s; do not publish it: check the payload, or start again from the reviewed payload with fwctl sign (%s)", why, e.Msg), Err: e.Err}
 }
 
 // ErrNoRelease means an edit named a release the manifest does not carry.

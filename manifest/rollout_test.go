@@ -1,11 +1,26 @@
 package manifest
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
+
+// withPayload returns env with its payload replaced and its signatures
+// kept: what someone who can write the published file makes of it.
+func withPayload(t *testing.T, env, payload []byte) []byte {
+	t.Helper()
+	e := envelopeOf(t, env)
+	e.Payload = b64(payload)
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 
 func serials(n int) []string {
 	out := make([]string, n)
@@ -169,9 +184,10 @@ func TestParseStages(t *testing.T) {
 func TestResignRewritesTheRollout(t *testing.T) {
 	pubs, privs := newKeys(t, 2)
 	env := mustSign(t, validPayload(t), privs[0], privs[1])
+	trust := NewTrust(2, pubs...)
 	now := testNow.Add(90 * time.Minute)
 	stages, _ := ParseStages("1%@2026-12-02T00:00:00Z,50%@2026-12-04T00:00:00Z")
-	out, m, err := Resign(env, privs[:1], RewriteOptions{Now: now}, ReleaseEdit("ids-4.1.25", func(r *Release) error {
+	out, m, err := Resign(env, trust, privs[:1], RewriteOptions{Now: now}, ReleaseEdit("ids-4.1.25", func(r *Release) error {
 		r.SetStages(stages)
 		r.SetPaused(true, now)
 		return nil
@@ -192,21 +208,46 @@ func TestResignRewritesTheRollout(t *testing.T) {
 		wantCode(t, err, CodeThresholdNotMet)
 	})
 	t.Run("an unknown release is refused", func(t *testing.T) {
-		_, _, err := Resign(env, privs[:1], RewriteOptions{Now: now}, ReleaseEdit("nope", func(*Release) error { return nil }))
+		_, _, err := Resign(env, trust, privs[:1], RewriteOptions{Now: now}, ReleaseEdit("nope", func(*Release) error { return nil }))
 		if err == nil {
 			t.Fatal("want an error")
 		}
 	})
 	t.Run("a rewrite after expiry needs a new expiry", func(t *testing.T) {
 		late := time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)
-		_, _, err := Resign(env, privs[:1], RewriteOptions{Now: late}, nil)
+		_, _, err := Resign(env, trust, privs[:1], RewriteOptions{Now: late}, nil)
 		wantCode(t, err, CodeExpired)
-		_, _, err = Resign(env, privs[:1], RewriteOptions{Now: late, Expires: late.Add(time.Hour)}, nil)
+		_, _, err = Resign(env, trust, privs[:1], RewriteOptions{Now: late, Expires: late.Add(time.Hour)}, nil)
 		wantCode(t, err, "")
+	})
+	t.Run("a tampered payload is refused, not re-signed", func(t *testing.T) {
+		m := payloadMap()
+		release0(m)["image"].(map[string]any)["urls"] = []any{"https://evil.example/digicap.dav"}
+		tampered := withPayload(t, env, mustJSON(t, m))
+		_, _, err := Resign(tampered, trust, privs[:1], RewriteOptions{Now: now}, nil)
+		wantCode(t, err, CodeBadSignature)
+		if !strings.Contains(err.Error(), "changed after signing") {
+			t.Fatalf("message %q does not say the envelope was changed", err)
+		}
+	})
+	t.Run("an envelope signed by other keys is refused", func(t *testing.T) {
+		_, strangers := newKeys(t, 1)
+		other := mustSign(t, validPayload(t), strangers[0])
+		_, _, err := Resign(other, NewTrust(1, pubs[0]), privs[:1], RewriteOptions{Now: now}, nil)
+		wantCode(t, err, CodeThresholdNotMet)
+	})
+	t.Run("an envelope below the threshold is refused", func(t *testing.T) {
+		one := mustSign(t, validPayload(t), privs[0])
+		_, _, err := Resign(one, trust, privs[:1], RewriteOptions{Now: now}, nil)
+		wantCode(t, err, CodeThresholdNotMet)
+	})
+	t.Run("a malformed envelope is refused", func(t *testing.T) {
+		_, _, err := Resign([]byte(`{"payloadType":"x"`), trust, privs[:1], RewriteOptions{Now: now}, nil)
+		wantCode(t, err, CodeMalformed)
 	})
 	t.Run("invalid stages are refused before signing", func(t *testing.T) {
 		bad, _ := ParseStages("50%@2026-12-02T00:00:00Z,5%@2026-12-04T00:00:00Z")
-		_, _, err := Resign(env, privs[:1], RewriteOptions{Now: now}, ReleaseEdit("ids-4.1.25", func(r *Release) error { r.SetStages(bad); return nil }))
+		_, _, err := Resign(env, trust, privs[:1], RewriteOptions{Now: now}, ReleaseEdit("ids-4.1.25", func(r *Release) error { r.SetStages(bad); return nil }))
 		wantCode(t, err, CodeMalformed)
 	})
 }
@@ -224,5 +265,15 @@ func TestAdvanceOpensTheNextStage(t *testing.T) {
 	}
 	if _, err := r.Advance(now.Add(time.Hour)); err == nil {
 		t.Fatal("advancing past the last stage should fail")
+	}
+}
+
+func TestVerifyForResignNamesAnImpossibleThreshold(t *testing.T) {
+	pubs, privs := newKeys(t, 1)
+	env := mustSign(t, validPayload(t), privs[0])
+	_, err := VerifyForResign(env, NewTrust(2, pubs...), testNow, ParseOptions{})
+	wantCode(t, err, CodeThresholdNotMet)
+	if strings.Contains(err.Error(), "changed after signing") || !strings.Contains(err.Error(), "can never meet threshold 2") {
+		t.Fatalf("message %q should blame the threshold, not the envelope", err)
 	}
 }

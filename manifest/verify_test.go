@@ -103,6 +103,10 @@ func TestVerifyRefusals(t *testing.T) {
 		{"another payloadType is refused", tamper(func(e *dsse.Envelope) { e.PayloadType = "application/vnd.in-toto+json" }), trust1, VerifyOptions{Now: testNow}, CodeWrongPayloadType},
 		{"a payloadType differing in case is refused", tamper(func(e *dsse.Envelope) { e.PayloadType = strings.ToUpper(PayloadType) }), trust1, VerifyOptions{Now: testNow}, CodeWrongPayloadType},
 		{"an expired manifest is refused", good, trust1, VerifyOptions{Now: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}, CodeExpired},
+		{"an expired manifest passes when fwctl ignores expiry", good, trust1, VerifyOptions{Now: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), IgnoreExpiry: true}, ""},
+		{"ignoring expiry still checks the signatures", tamper(func(e *dsse.Envelope) {
+			e.Payload = b64([]byte(strings.Replace(string(payload), `"serial":7`, `"serial":8`, 1)))
+		}), trust1, VerifyOptions{Now: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), IgnoreExpiry: true}, CodeBadSignature},
 		{"a manifest issued beyond the skew is not yet valid", good, trust1, VerifyOptions{Now: time.Date(2026, 11, 30, 23, 0, 0, 0, time.UTC), MaxSkew: 30 * time.Minute}, CodeNotYetValid},
 		{"a manifest issued within the skew is accepted", good, trust1, VerifyOptions{Now: time.Date(2026, 11, 30, 23, 45, 0, 0, time.UTC), MaxSkew: 30 * time.Minute}, ""},
 		{"a lower serial is a rollback", good, trust1, VerifyOptions{Now: testNow, LastSerial: 8}, CodeRollback},
@@ -220,4 +224,32 @@ func TestReadUnverifiedShowsAnUnsignedEnvelope(t *testing.T) {
 	if u.Manifest == nil || u.Manifest.Serial != 7 || len(u.KeyIDs) != 0 {
 		t.Fatalf("unverified = %+v", u)
 	}
+}
+
+// TestMaxEnvelopeSizeHoldsTheLargestPayloadAndEverySignature guards the
+// agent's fetch cap: an envelope of a MaxPayloadSize payload with
+// MaxSignatures signatures, as Sign and AddSignatures write it, must fit
+// in MaxEnvelopeSize and parse.
+func TestMaxEnvelopeSizeHoldsTheLargestPayloadAndEverySignature(t *testing.T) {
+	if b64len := (MaxPayloadSize + 2) / 3 * 4; MaxEnvelopeSize-b64len < MaxSignatures*1024 {
+		t.Fatalf("MaxEnvelopeSize leaves %d bytes beside the base64 payload, want at least 1 KiB per signature", MaxEnvelopeSize-b64len)
+	}
+	payload := make([]byte, MaxPayloadSize)
+	for i := range payload {
+		payload[i] = byte(i*7 + i>>8)
+	}
+	_, privs := newKeys(t, MaxSignatures)
+	env := mustSign(t, payload, privs[:MaxSignatures-1]...)
+	env, err := AddSignatures(env, privs[MaxSignatures-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(env) > MaxEnvelopeSize {
+		t.Fatalf("envelope is %d bytes, MaxEnvelopeSize is %d", len(env), MaxEnvelopeSize)
+	}
+	e, got, err := ParseEnvelope(env)
+	if err != nil || len(e.Signatures) != MaxSignatures || len(got) != MaxPayloadSize {
+		t.Fatalf("parse: %v", err)
+	}
+	t.Logf("largest envelope %d bytes, limit %d (%d spare)", len(env), MaxEnvelopeSize, MaxEnvelopeSize-len(env))
 }

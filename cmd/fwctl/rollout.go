@@ -36,6 +36,8 @@ func newRolloutCmd() *cobra.Command {
 type resignFlags struct {
 	release   string
 	keys      []string
+	pubs      []string
+	threshold int
 	out       string
 	expiresIn time.Duration
 }
@@ -43,11 +45,27 @@ type resignFlags struct {
 func (f *resignFlags) register(c *cobra.Command) {
 	c.Flags().StringVar(&f.release, "release", "", "id of the release to change")
 	c.Flags().StringArrayVar(&f.keys, "key", nil, "private key PEM file to re-sign with (repeatable)")
+	c.Flags().StringArrayVar(&f.pubs, "pub", nil, "trusted public key PEM file the envelope must verify with before it is re-signed (repeatable; required)")
+	c.Flags().IntVar(&f.threshold, "threshold", 1, "distinct trusted keys (--pub) that must have signed the envelope")
 	c.Flags().StringVarP(&f.out, "output", "o", "", "write the new envelope here instead of replacing ENVELOPE")
 	c.Flags().DurationVar(&f.expiresIn, "expires-in", 0, "set expires to now plus this duration (default: keep expires)")
 }
 
-// resign reads the envelope at path, applies edit to the release named by
+// trust is the Trust built from --pub and --threshold.
+func (f *resignFlags) trust() (manifest.Trust, error) {
+	pubs, err := loadPublicKeys(f.pubs)
+	if err != nil {
+		return manifest.Trust{}, err
+	}
+	if f.threshold < 1 {
+		return manifest.Trust{}, cli.Usage(errors.New("--threshold must be at least 1"))
+	}
+	return manifest.NewTrust(f.threshold, pubs...), nil
+}
+
+// resign reads the envelope at path, verifies it with --pub and
+// --threshold (every check but expiry: an envelope changed after signing
+// is refused, never re-signed), applies edit to the release named by
 // --release, bumps the serial, refreshes issued, re-signs with --key and
 // writes the result atomically (in place, or to -o).
 func (f *resignFlags) resign(cmd *cobra.Command, path string, edit func(r *manifest.Release, now time.Time) error) (*manifest.Manifest, error) {
@@ -55,6 +73,10 @@ func (f *resignFlags) resign(cmd *cobra.Command, path string, edit func(r *manif
 		return nil, cli.Usage(errors.New("--release ID is required"))
 	}
 	privs, err := loadPrivateKeys(f.keys)
+	if err != nil {
+		return nil, err
+	}
+	trust, err := f.trust()
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +92,7 @@ func (f *resignFlags) resign(cmd *cobra.Command, path string, edit func(r *manif
 	if f.expiresIn > 0 {
 		opt.Expires = now.Add(f.expiresIn)
 	}
-	env, m, err := manifest.Resign(data, privs, opt, manifest.ReleaseEdit(f.release, func(r *manifest.Release) error {
+	env, m, err := manifest.Resign(data, trust, privs, opt, manifest.ReleaseEdit(f.release, func(r *manifest.Release) error {
 		return edit(r, now)
 	}))
 	if err != nil {
@@ -83,7 +105,7 @@ func (f *resignFlags) resign(cmd *cobra.Command, path string, edit func(r *manif
 	if out == "-" {
 		out = ""
 	}
-	if err := writeOutput(cmd.OutOrStdout(), out, env); err != nil {
+	if err := writeEnvelope(cmd.OutOrStdout(), out, env); err != nil {
 		return nil, err
 	}
 	if out != "" {
@@ -99,15 +121,19 @@ func newRolloutSetCmd() *cobra.Command {
 		include, exclude, groups []string
 	)
 	c := &cobra.Command{
-		Use:   "set --release ID --stages STAGES --key FILE [-o OUT] ENVELOPE",
+		Use:   "set --release ID --stages STAGES --key FILE --pub FILE [--threshold N] [-o OUT] ENVELOPE",
 		Short: "Give a release staged rollout stages, bump the serial and re-sign",
 		Long: `Set the rollout stages of a release: STAGES is a comma-separated list of
 PERCENT%@TIME (RFC 3339), in time order, percent never decreasing. The
 rollout keeps its id (so devices keep their buckets), lists and paused flag
 unless flags change them; a release without rollout gets one whose id is the
-release id. The serial is bumped, issued set to now, the envelope re-signed
-with --key (old signatures are dropped) and written atomically.`,
-		Example: `  fwctl rollout set --release ids-4.1.25 --key alice.key \
+release id. ENVELOPE must first verify with the --pub keys (at least
+--threshold of them; expiry is not checked): an envelope changed after
+signing, or signed by other keys, is refused (exit 1), never re-signed.
+The serial is bumped, issued set to now, the envelope re-signed with --key
+(old signatures are dropped) and written atomically.`,
+		Example: `  fwctl rollout set --release ids-4.1.25 --key keys/release-1.key \
+    --pub keys/release-1.pub --pub keys/release-2.pub --threshold 2 \
     --stages "5%@2026-12-01T02:00:00Z,25%@2026-12-03T02:00:00Z,100%@2026-12-07T02:00:00Z" \
     manifest.dsse.json`,
 		Args: cli.ExactArgs(1),
@@ -155,10 +181,10 @@ func newRolloutPauseCmd(pause bool) *cobra.Command {
 		name, short = "resume", "Resume a paused rollout"
 	}
 	c := &cobra.Command{
-		Use:     name + " --release ID --key FILE [-o OUT] ENVELOPE",
+		Use:     name + " --release ID --key FILE --pub FILE [--threshold N] [-o OUT] ENVELOPE",
 		Short:   short,
-		Long:    short + `. The serial is bumped, issued set to now, the envelope re-signed with --key and written atomically (in place, or to -o). Devices see the change at their next manifest poll.`,
-		Example: "  fwctl rollout " + name + " --release ids-4.1.25 --key alice.key manifest.dsse.json",
+		Long:    short + `. ENVELOPE must first verify with the --pub keys (at least --threshold of them; expiry is not checked): an envelope changed after signing, or signed by other keys, is refused (exit 1), never re-signed. The serial is bumped, issued set to now, the envelope re-signed with --key and written atomically (in place, or to -o). Devices see the change at their next manifest poll.`,
+		Example: "  fwctl rollout " + name + " --release ids-4.1.25 --key keys/release-1.key --pub keys/release-1.pub --pub keys/release-2.pub --threshold 2 manifest.dsse.json",
 		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := f.resign(cmd, args[0], func(r *manifest.Release, now time.Time) error {

@@ -131,6 +131,7 @@ func TestStagedRolloutEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := filepath.Join(l.Dir, "keys", "lab.key")
+	pub := l.PubPath
 	fwctlPublish := func(args ...string) result {
 		t.Helper()
 		r := mustOK(t, append(args, env)...)
@@ -174,11 +175,11 @@ func TestStagedRolloutEndToEnd(t *testing.T) {
 		map[string]int{"A": 0, "B": 0, "C": 0})
 
 	// Stage 1 is 0%: no device can finish, so advancing needs --min-finished 0.
-	r := fwctl(t, "rollout", "advance", "--release", releaseID, "--reports", reportsFile, "--max-failure-rate", "2%", "--key", key, env)
+	r := fwctl(t, "rollout", "advance", "--release", releaseID, "--reports", reportsFile, "--max-failure-rate", "2%", "--key", key, "--pub", pub, env)
 	if r.code != 1 || !strings.Contains(r.stderr, "0 finished device(s)") {
 		t.Fatalf("advance without evidence: exit %d, %s", r.code, r.stderr)
 	}
-	fwctlPublish("rollout", "advance", "--release", releaseID, "--reports", reportsFile, "--max-failure-rate", "2%", "--min-finished", "0", "--key", key)
+	fwctlPublish("rollout", "advance", "--release", releaseID, "--reports", reportsFile, "--max-failure-rate", "2%", "--min-finished", "0", "--key", key, "--pub", pub)
 	expect("at 50%", map[string]agent.Result{"A": agent.ResultInstalled, "B": agent.ResultNothing, "C": agent.ResultNothing},
 		map[string]int{"A": 1, "B": 0, "C": 0})
 
@@ -190,13 +191,13 @@ func TestStagedRolloutEndToEnd(t *testing.T) {
 	}
 
 	// Pause, then open every stage: eligible devices still start nothing.
-	fwctlPublish("rollout", "pause", "--release", releaseID, "--key", key)
+	fwctlPublish("rollout", "pause", "--release", releaseID, "--key", key, "--pub", pub)
 	stages := fmt.Sprintf("0%%@%s,50%%@%s,100%%@%s", now.Add(-3*time.Hour).Format(time.RFC3339), now.Add(-2*time.Hour).Format(time.RFC3339), now.Add(-time.Hour).Format(time.RFC3339))
-	fwctlPublish("rollout", "set", "--release", releaseID, "--stages", stages, "--key", key)
+	fwctlPublish("rollout", "set", "--release", releaseID, "--stages", stages, "--key", key, "--pub", pub)
 	expect("paused at 100%", map[string]agent.Result{"B": agent.ResultPaused, "C": agent.ResultPaused},
 		map[string]int{"A": 1, "B": 0, "C": 0})
 
-	fwctlPublish("rollout", "resume", "--release", releaseID, "--key", key)
+	fwctlPublish("rollout", "resume", "--release", releaseID, "--key", key, "--pub", pub)
 	expect("resumed at 100%", map[string]agent.Result{"A": agent.ResultNothing, "B": agent.ResultInstalled, "C": agent.ResultInstalled},
 		map[string]int{"A": 1, "B": 1, "C": 1})
 

@@ -80,16 +80,19 @@ func newRolloutAdvanceCmd() *cobra.Command {
 		minFinished       int
 	)
 	c := &cobra.Command{
-		Use:   "advance --release ID --reports FILE.jsonl --max-failure-rate PCT --key FILE [-o OUT] ENVELOPE",
+		Use:   "advance --release ID --reports FILE.jsonl --max-failure-rate PCT --key FILE --pub FILE [--threshold N] [-o OUT] ENVELOPE",
 		Short: "Open the next rollout stage now, only if the current stage's failure rate is within the limit",
-		Long: `Check the current stage against the reports: it needs at least
+		Long: `ENVELOPE must first verify with the --pub keys (at least --threshold of
+them; expiry is not checked): an envelope changed after signing, or signed
+by other keys, is refused (exit 1), never re-signed. Then check the current
+stage against the reports: it needs at least
 --min-finished devices that finished (confirmed or failed) and a failure rate
 (failed / (confirmed + failed)) not above --max-failure-rate. If it passes,
 the next stage opens now: its time is moved to now, the serial bumped, issued
 set to now, the envelope re-signed with --key and written atomically (in
 place, or to -o). If not, nothing changes and the command exits 1; stop the
 rollout with fwctl rollout pause if the failures call for it.`,
-		Example: "  fwctl rollout advance --release ids-4.1.25 --reports reports.jsonl --max-failure-rate 2% --key alice.key manifest.dsse.json",
+		Example: "  fwctl rollout advance --release ids-4.1.25 --reports reports.jsonl --max-failure-rate 2% --key keys/release-1.key --pub keys/release-1.pub --pub keys/release-2.pub --threshold 2 manifest.dsse.json",
 		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.release == "" || reportsPath == "" || rate == "" {
@@ -105,7 +108,11 @@ rollout with fwctl rollout pause if the failures call for it.`,
 			if err != nil {
 				return cli.Usage(fmt.Errorf("--max-failure-rate: %w", err))
 			}
-			rel, err := envelopeRelease(args[0], f.release)
+			trust, err := f.trust()
+			if err != nil {
+				return err
+			}
+			rel, err := verifiedRelease(args[0], f.release, trust)
 			if err != nil {
 				return err
 			}
@@ -122,7 +129,7 @@ rollout with fwctl rollout pause if the failures call for it.`,
 				return err
 			}
 			if err := s.CheckAdvance(maxPct, minFinished); err != nil {
-				return cli.Failure(fmt.Errorf("%w\nnothing changed; to stop new installs now: fwctl rollout pause --release %s --key FILE %s", err, f.release, args[0]))
+				return cli.Failure(fmt.Errorf("%w\nnothing changed; to stop new installs now: fwctl rollout pause --release %s --key FILE --pub FILE %s", err, f.release, args[0]))
 			}
 			cur := s.CurrentStage()
 			finished := cur.Finished()
@@ -199,6 +206,25 @@ func envelopeRelease(path, id string) (*manifest.Release, error) {
 		return nil, cli.Failure(fmt.Errorf("%s: the payload is invalid: %w", path, u.ParseErr))
 	}
 	r := u.Manifest.Release(id)
+	if r == nil {
+		return nil, cli.Failure(fmt.Errorf("%s: release %q: %w", path, id, manifest.ErrNoRelease))
+	}
+	return r, nil
+}
+
+// verifiedRelease reads the envelope, verifies it with trust as Resign
+// will (every check but expiry) and returns the release with this id, so
+// that advance decides on the signed rollout, not on whatever the file says.
+func verifiedRelease(path, id string, trust manifest.Trust) (*manifest.Release, error) {
+	data, err := readInput(path)
+	if err != nil {
+		return nil, err
+	}
+	v, err := manifest.VerifyForResign(data, trust, time.Now(), manifest.ParseOptions{})
+	if err != nil {
+		return nil, cli.Failure(fmt.Errorf("%s: %w", path, err))
+	}
+	r := v.Manifest.Release(id)
 	if r == nil {
 		return nil, cli.Failure(fmt.Errorf("%s: release %q: %w", path, id, manifest.ErrNoRelease))
 	}

@@ -60,7 +60,7 @@ func stagedEnvelope(t *testing.T, dir string) (env, key string) {
 	now := time.Now().UTC().Truncate(time.Second)
 	stages := fmt.Sprintf("5%%@%s,50%%@%s,100%%@%s", now.Add(-2*time.Hour).Format(time.RFC3339),
 		now.Add(24*time.Hour).Format(time.RFC3339), now.Add(48*time.Hour).Format(time.RFC3339))
-	mustOK(t, "rollout", "set", "--release", "ids-4.1.25", "--stages", stages, "--key", alice+".key", env)
+	mustOK(t, "rollout", "set", "--release", "ids-4.1.25", "--stages", stages, "--key", alice+".key", "--pub", alice+".pub", env)
 	return env, alice
 }
 
@@ -133,7 +133,7 @@ func TestRolloutAdvance(t *testing.T) {
 	}
 	for _, tt := range refusals {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"rollout", "advance", "--release", "ids-4.1.25", "--key", alice + ".key"}, tt.args...)
+			args := append([]string{"rollout", "advance", "--release", "ids-4.1.25", "--key", alice + ".key", "--pub", alice + ".pub"}, tt.args...)
 			r := fwctl(t, append(args, env)...)
 			if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
 				t.Fatalf("exit %d (want %d), stderr %q (want %q)", r.code, tt.code, r.stderr, tt.want)
@@ -149,7 +149,7 @@ func TestRolloutAdvance(t *testing.T) {
 
 	t.Run("a failure rate at the limit opens the next stage now", func(t *testing.T) {
 		start := time.Now().UTC().Truncate(time.Second)
-		r := mustOK(t, "rollout", "advance", "--release", "ids-4.1.25", "--reports", good, "--max-failure-rate", "2%", "--key", alice+".key", env)
+		r := mustOK(t, "rollout", "advance", "--release", "ids-4.1.25", "--reports", good, "--max-failure-rate", "2%", "--key", alice+".key", "--pub", alice+".pub", env)
 		if !strings.Contains(r.stdout, "opened stage 2 of 3 (50%)") {
 			t.Fatalf("stdout:\n%s", r.stdout)
 		}
@@ -165,9 +165,9 @@ func TestRolloutAdvance(t *testing.T) {
 	t.Run("advancing past the last stage is refused", func(t *testing.T) {
 		last := filepath.Join(dir, "last.dsse.json")
 		now := time.Now().UTC().Truncate(time.Second)
-		mustOK(t, "rollout", "set", "--release", "ids-4.1.25", "--key", alice+".key", "-o", last,
+		mustOK(t, "rollout", "set", "--release", "ids-4.1.25", "--key", alice+".key", "--pub", alice+".pub", "-o", last,
 			"--stages", fmt.Sprintf("100%%@%s", now.Add(-3*time.Hour).Format(time.RFC3339)), env)
-		r := fwctl(t, "rollout", "advance", "--release", "ids-4.1.25", "--reports", good, "--max-failure-rate", "5%", "--min-finished", "0", "--key", alice+".key", last)
+		r := fwctl(t, "rollout", "advance", "--release", "ids-4.1.25", "--reports", good, "--max-failure-rate", "5%", "--min-finished", "0", "--key", alice+".key", "--pub", alice+".pub", last)
 		if r.code != 1 || !strings.Contains(r.stderr, "last stage") {
 			t.Fatalf("exit %d stderr %q", r.code, r.stderr)
 		}

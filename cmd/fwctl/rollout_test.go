@@ -36,7 +36,7 @@ func TestRolloutSetPauseResume(t *testing.T) {
 	mustOK(t, "sign", "--key", alice+".key", "--key", bob+".key", "-o", env, writeJSON(t, filepath.Join(dir, "m.json"), testPayload(20)))
 	stages := "5%@2026-12-01T02:00:00Z,25%@2026-12-03T02:00:00Z,100%@2026-12-07T02:00:00Z"
 
-	mustOK(t, "rollout", "set", "--release", "ids-4.1.25", "--stages", stages, "--key", alice+".key", "--exclude", "VIP-1", env)
+	mustOK(t, "rollout", "set", "--release", "ids-4.1.25", "--stages", stages, "--key", alice+".key", "--pub", alice+".pub", "--exclude", "VIP-1", env)
 	v := verified(t, env, alice+".pub")
 	ro := v.Manifest.Releases[0].Rollout
 	if v.Manifest.Serial != 21 || ro == nil || ro.ID != "ids-4.1.25" || len(ro.Stages) != 3 || ro.Stages[2].Percent != 100 || ro.Exclude[0] != "VIP-1" {
@@ -47,7 +47,7 @@ func TestRolloutSetPauseResume(t *testing.T) {
 	}
 
 	t.Run("pause bumps the serial and sets paused", func(t *testing.T) {
-		mustOK(t, "rollout", "pause", "--release", "ids-4.1.25", "--key", alice+".key", "--key", bob+".key", env)
+		mustOK(t, "rollout", "pause", "--release", "ids-4.1.25", "--key", alice+".key", "--pub", alice+".pub", "--key", bob+".key", env)
 		v := verified(t, env, bob+".pub")
 		if v.Manifest.Serial != 22 || !v.Manifest.Releases[0].Rollout.Paused || len(v.Signers) != 1 {
 			t.Fatalf("after pause: %+v", v.Manifest.Releases[0].Rollout)
@@ -55,7 +55,7 @@ func TestRolloutSetPauseResume(t *testing.T) {
 	})
 	t.Run("resume to another file leaves the original alone", func(t *testing.T) {
 		out := filepath.Join(dir, "resumed.dsse.json")
-		mustOK(t, "rollout", "resume", "--release", "ids-4.1.25", "--key", alice+".key", "-o", out, env)
+		mustOK(t, "rollout", "resume", "--release", "ids-4.1.25", "--key", alice+".key", "--pub", alice+".pub", "-o", out, env)
 		if v := verified(t, out, alice+".pub"); v.Manifest.Serial != 23 || v.Manifest.Releases[0].Rollout.Paused {
 			t.Fatalf("after resume: serial %d", v.Manifest.Serial)
 		}
@@ -64,13 +64,13 @@ func TestRolloutSetPauseResume(t *testing.T) {
 		}
 	})
 	t.Run("the rollout id is kept when stages change", func(t *testing.T) {
-		mustOK(t, "rollout", "set", "--release", "ids-4.1.25", "--stages", "1%@2026-12-01T02:00:00Z", "--key", alice+".key", env)
+		mustOK(t, "rollout", "set", "--release", "ids-4.1.25", "--stages", "1%@2026-12-01T02:00:00Z", "--key", alice+".key", "--pub", alice+".pub", env)
 		if ro := verified(t, env, alice+".pub").Manifest.Releases[0].Rollout; ro.ID != "ids-4.1.25" || !ro.Paused || ro.Exclude[0] != "VIP-1" {
 			t.Fatalf("rollout %+v", ro)
 		}
 	})
 	t.Run("expires-in sets a new expiry", func(t *testing.T) {
-		mustOK(t, "rollout", "resume", "--release", "ids-4.1.25", "--key", alice+".key", "--expires-in", "2h", env)
+		mustOK(t, "rollout", "resume", "--release", "ids-4.1.25", "--key", alice+".key", "--pub", alice+".pub", "--expires-in", "2h", env)
 		m := verified(t, env, alice+".pub").Manifest
 		if d := m.Expires.Sub(m.Issued); d != 2*time.Hour {
 			t.Fatalf("expires - issued = %s", d)
@@ -84,11 +84,11 @@ func TestRolloutSetPauseResume(t *testing.T) {
 		code int
 		want string
 	}{
-		{"stages out of order are refused", []string{"rollout", "set", "--release", "ids-4.1.25", "--stages", "50%@2026-12-03T02:00:00Z,5%@2026-12-04T02:00:00Z", "--key", alice + ".key", env}, 1, "never shrinks"},
-		{"an unknown release is refused", []string{"rollout", "pause", "--release", "nope", "--key", alice + ".key", env}, 1, "ids-4.1.25"},
-		{"unparseable stages are a usage error", []string{"rollout", "set", "--release", "ids-4.1.25", "--stages", "lots", "--key", alice + ".key", env}, 2, "PERCENT"},
+		{"stages out of order are refused", []string{"rollout", "set", "--release", "ids-4.1.25", "--stages", "50%@2026-12-03T02:00:00Z,5%@2026-12-04T02:00:00Z", "--key", alice + ".key", "--pub", alice + ".pub", env}, 1, "never shrinks"},
+		{"an unknown release is refused", []string{"rollout", "pause", "--release", "nope", "--key", alice + ".key", "--pub", alice + ".pub", env}, 1, "ids-4.1.25"},
+		{"unparseable stages are a usage error", []string{"rollout", "set", "--release", "ids-4.1.25", "--stages", "lots", "--key", alice + ".key", "--pub", alice + ".pub", env}, 2, "PERCENT"},
 		{"a missing --key is a usage error", []string{"rollout", "pause", "--release", "ids-4.1.25", env}, 2, "--key"},
-		{"a missing --release is a usage error", []string{"rollout", "pause", "--key", alice + ".key", env}, 2, "--release"},
+		{"a missing --release is a usage error", []string{"rollout", "pause", "--key", alice + ".key", "--pub", alice + ".pub", env}, 2, "--release"},
 		{"rollout without subcommand is a usage error", []string{"rollout"}, 2, "subcommand"},
 	}
 	for _, tt := range tests {
@@ -109,7 +109,7 @@ func TestRolloutPreview(t *testing.T) {
 	alice := keygen(t, dir, "alice")
 	env := filepath.Join(dir, "m.dsse.json")
 	mustOK(t, "sign", "--key", alice+".key", "-o", env, writeJSON(t, filepath.Join(dir, "m.json"), testPayload(1)))
-	mustOK(t, "rollout", "set", "--release", "ids-4.1.25", "--key", alice+".key", "--include", "PILOT-1",
+	mustOK(t, "rollout", "set", "--release", "ids-4.1.25", "--key", alice+".key", "--pub", alice+".pub", "--include", "PILOT-1",
 		"--stages", "10%@2026-12-01T02:00:00Z,50%@2026-12-03T02:00:00Z", env)
 
 	var lines []string
@@ -152,7 +152,7 @@ func TestRolloutPreview(t *testing.T) {
 		}
 	})
 	t.Run("a group given on the command line makes devices eligible", func(t *testing.T) {
-		mustOK(t, "rollout", "set", "--release", "ids-4.1.25", "--key", alice+".key", "--group", "pilot",
+		mustOK(t, "rollout", "set", "--release", "ids-4.1.25", "--key", alice+".key", "--pub", alice+".pub", "--group", "pilot",
 			"--stages", "10%@2026-12-01T02:00:00Z", env)
 		r := mustOK(t, "rollout", "preview", "--release", "ids-4.1.25", "--devices", devices, "--group", "pilot", "--at", "2026-11-30T00:00:00Z", env)
 		if !strings.Contains(r.stdout, "2 of 2 device(s) eligible") {

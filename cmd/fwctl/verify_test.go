@@ -56,7 +56,7 @@ func TestInspect(t *testing.T) {
 	alice := keygen(t, dir, "alice")
 	env := filepath.Join(dir, "m.dsse.json")
 	mustOK(t, "sign", "--key", alice+".key", "-o", env, writeJSON(t, filepath.Join(dir, "m.json"), testPayload(9)))
-	mustOK(t, "rollout", "set", "--release", "ids-4.1.25", "--key", alice+".key", "--group", "pilot",
+	mustOK(t, "rollout", "set", "--release", "ids-4.1.25", "--key", alice+".key", "--pub", alice+".pub", "--group", "pilot",
 		"--stages", "5%@2020-01-01T00:00:00Z,25%@2999-01-01T00:00:00Z", env)
 	r := mustOK(t, "inspect", env)
 	for _, want := range []string{"serial:       10", "release ids-4.1.25", "iDS-9632NXI-I8/16S", "4.1.25 (custom)", "keyid ", "now at 5% (stage 1 of 2)", "groups:   pilot", "valid now"} {
