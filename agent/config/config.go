@@ -8,6 +8,7 @@
 package config
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/fwagent/fwagent/manifest"
@@ -298,4 +299,35 @@ func (c *Config) NextWindow(t time.Time) time.Time {
 		}
 	}
 	return best
+}
+
+// String renders the settings for %v with the password replaced by Redacted,
+// so that printing a configuration never prints the secret.
+func (i ISAPI) String() string {
+	type plain ISAPI // without the String method
+	c := plain(i)
+	if c.Password != "" {
+		c.Password = Redacted
+	}
+	return fmt.Sprintf("%+v", c)
+}
+
+// String renders the settings for %v with the token replaced by Redacted.
+func (r Report) String() string {
+	type plain Report
+	c := plain(r)
+	if c.Token != "" {
+		c.Token = Redacted
+	}
+	return fmt.Sprintf("%+v", c)
+}
+
+// String renders the settings for %v with the token replaced by Redacted.
+func (s Status) String() string {
+	type plain Status
+	c := plain(s)
+	if c.Token != "" {
+		c.Token = Redacted
+	}
+	return fmt.Sprintf("%+v", c)
 }

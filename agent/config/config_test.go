@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -361,4 +362,20 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Regression: %v of the ISAPI, report or status settings printed the secret.
+func TestPrintingSettingsHidesSecrets(t *testing.T) {
+	isapi := ISAPI{URL: "https://192.0.2.10", Username: "admin", Password: "device-pass-1234"}
+	rep := Report{URL: "https://reports.example", Token: "report-token-1234567"}
+	st := Status{Listen: "127.0.0.1:9100", Token: "status-token-1234567"}
+	dev := Device{ISAPI: isapi}
+	for _, got := range []string{fmt.Sprintf("%v", isapi), fmt.Sprintf("%+v", &rep), fmt.Sprint(st), fmt.Sprintf("%v", dev)} {
+		if strings.Contains(got, "device-pass-1234") || strings.Contains(got, "token-1234567") || !strings.Contains(got, Redacted) {
+			t.Errorf("printed settings keep a secret or lack %s: %s", Redacted, got)
+		}
+	}
+	if !strings.Contains(fmt.Sprint(isapi), "admin") {
+		t.Errorf("ISAPI String lost the non-secret fields: %s", isapi)
+	}
 }

@@ -155,8 +155,10 @@ func (w Window) Next(t time.Time) time.Time {
 		if !w.startsOn(y, m, d+off, loc) {
 			continue
 		}
-		s, _ := w.occurrence(y, m, d+off, loc)
-		if !s.Before(t) {
+		s, e := w.occurrence(y, m, d+off, loc)
+		// A window inside a skipped hour (spring forward) collapses to an
+		// empty span that Contains never matches: skip that occurrence.
+		if !s.Before(t) && s.Before(e) {
 			return s
 		}
 	}

@@ -96,6 +96,24 @@ func TestWindowsAcrossDaylightSavingChanges(t *testing.T) {
 	}
 }
 
+// Regression: a window inside the skipped hour collapsed to start == end and
+// Next returned that start although Contains is false there.
+func TestNextSkipsAWindowLostToSpringForward(t *testing.T) {
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip("no time zone data:", err)
+	}
+	w := mustWindow(t, "Sun 02:00-03:00")
+	// 2026-03-29 has no 02:00-03:00 in Berlin: the next window is a week later.
+	got := w.Next(time.Date(2026, 3, 28, 12, 0, 0, 0, loc))
+	if want := time.Date(2026, 4, 5, 2, 0, 0, 0, loc); !got.Equal(want) {
+		t.Fatalf("Next = %v; want %v", got, want)
+	}
+	if !w.Contains(got) {
+		t.Fatalf("Next returned %v, which the window does not contain", got)
+	}
+}
+
 func TestConfigWindows(t *testing.T) {
 	utc := time.UTC
 	t.Run("no windows means any time", func(t *testing.T) {
