@@ -9,16 +9,19 @@ import (
 	"github.com/fwagent/fwagent/manifest"
 )
 
-// State is where a device stands with a release, from its latest report.
+// State is where a device stands with a release, from its reports.
 type State string
 
-// Device states, from the result and step of the device's latest report.
+// Device states, from the result and step of a device's reports.
 const (
 	StateDownloading State = "downloading" // deciding, downloading, verifying, or waiting for a window
 	StateInstalling  State = "installing"  // install, reboot or confirm under way
 	StateConfirmed   State = "confirmed"   // installed and confirmed (result installed/success)
-	StateFailed      State = "failed"      // the latest attempt failed (result failed/failure)
-	StateRefused     State = "refused"     // the device's policy refused the release (result refused)
+	// StateFailed: an attempt failed (result failed/failure) and no later
+	// report confirmed an install, even if the device has since started
+	// another attempt: a retry must not hide a failure from the failure rate.
+	StateFailed  State = "failed"
+	StateRefused State = "refused" // the device's policy refused the release (result refused)
 )
 
 // PilotStage is the Stage index of devices admitted before any stage
@@ -27,16 +30,25 @@ const PilotStage = -1
 
 // DeviceStatus is one device's standing with the release.
 type DeviceStatus struct {
-	Serial    string
-	Model     string
-	State     State
-	Step      string   // step of the latest report
-	Codes     []string // reason codes of the latest report
-	Message   string   // message of the latest report
-	Bucket    int      // rollout bucket; -1 without rollout
-	Stage     int      // stage the device is counted in (PilotStage: before any stage)
-	FirstSeen time.Time
-	LastSeen  time.Time // receive times of the first and latest report
+	Serial string
+	Model  string
+	// State is what the device counts as: StateFailed once an attempt
+	// failed until a later report confirms an install; otherwise the state
+	// of the latest report.
+	State State
+	// Latest is the state of the latest report alone; it differs from
+	// State for a device that failed and is now retrying (or refusing).
+	Latest State
+	// FailureCodes are the reason codes of the failure State counts; nil
+	// unless State is StateFailed.
+	FailureCodes []string
+	Step         string   // step of the latest report
+	Codes        []string // reason codes of the latest report
+	Message      string   // message of the latest report
+	Bucket       int      // rollout bucket; -1 without rollout
+	Stage        int      // stage the device is counted in (PilotStage: before any stage)
+	FirstSeen    time.Time
+	LastSeen     time.Time // receive times of the first and latest report
 }
 
 // Counts are device counts by state.
@@ -81,10 +93,10 @@ func (c *Counts) add(d DeviceStatus) {
 		if c.FailureCodes == nil {
 			c.FailureCodes = map[string]int{}
 		}
-		if len(d.Codes) == 0 {
+		if len(d.FailureCodes) == 0 {
 			c.FailureCodes["unknown"]++
 		}
-		for _, code := range d.Codes {
+		for _, code := range d.FailureCodes {
 			c.FailureCodes[code]++
 		}
 	}
@@ -118,7 +130,11 @@ type Summary struct {
 }
 
 // Summarize counts the devices that reported on release releaseID, each
-// by its latest report (in receive order) for that release. With a rollout
+// by its latest report (in receive order) for that release, except that a
+// device whose attempt failed counts as failed until a later report
+// confirms an install: a failed device that starts another attempt (and
+// reports downloading) or then refuses the release stays failed, so
+// retries cannot hide failures from the failure rate. With a rollout
 // each device is counted in one stage: the lowest stage whose percent
 // admits its bucket, unless it entered otherwise (its serial is in include,
 // no stage admits its bucket, or its first report for the release was
@@ -145,7 +161,15 @@ func Summarize(records []Record, releaseID string, ro *manifest.Rollout, now tim
 		}
 		d.LastSeen = rec.Received
 		d.Model, d.Step, d.Codes, d.Message = r.Model, r.Step, r.Codes, r.Message
-		d.State = stateOf(r.Result, r.Step)
+		d.Latest = stateOf(r.Result, r.Step)
+		switch {
+		case d.Latest == StateFailed:
+			d.State, d.FailureCodes = StateFailed, r.Codes
+		case d.Latest == StateConfirmed:
+			d.State, d.FailureCodes = StateConfirmed, nil
+		case d.State != StateFailed:
+			d.State = d.Latest
+		}
 	}
 	if ro != nil {
 		s.Current, _ = ro.Current(now)

@@ -82,7 +82,7 @@ func TestSummarize(t *testing.T) {
 		{"a device that came in during stage 1 with a later bucket counts in stage 1", group, StateConfirmed, 0},
 		{"an included device counts in the stage in force when first seen", "VIP-1", StateConfirmed, 0},
 		{"the latest report of a device decides its state", s1a, StateFailed, 0},
-		{"a device installing counts as installing", s1b, StateInstalling, 0},
+		{"a device that failed and is installing again still counts as failed", s1b, StateFailed, 0},
 		{"a bucket first admitted at 25% counts in stage 2", s2, StateConfirmed, 1},
 		{"a refusal counts as refused in its bucket's stage", s3, StateRefused, 2},
 	}
@@ -95,11 +95,11 @@ func TestSummarize(t *testing.T) {
 		})
 	}
 	st1 := s.Stages[1]
-	if st1.Devices != 4 || st1.Confirmed != 2 || st1.Failed != 1 || st1.Installing != 1 || st1.FailureCodes["badFlash"] != 1 || st1.FailureCodes["upload_failed"] != 1 {
+	if st1.Devices != 4 || st1.Confirmed != 2 || st1.Failed != 2 || st1.Installing != 0 || st1.FailureCodes["badFlash"] != 1 || st1.FailureCodes["upload_failed"] != 1 || st1.FailureCodes["unknown"] != 1 {
 		t.Fatalf("stage 1 row %+v", st1)
 	}
-	if rate, ok := st1.FailureRate(); !ok || rate != 1.0/3 {
-		t.Fatalf("stage 1 failure rate %v %v, want 1/3", rate, ok)
+	if rate, ok := st1.FailureRate(); !ok || rate != 0.5 {
+		t.Fatalf("stage 1 failure rate %v %v, want 1/2", rate, ok)
 	}
 	if _, ok := s.Stages[3].FailureRate(); ok {
 		t.Fatal("a stage without finished devices has a failure rate")
@@ -196,5 +196,109 @@ func TestWriteTable(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), s2) || !strings.Contains(b.String(), "[badFlash]") {
 		t.Errorf("device list:\n%s", b.String())
+	}
+}
+
+// TestRetriesDoNotHideFailures is the regression test for devices counted
+// by their latest report: a failed device that starts attempt 2 reports
+// "download" and must still count as failed.
+func TestRetriesDoNotHideFailures(t *testing.T) {
+	ro := testRollout()
+	taken := map[string]bool{}
+	now := t0.Add(150 * time.Minute)
+	ok := serialIn(t, "ro", 500, 2500, taken)
+	recs := []Record{record(121, "ok1", ok, "rel", "download", ""), record(122, "ok2", ok, "rel", "done", "installed")}
+	for i := 0; i < 9; i++ {
+		s := serialIn(t, "ro", 500, 2500, taken)
+		recs = append(recs,
+			record(121, s+"-1", s, "rel", "download", ""),
+			record(122, s+"-2", s, "rel", "install", "failed", "badFlash"),
+			record(123, s+"-3", s, "rel", "download", ""), // attempt 2 starts
+		)
+	}
+	s := Summarize(recs, "rel", ro, now)
+	cur := s.CurrentStage()
+	if cur.Confirmed != 1 || cur.Failed != 9 || cur.Downloading != 0 || cur.FailureCodes["badFlash"] != 9 {
+		t.Fatalf("current stage %+v", cur.Counts)
+	}
+	err := s.CheckAdvance(2, 1)
+	if !errors.Is(err, ErrAdvanceRefused) || !strings.Contains(err.Error(), "90.0% (9 failed of 10 finished)") {
+		t.Fatalf("advance with 9 of 10 failed: %v", err)
+	}
+
+	tests := []struct {
+		name   string
+		recs   []Record
+		state  State
+		latest State
+	}{
+		{"a failure then a confirmed install counts as confirmed", []Record{
+			record(121, "a", "D", "rel", "install", "failed", "badFlash"),
+			record(122, "b", "D", "rel", "download", ""),
+			record(123, "c", "D", "rel", "done", "installed"),
+		}, StateConfirmed, StateConfirmed},
+		{"a failure then a refusal counts as failed", []Record{
+			record(121, "a", "D", "rel", "install", "failed", "badFlash"),
+			record(122, "b", "D", "rel", "decide", "refused", "quarantined"),
+		}, StateFailed, StateRefused},
+		{"a confirmed install then a failed reinstall counts as failed", []Record{
+			record(121, "a", "D", "rel", "done", "installed"),
+			record(122, "b", "D", "rel", "install", "failed", "badFlash"),
+		}, StateFailed, StateFailed},
+		{"a device without failure counts by its latest report", []Record{
+			record(121, "a", "D", "rel", "download", ""),
+			record(122, "b", "D", "rel", "install", ""),
+		}, StateInstalling, StateInstalling},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Summarize(tt.recs, "rel", ro, now).Devices[0]
+			if d.State != tt.state || d.Latest != tt.latest {
+				t.Fatalf("state %s latest %s, want %s %s", d.State, d.Latest, tt.state, tt.latest)
+			}
+			if d.State == StateFailed && (len(d.FailureCodes) != 1 || d.FailureCodes[0] != "badFlash") {
+				t.Fatalf("failure codes %v", d.FailureCodes)
+			}
+		})
+	}
+
+	var b strings.Builder
+	if err := s.WriteDevices(&b); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(b.String(), "failed, retrying"); n != 9 || !strings.Contains(b.String(), "[badFlash]") {
+		t.Fatalf("%d devices shown as failed, retrying:\n%s", n, b.String())
+	}
+}
+
+// TestWriteDevicesEscapesControlCharacters: a report message is printed
+// with control characters escaped, never raw to the operator's terminal.
+func TestWriteDevicesEscapesControlCharacters(t *testing.T) {
+	rec := record(70, "a", "SN1", "rel", "install", "failed", "badFlash")
+	rec.Report.Message = "line 1\nFAKE-SN\tconfirmed\x1b[2J\x1b]0;owned\a\u2028end \xff C:\\fw"
+	s := Summarize([]Record{rec}, "rel", nil, t0)
+	var b strings.Builder
+	if err := s.WriteDevices(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.Count(out, "\n") != 2 || strings.ContainsAny(out, "\x1b\a\t\u2028") || !strings.Contains(out, `line 1\nFAKE-SN\tconfirmed\x1b[2J\x1b]0;owned\a\u2028end \xff C:\\fw`) {
+		t.Fatalf("device list:\n%q", out)
+	}
+
+	tests := []struct{ name, in, want string }{
+		{"plain text is unchanged", "upload failed: device busy (é)", "upload failed: device busy (é)"},
+		{"a newline is escaped", "a\nb", `a\nb`},
+		{"an escape sequence is escaped", "\x1b[31mred", `\x1b[31mred`},
+		{"invalid UTF-8 is escaped", "a\xffb", `a\xffb`},
+		{"a backslash is doubled so escapes stay unambiguous", `a\nb`, `a\\nb`},
+		{"a Unicode line separator is escaped", "a\u2028b", `a\u2028b`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Printable(tt.in); got != tt.want {
+				t.Fatalf("Printable(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
 	}
 }

@@ -4,8 +4,12 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // WriteTable prints the status table: a headline, one row per stage (the
@@ -64,7 +68,10 @@ func (s *Summary) WriteTable(w io.Writer) error {
 }
 
 // WriteDevices prints one line per device: serial, state, stage, bucket,
-// last step, codes and message of its latest report.
+// last step, codes and message of its latest report. A device that failed
+// and has since started again shows as "failed, retrying" (or "failed,
+// then refused") with the codes of its failure. Text from reports is
+// printed with control characters escaped (see Printable).
 func (s *Summary) WriteDevices(w io.Writer) error {
 	devs := append([]DeviceStatus(nil), s.Devices...)
 	sort.SliceStable(devs, func(i, j int) bool { return devs[i].Serial < devs[j].Serial })
@@ -82,13 +89,60 @@ func (s *Summary) WriteDevices(w io.Writer) error {
 		if d.Bucket >= 0 {
 			bucket = fmt.Sprint(d.Bucket)
 		}
-		codes := "-"
-		if len(d.Codes) > 0 {
-			codes = fmt.Sprint(d.Codes)
+		state, codeList := string(d.State), d.Codes
+		if d.State == StateFailed {
+			codeList = d.FailureCodes
+			switch d.Latest {
+			case StateFailed:
+			case StateRefused:
+				state = "failed, then refused"
+			default:
+				state = "failed, retrying"
+			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Serial, d.State, stage, bucket, d.Step, stamp(d.LastSeen), codes, d.Message)
+		codes := "-"
+		if len(codeList) > 0 {
+			codes = fmt.Sprint(codeList)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", Printable(d.Serial), state, stage, bucket, Printable(d.Step), stamp(d.LastSeen), Printable(codes), Printable(d.Message))
 	}
 	return tw.Flush()
+}
+
+// Printable returns s with every control or non-printable character,
+// invalid UTF-8 byte and backslash written as a Go escape (\n, \t, \x1b,
+// \u2028, \xff, \\), like strconv.Quote without the quotes: a report's
+// message can then neither move the terminal's cursor, change its colours
+// nor break the table's columns and lines. Reports keep such characters
+// (they are not refused); only their printing escapes them.
+func Printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == '\\' || r == utf8.RuneError || !unicode.IsPrint(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case unicode.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r) // like '\n' or '\u2028'
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 func mark(name string, current bool) string {

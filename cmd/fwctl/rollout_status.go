@@ -27,7 +27,10 @@ func newRolloutStatusCmd() *cobra.Command {
 		Long: `Read the reports file written by fwctl reports serve and count the devices
 that reported on the release, each by its latest report: downloading,
 installing, confirmed (installed and confirmed), failed (by reason code) and
-refused, and the failure rate = failed / (confirmed + failed). With the
+refused, and the failure rate = failed / (confirmed + failed). A device whose
+attempt failed counts as failed until it confirms an install, even while it
+retries ("failed, retrying" in --devices). Report messages are printed with
+control characters escaped. With the
 ENVELOPE each device is counted in its rollout stage (see the Staged rollouts section of README.md);
 without it, counts only. --devices also lists every device. Checks no
 signature.`,
