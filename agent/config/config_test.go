@@ -118,6 +118,8 @@ func TestBadInputIsRefusedNamingKeyAndLine(t *testing.T) {
 		{"a short fingerprint", minimal + "    cert_sha256: abcd\n", "cert_sha256: not a SHA-256 fingerprint"},
 		{"manifest urls without keys", minimal + "manifest:\n  urls: [https://x/m]\n", "manifest.keys: missing"},
 		{"a threshold above the number of keys", minimal + "manifest:\n  keys: [a.pem]\n  threshold: 2\n", "agent.yaml:10: manifest.threshold: 2 signatures required but only 1 keys"},
+		{"one key file written two ways", minimal + "manifest:\n  keys: [a.pub, ./a.pub]\n", "manifest.keys[1]: ./a.pub is listed twice"},
+		{"a threshold above the distinct keys", minimal + "manifest:\n  keys: [a.pub, ./a.pub]\n  threshold: 2\n", "manifest.threshold: 2 signatures required but only 1 keys"},
 		{"a key listed twice", minimal + "manifest:\n  keys: [a.pem, a.pem]\n", "manifest.keys[1]: a.pem is listed twice"},
 		{"an ftp manifest url", minimal + "manifest:\n  urls: [ftp://x/m]\n  keys: [a.pem]\n", "agent.yaml:9: manifest.urls[0]: \"ftp://x/m\": the scheme must be http, https, file"},
 		{"a bad pin", minimal + "policy:\n  pins:\n    M1: [abc]\n", `agent.yaml:10: policy.pins.M1[0]: "abc" is not a SHA-256 digest`},
@@ -227,7 +229,7 @@ func TestLoadResolvesSecretsAndRelativePaths(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "pw"), "s3cret-pass\n")
 	writeFile(t, filepath.Join(dir, "k.pem"), "-----BEGIN PUBLIC KEY-----\n")
-	t.Setenv("FWAGENT_TEST_TOKEN", "tok-123")
+	t.Setenv("FWAGENT_TEST_TOKEN", "tok-1234567890abcdef")
 	path := filepath.Join(dir, "agent.yaml")
 	writeFile(t, path, minimal+`
 state_dir: state
@@ -242,7 +244,7 @@ report:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Device.ISAPI.Password != "s3cret-pass" || c.Report.Token != "tok-123" {
+	if c.Device.ISAPI.Password != "s3cret-pass" || c.Report.Token != "tok-1234567890abcdef" {
 		t.Errorf("secrets not resolved: %q %q", c.Device.ISAPI.Password, c.Report.Token)
 	}
 	if c.StateDir != filepath.Join(dir, "state") || c.Manifest.Keys[0] != filepath.Join(dir, "k.pem") {
@@ -330,14 +332,14 @@ func TestLoadRefusesMissingSecretsWithoutPrintingThem(t *testing.T) {
 	})
 	t.Run("a non-loopback status address with a token file is accepted", func(t *testing.T) {
 		writeFile(t, filepath.Join(dir, "pw"), "x")
-		writeFile(t, filepath.Join(dir, "st"), "status-token\n")
+		writeFile(t, filepath.Join(dir, "st"), "status-token-0123456789\n")
 		path := filepath.Join(dir, "agent.yaml")
 		writeFile(t, path, minimal+"status:\n  listen: 0.0.0.0:9876\n  token_file: st\n")
 		c, err := Load(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Status.Token != "status-token" {
+		if c.Status.Token != "status-token-0123456789" {
 			t.Errorf("status token %q", c.Status.Token)
 		}
 	})
@@ -377,5 +379,32 @@ func TestPrintingSettingsHidesSecrets(t *testing.T) {
 	}
 	if !strings.Contains(fmt.Sprint(isapi), "admin") {
 		t.Errorf("ISAPI String lost the non-secret fields: %s", isapi)
+	}
+}
+
+// Regression: duplicate key files written differently (a relative and an
+// absolute path) passed the check, and short tokens were accepted.
+func TestLoadRefusesDuplicateKeyFilesAndShortTokens(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "pw"), "device-pass\n")
+	writeFile(t, filepath.Join(dir, "a.pub"), "-----BEGIN PUBLIC KEY-----\n")
+	writeFile(t, filepath.Join(dir, "short"), "short-token\n")
+	cases := []struct{ name, extra, want string }{
+		{"a key file by relative and absolute path", "manifest:\n  keys: [a.pub, " + filepath.Join(dir, "a.pub") + "]\n", "manifest.keys[1]: " + filepath.Join(dir, "a.pub") + " is the same file as manifest.keys[0]"},
+		{"a short report token", "report:\n  url: https://r/x\n  token_file: short\n", "report.token: the token is 11 bytes; use at least 16"},
+		{"a short status token", "status:\n  listen: 0.0.0.0:9876\n  token_file: short\n", "status.token: the token is 11 bytes; use at least 16"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "agent.yaml")
+			writeFile(t, path, minimal+tc.extra)
+			_, err := Load(path)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load = %v; want an error containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "short-token") {
+				t.Fatalf("the token is in the error: %v", err)
+			}
+		})
 	}
 }

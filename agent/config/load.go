@@ -37,10 +37,21 @@ func Load(path string) (*Config, error) {
 	c.resolvePaths()
 	p := &problems{file: path, lines: c.lines}
 	c.resolveSecrets(p)
+	checkTokenLength(p, "report.token", c.Report.Token)
+	checkTokenLength(p, "status.token", c.Status.Token)
+	first := map[string]int{}
 	for i, k := range c.Manifest.Keys {
+		if j, dup := first[k]; dup {
+			p.at(fmt.Sprintf("manifest.keys[%d]", i), fmt.Sprintf("%s is the same file as manifest.keys[%d]: a threshold counts distinct keys", k, j))
+			continue
+		}
+		first[k] = i
 		if _, err := os.Stat(k); err != nil {
 			p.at(fmt.Sprintf("manifest.keys[%d]", i), fmt.Sprintf("cannot read the key file: %v", err))
 		}
+	}
+	if m := c.Manifest; len(first) > 0 && m.Threshold > len(first) {
+		p.at("manifest.threshold", fmt.Sprintf("%d signatures required but only %d keys listed in manifest.keys (distinct files): lower the threshold or add keys", m.Threshold, len(first)))
 	}
 	if c.Device.Backend == BackendISAPI && c.Device.ISAPI.CAFile != "" {
 		if _, err := os.Stat(c.Device.ISAPI.CAFile); err != nil {
@@ -83,6 +94,18 @@ func (c *Config) resolveSecrets(p *problems) {
 	secret(p, "report.token", &r.Token, r.TokenFile, r.TokenEnv)
 	if c.Status.TokenFile != "" {
 		secret(p, "status.token", &c.Status.Token, c.Status.TokenFile, "")
+	}
+}
+
+// MinTokenLen is the shortest report or status token accepted: the reports
+// server refuses shorter ones, and a short bearer token can be guessed.
+const MinTokenLen = 16
+
+// checkTokenLength refuses a configured token shorter than MinTokenLen; the
+// token itself never goes into the message.
+func checkTokenLength(p *problems, key, token string) {
+	if token != "" && len(token) < MinTokenLen {
+		p.at(key, fmt.Sprintf("the token is %d bytes; use at least %d (the reports server refuses shorter ones), e.g. from: head -c 24 /dev/urandom | base64", len(token), MinTokenLen))
 	}
 }
 

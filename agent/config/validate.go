@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 
 	"github.com/sirupsen/logrus"
@@ -70,21 +71,25 @@ func (c *Config) validate(p *problems) {
 	if len(m.URLs) > 0 && len(m.Keys) == 0 {
 		p.at("manifest.keys", "missing: manifest.urls is set, so list the PEM files of the public keys that sign the manifest")
 	}
+	// Paths are compared cleaned (a.pub and ./a.pub are one file); Load
+	// compares them again once resolved against the config's directory.
 	seenKey := map[string]bool{}
 	for i, k := range m.Keys {
 		key := fmt.Sprintf("manifest.keys[%d]", i)
+		clean := filepath.Clean(k)
 		switch {
 		case strings.TrimSpace(k) == "":
 			p.at(key, "empty path: give the PEM file of a public key")
-		case seenKey[k]:
+			continue
+		case seenKey[clean]:
 			p.at(key, fmt.Sprintf("%s is listed twice: a threshold counts distinct keys", k))
 		}
-		seenKey[k] = true
+		seenKey[clean] = true
 	}
 	if m.Threshold < 1 {
 		p.at("manifest.threshold", "must be at least 1")
-	} else if len(m.Keys) > 0 && m.Threshold > len(m.Keys) {
-		p.at("manifest.threshold", fmt.Sprintf("%d signatures required but only %d keys listed in manifest.keys: lower the threshold or add keys", m.Threshold, len(m.Keys)))
+	} else if len(m.Keys) > 0 && m.Threshold > len(seenKey) {
+		p.at("manifest.threshold", fmt.Sprintf("%d signatures required but only %d keys listed in manifest.keys (distinct files): lower the threshold or add keys", m.Threshold, len(seenKey)))
 	}
 	if m.MaxSkew < 0 {
 		p.at("manifest.max_skew", "must not be negative")
