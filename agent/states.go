@@ -1008,6 +1008,9 @@ func (c *cycle) sendReport(r report.Report) {
 		r.Version = c.release.Version
 	}
 	r.AgentVersion = a.Version
+	if a.Audit != nil {
+		r.AuditSeq, r.AuditHead = a.Audit.Head()
+	}
 	if err := a.Reports.Enqueue(r); err != nil {
 		c.log.WithError(err).Error("could not queue a report")
 	}

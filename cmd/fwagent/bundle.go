@@ -37,21 +37,14 @@ func bundleCommand() *cobra.Command {
 			if maxLogMB <= 0 {
 				return cli.Usage(errors.New("--max-log-mb must be more than zero"))
 			}
-			in := support.BundleInput{
-				AgentVersion:    buildVersion(),
-				IncludePersonal: personal,
-				MaxLogBytes:     int64(maxLogMB) << 20,
-			}
+			var in support.BundleInput
 			cfg, err := loadSupportConfig(cmd)
 			if err == nil {
-				in.StateDir, in.LogDir = cfg.StateDir, cfg.Log.Dir
-				in.RetentionDays = cfg.Log.RetentionDays
-				if in.ConfigYAML, err = cfg.RedactedYAML(); err != nil {
+				if in, err = bundleInput(cfg, personal); err != nil {
 					return err
 				}
-				in.KnownSecrets = []string{cfg.Device.ISAPI.Password, cfg.Report.Token, cfg.Status.Token}
-				in.KnownPersonal = []string{cfg.Device.ISAPI.Username}
 			} else {
+				in = support.BundleInput{AgentVersion: buildVersion(), IncludePersonal: personal}
 				// Support needs the bundle most when the config is broken:
 				// carry the raw file (redacted like everything) and the error.
 				in.StateDir, in.LogDir = config.DefaultStateDir, config.DefaultLogDir
@@ -62,6 +55,7 @@ func bundleCommand() *cobra.Command {
 				}
 				fmt.Fprintln(cmd.ErrOrStderr(), "fwagent support-bundle: warning:", err)
 			}
+			in.MaxLogBytes = int64(maxLogMB) << 20
 			if stateDir != "" {
 				in.StateDir = stateDir
 			}

@@ -336,6 +336,7 @@ func bundleInput(cfg *config.Config, personal bool) (support.BundleInput, error)
 		MaxLogBytes:     support.DefaultMaxLogBytes,
 		StateDir:        cfg.StateDir,
 		LogDir:          cfg.Log.Dir,
+		RetentionDays:   cfg.Log.RetentionDays,
 		KnownSecrets:    []string{cfg.Device.ISAPI.Password, cfg.Report.Token, cfg.Status.Token},
 		KnownPersonal:   []string{cfg.Device.ISAPI.Username},
 	}
