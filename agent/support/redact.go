@@ -184,6 +184,14 @@ func (redaction) privateKeys(s string) string {
 	}
 }
 
+// alreadyMarked reports whether the value after a matched header (head,
+// the text up to and including the match) was redacted before: the rest
+// starts with a marker, or the match ended inside one's opening bracket.
+// It keeps redaction idempotent.
+func alreadyMarked(head, rest string) bool {
+	return strings.HasPrefix(rest, markerPrefix) || strings.HasSuffix(head, "[") && strings.HasPrefix(rest, markerPrefix[1:])
+}
+
 // authorization replaces Authorization header credentials. The scheme is
 // kept; a Digest header keeps its username (as a user name) only.
 func (r redaction) authorization(s string) string {
@@ -195,9 +203,9 @@ func (r redaction) authorization(s string) string {
 			return b.String()
 		}
 		b.WriteString(s[:loc[1]])
-		opened := strings.HasSuffix(s[:loc[1]], "[")
+		head := s[:loc[1]]
 		s = s[loc[1]:]
-		if strings.HasPrefix(s, markerPrefix) || opened && strings.HasPrefix(s, markerPrefix[1:]) {
+		if alreadyMarked(head, s) {
 			continue
 		}
 		word := tokenPrefix(s)
@@ -304,9 +312,9 @@ func (redaction) cookies(s string) string {
 			return b.String()
 		}
 		b.WriteString(s[:loc[1]])
-		opened := strings.HasSuffix(s[:loc[1]], "[")
+		head := s[:loc[1]]
 		s = s[loc[1]:]
-		if strings.HasPrefix(s, markerPrefix) || opened && strings.HasPrefix(s, markerPrefix[1:]) {
+		if alreadyMarked(head, s) {
 			continue
 		}
 		end := strings.IndexAny(s, "\"'\\\r\n]")
