@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -231,6 +232,13 @@ func updateCommand() *cobra.Command {
 				if fi, err := os.Stat(from); err != nil || !fi.IsDir() {
 					return cli.Usage(fmt.Errorf("--from %s: not a folder: give the folder holding manifest.json and the images", from))
 				}
+				// The agent turns the folder into file:// URLs, which need an
+				// absolute path: "usb" would otherwise read as a host name.
+				abs, err := filepath.Abs(from)
+				if err != nil {
+					return cli.Usage(fmt.Errorf("--from %s: %w", from, err))
+				}
+				from = abs
 			}
 			s, err := openSession(cmd, sessionOptions{fileLog: true, progress: !asJSON, offline: from})
 			if err != nil {

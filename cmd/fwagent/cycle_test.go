@@ -122,6 +122,28 @@ func TestUpdateFromAnOfflineFolder(t *testing.T) {
 	}
 }
 
+func TestUpdateFromARelativeFolder(t *testing.T) {
+	l := startLab(t, "")
+	site := t.TempDir()
+	usb := filepath.Join(site, "usb")
+	if err := os.Mkdir(usb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, filepath.Join(l.Dir, "www", "manifest.json"), filepath.Join(usb, "manifest.json"))
+	for _, r := range l.Manifest().Releases {
+		copyFile(t, l.ImagePath(r.ID), filepath.Join(usb, r.ID+".dav"))
+	}
+	l.Updates.Close()
+	t.Chdir(site)
+	stdout, stderr, code := runFwagent(t, "update", "--now", "--from", "usb", "--config", l.ConfigPath)
+	if code != exitOK {
+		t.Fatalf("update --from usb (a relative folder) exited %d\n%s\n%s", code, stdout, stderr)
+	}
+	if st := l.Sim.State(); st.Installs != 1 {
+		t.Fatalf("simulator: %+v", st)
+	}
+}
+
 func TestRunServesStatusAndStopsOnCancel(t *testing.T) {
 	addr := freeAddr(t)
 	l := startLab(t, fmt.Sprintf("status:\n  listen: %s\n", addr))

@@ -152,3 +152,26 @@ func TestMkimageWritesAValidImage(t *testing.T) {
 		t.Errorf("identity %+v, %v", id, err)
 	}
 }
+
+func TestMkimageWritesTheBuildIntoTheImage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "digicap.dav")
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"mkimage", "--version", "4.1.25", "--build", "200316", "--variant", "custom", "-o", path}, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "4.1.25 build 200316 custom") {
+		t.Errorf("printed %q", out.String())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := testimage.ReadIdentity(bytes.NewReader(b), int64(len(b)))
+	if err != nil || id.Build != "200316" {
+		t.Fatalf("identity %+v, %v", id, err)
+	}
+	if err := run(context.Background(), []string{"mkimage", "--build", "b200316", "-o", path}, io.Discard, io.Discard); cli.ExitCode("nvrsim", err, io.Discard) != cli.ExitUsage {
+		t.Errorf("--build with letters: %v, want a usage error", err)
+	}
+}

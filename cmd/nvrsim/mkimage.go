@@ -36,6 +36,9 @@ func newMkimageCmd(stdout io.Writer) *cobra.Command {
 			if spec.Variant != "custom" && spec.Variant != "standard" {
 				return cli.Usage(fmt.Errorf("--variant %q: use custom or standard", spec.Variant))
 			}
+			if strings.Trim(spec.Build, "0123456789") != "" {
+				return cli.Usage(fmt.Errorf("--build %q: give the build digits only, like 200316", spec.Build))
+			}
 			if spec.Size < 0 {
 				return cli.Usage(fmt.Errorf("--size %d: give zero (small) or a byte count", spec.Size))
 			}
@@ -54,7 +57,11 @@ func newMkimageCmd(stdout io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%s: %s %s %s, %d bytes, sha256 %s\n", out, spec.Model, spec.Version, spec.Variant, size, sum)
+			build := ""
+			if spec.Build != "" {
+				build = " build " + spec.Build
+			}
+			fmt.Fprintf(stdout, "%s: %s %s%s %s, %d bytes, sha256 %s\n", out, spec.Model, spec.Version, build, spec.Variant, size, sum)
 			return nil
 		},
 	}
@@ -62,6 +69,7 @@ func newMkimageCmd(stdout io.Writer) *cobra.Command {
 	fl.StringVar(&spec.Model, "model", testimage.DefaultModel, "model written into the image's fwagent.id entry")
 	fl.StringVar(&spec.Version, "version", testimage.DefaultVersion, "firmware version written into the image")
 	fl.StringVar(&spec.Variant, "variant", testimage.DefaultVariant, "firmware variant: custom or standard")
+	fl.StringVar(&spec.Build, "build", "", "firmware build digits written into the image, like 200316 (the simulator reports it after the reboot; give the release's --build)")
 	fl.Int64Var(&spec.Size, "size", 0, "total image size in bytes (0 = a small image)")
 	fl.StringVarP(&out, "output", "o", "", "file to write")
 	fl.StringVar(&corrupt, "corrupt", "", "build a broken image: "+strings.Join(names, ", "))
