@@ -2,6 +2,8 @@
 // (check, update), the device-side views (status, logs, audit), the support
 // bundle, and a demo against the built-in simulator. It only parses flags,
 // loads the config and wires packages; the work happens in agent/.
+//go:generate env FWAGENT_UPDATE_DOCS=1 go test -run ^TestGeneratedDocs$ .
+
 package main
 
 import (
@@ -26,13 +28,23 @@ func main() { cli.Main("fwagent", run) }
 
 // run executes fwagent with args; tests call it directly.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return cli.Execute(ctx, newRootCmd(), args, stdout, stderr)
+}
+
+// newRootCmd builds fwagent's whole command tree (also for the generated
+// man pages and CLI reference).
+func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "fwagent",
 		Short: "Firmware update agent for network video recorders",
+		Long: "fwagent decides, with nobody watching, whether a recorder gets flashed: it reads the recorder's\n" +
+			"identity, fetches a signed manifest, proves the image, installs it inside a maintenance window and\n" +
+			"confirms the version. iDS-9632NXI-I8/16S only ever receives the custom firmware 4.1.25.",
 	}
 	root.PersistentFlags().String("config", "/etc/fwagent/agent.yaml", "path of the agent's YAML config")
 	root.AddCommand(subcommands()...)
-	return cli.Execute(ctx, root, args, stdout, stderr)
+	cli.SetVersion(root, build())
+	return root
 }
 
 // subcommands lists every fwagent command; each lives in its own file.

@@ -1,6 +1,8 @@
 // Command fwctl is the integrator's tool: it makes keys, builds and signs
 // manifests, stages rollouts and reads reports. It only parses flags and wires
 // packages together; the work happens in manifest/, verify/ and reports/.
+//go:generate env FWAGENT_UPDATE_DOCS=1 go test -run ^TestGeneratedDocs$ .
+
 package main
 
 import (
@@ -21,14 +23,25 @@ const (
 
 func main() { cli.Main("fwctl", run) }
 
+// Set at build time with -ldflags "-X main.version=1.2.3 -X main.commit=abc1234";
+// without them, Go's build info fills them.
+var version, commit string
+
 // run executes fwctl with args; tests call it directly.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return cli.Execute(ctx, newRootCmd(), args, stdout, stderr)
+}
+
+// newRootCmd builds fwctl's whole command tree (also for the generated man
+// pages and CLI reference).
+func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "fwctl",
 		Short: "Make keys, sign manifests, stage rollouts and read reports for fwagent",
 	}
 	root.AddCommand(subcommands()...)
-	return cli.Execute(ctx, root, args, stdout, stderr)
+	cli.SetVersion(root, cli.Build{Version: version, Commit: commit})
+	return root
 }
 
 // exitCode prints err and maps it to the process exit code (for tests).

@@ -1,5 +1,7 @@
 // Command nvrsim runs the NVR simulator (internal/nvrsim) on a real socket,
 // and writes test firmware images. Flags and wiring only.
+//go:generate env FWAGENT_UPDATE_DOCS=1 go test -run ^TestGeneratedDocs$ .
+
 package main
 
 import (
@@ -21,9 +23,20 @@ func main() { cli.Main("nvrsim", run) }
 // run executes nvrsim with args; tests call it directly. The simulator runs
 // until ctx ends.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return cli.Execute(ctx, newRootCmd(stdout, stderr), args, stdout, stderr)
+}
+
+// Set at build time with -ldflags "-X main.version=1.2.3 -X main.commit=abc1234";
+// without them, Go's build info fills them.
+var version, commit string
+
+// newRootCmd builds nvrsim's whole command tree (also for the generated man
+// pages and CLI reference).
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root := newServeCmd(stdout, stderr)
 	root.AddCommand(newMkimageCmd(stdout))
-	return cli.Execute(ctx, root, args, stdout, stderr)
+	cli.SetVersion(root, cli.Build{Version: version, Commit: commit})
+	return root
 }
 
 // serveFlags are the simulator's command-line settings.

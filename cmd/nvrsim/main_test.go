@@ -175,3 +175,10 @@ func TestMkimageWritesTheBuildIntoTheImage(t *testing.T) {
 		t.Errorf("--build with letters: %v, want a usage error", err)
 	}
 }
+
+func TestVersionFlag(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--version"}, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "nvrsim ") || !strings.Contains(out.String(), "(commit ") {
+		t.Errorf("--version: %v, printed %q", err, out.String())
+	}
+}

@@ -1,0 +1,157 @@
+// Package gendocs writes the man pages (docs/man) and the Markdown CLI
+// reference (docs/reference/cli) of fwagent's commands from their cobra
+// command trees, with github.com/spf13/cobra/doc, and checks in tests that
+// the checked-in files are what the code generates. It knows nothing of what
+// the commands do.
+//
+// Regenerate every page with:
+//
+//	go generate ./cmd/...
+//
+// (each command's main.go runs its TestGeneratedDocs with FWAGENT_UPDATE_DOCS=1).
+package gendocs
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/cobra/doc"
+)
+
+// UpdateEnv names the environment variable that makes Test rewrite the
+// checked-in pages instead of comparing them.
+const UpdateEnv = "FWAGENT_UPDATE_DOCS"
+
+// manDate is the date printed in every man page's header. It is fixed so
+// that generating the pages twice gives the same bytes; it says when the
+// page format was set, not when the binary was built.
+var manDate = time.Date(2026, time.December, 1, 0, 0, 0, 0, time.UTC)
+
+// Generate returns every page of root's tree: file name -> content, man
+// pages under "man/" and Markdown under "cli/".
+func Generate(root *cobra.Command) (map[string][]byte, error) {
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	root.InitDefaultVersionFlag()
+	disableAutoGenTag(root)
+	dir, err := os.MkdirTemp("", "gendocs-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	manDir, mdDir := filepath.Join(dir, "man"), filepath.Join(dir, "cli")
+	for _, d := range []string{manDir, mdDir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	date := manDate
+	header := &doc.GenManHeader{Title: strings.ToUpper(root.Name()), Section: "1", Date: &date,
+		Source: "fwagent", Manual: "fwagent manual"}
+	if err := doc.GenManTree(root, header, manDir); err != nil {
+		return nil, fmt.Errorf("man pages of %s: %w", root.Name(), err)
+	}
+	if err := doc.GenMarkdownTree(root, mdDir); err != nil {
+		return nil, fmt.Errorf("markdown reference of %s: %w", root.Name(), err)
+	}
+	pages := map[string][]byte{}
+	for _, sub := range []string{"man", "cli"} {
+		entries, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			b, err := os.ReadFile(filepath.Join(dir, sub, e.Name()))
+			if err != nil {
+				return nil, err
+			}
+			pages[sub+"/"+e.Name()] = b
+		}
+	}
+	return pages, nil
+}
+
+func disableAutoGenTag(c *cobra.Command) {
+	c.DisableAutoGenTag = true
+	for _, s := range c.Commands() {
+		disableAutoGenTag(s)
+	}
+}
+
+// ownedBy reports whether a page file belongs to the tool named prog:
+// prog.1, prog-sub.1, prog.md, prog_sub.md.
+func ownedBy(name, prog string) bool {
+	base := strings.TrimSuffix(strings.TrimSuffix(name, ".1"), ".md")
+	return base == prog || strings.HasPrefix(base, prog+"-") || strings.HasPrefix(base, prog+"_")
+}
+
+// Test compares root's generated pages with those checked in under docsDir
+// (docsDir/man and docsDir/reference/cli), and fails naming every page that
+// differs, is missing or is stale. With FWAGENT_UPDATE_DOCS=1 it writes them
+// instead.
+func Test(t *testing.T, root *cobra.Command, docsDir string) {
+	t.Helper()
+	pages, err := Generate(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]string{"man": filepath.Join(docsDir, "man"), "cli": filepath.Join(docsDir, "reference", "cli")}
+	update := os.Getenv(UpdateEnv) == "1"
+	var problems []string
+	for sub, dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if !ownedBy(e.Name(), root.Name()) {
+				continue
+			}
+			if _, ok := pages[sub+"/"+e.Name()]; !ok {
+				if update {
+					if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				problems = append(problems, filepath.Join(dir, e.Name())+": stale (no such command any more)")
+			}
+		}
+	}
+	names := make([]string, 0, len(pages))
+	for n := range pages {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		sub, file, _ := strings.Cut(n, "/")
+		path := filepath.Join(dirs[sub], file)
+		if update {
+			if err := os.MkdirAll(dirs[sub], 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, pages[n], 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		have, err := os.ReadFile(path)
+		switch {
+		case err != nil:
+			problems = append(problems, path+": missing")
+		case !bytes.Equal(have, pages[n]):
+			problems = append(problems, path+": differs from what the code generates")
+		}
+	}
+	if len(problems) > 0 {
+		t.Errorf("the generated docs of %s are out of date; run `go generate ./cmd/...` and commit the result:\n  %s",
+			root.Name(), strings.Join(problems, "\n  "))
+	}
+}
