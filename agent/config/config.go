@@ -10,48 +10,12 @@ package config
 import (
 	"fmt"
 	"time"
-
-	"github.com/fwagent/fwagent/manifest"
 )
 
 // Backend names accepted in device.backend.
 const (
 	BackendISAPI = "isapi" // the recorder's HTTP API, over the network
 	BackendLocal = "local" // files and commands on the recorder itself
-)
-
-// Default values applied by Parse before validation.
-const (
-	DefaultPath              = "/etc/fwagent/agent.yaml"
-	DefaultStateDir          = "/var/lib/fwagent"
-	DefaultLogDir            = "/var/log/fwagent"
-	DefaultLogLevel          = "info"
-	DefaultLogMaxSizeMB      = 10
-	DefaultLogRetentionDays  = 30
-	DefaultLogMaxBackups     = 10
-	DefaultPollInterval      = 6 * time.Hour
-	DefaultPollJitter        = 30 * time.Minute
-	DefaultThreshold         = 1
-	DefaultMaxSkew           = 5 * time.Minute
-	DefaultManifestMaxSize   = manifest.MaxEnvelopeSize // the envelope size limit: a larger manifest cannot verify
-	DefaultMaxImageSize      = 4 << 30                  // 4 GiB
-	DefaultStallTimeout      = 60 * time.Second
-	DefaultDownloadTimeout   = 30 * time.Second // per request, until the response headers
-	DefaultDownloadRetryMax  = 5
-	DefaultFreeSpaceMargin   = 64 << 20 // 64 MiB
-	DefaultReportQueueMax    = 1000
-	DefaultMaxAttempts       = 3
-	DefaultISAPIRequest      = 30 * time.Second
-	DefaultISAPIUpload       = 30 * time.Minute
-	DefaultISAPIFlash        = 30 * time.Minute
-	DefaultISAPIReboot       = 15 * time.Minute
-	DefaultISAPIDownGrace    = 60 * time.Second
-	DefaultISAPIPollInterval = 5 * time.Second
-	DefaultISAPIRetryMax     = 3
-	DefaultLocalInstall      = time.Hour
-	DefaultLocalCommand      = 60 * time.Second
-	DefaultLocalReboot       = 15 * time.Minute
-	DefaultLocalPollInterval = 5 * time.Second
 )
 
 // Redacted is the marker that replaces every secret in Redacted copies.
@@ -79,6 +43,8 @@ type Config struct {
 	Windows []Window `yaml:"maintenance_windows"`
 	// Download tunes image downloads.
 	Download Download `yaml:"download"`
+	// Retry is the backoff shared by every retried request.
+	Retry Retry `yaml:"retry"`
 	// Policy holds the operator's local safety policy (may only be stricter).
 	Policy Policy `yaml:"policy"`
 	// Groups are the rollout groups this device belongs to (e.g. "pilot").
@@ -151,6 +117,7 @@ type Manifest struct {
 	MaxSkew      Duration `yaml:"max_skew"`       // tolerated clock skew for issued/expires
 	MaxSize      int64    `yaml:"max_size"`       // bytes; larger manifests are refused
 	MaxImageSize int64    `yaml:"max_image_size"` // bytes; larger releases are refused
+	RetryMax     int      `yaml:"retry_max"`      // retries per url; 0 = one request
 }
 
 // Poll sets the manifest polling rhythm.
@@ -182,6 +149,14 @@ type Report struct {
 	TokenFile string `yaml:"token_file,omitempty"`
 	TokenEnv  string `yaml:"token_env,omitempty"`
 	QueueMax  int    `yaml:"queue_max"`
+	RetryMax  int    `yaml:"retry_max"` // retries of one upload; 0 = one request
+}
+
+// Retry is the one backoff of every retried request: the pause before
+// retry n is WaitMin * 2^(n-1), at most WaitMax.
+type Retry struct {
+	WaitMin Duration `yaml:"wait_min"`
+	WaitMax Duration `yaml:"wait_max"`
 }
 
 // Log configures the log files.
@@ -200,71 +175,17 @@ type Status struct {
 	Token     string `yaml:"-"`                    // secret, read from TokenFile by Load; never rendered
 }
 
-// Default returns a configuration holding every default value. Parse starts
-// from it, so a key written with a zero value (jitter: 0s) keeps that value.
+// Default returns a configuration holding every default value of Keys.
+// Parse starts from it, so a key written with a zero value (jitter: 0s)
+// keeps that value.
 func Default() *Config {
 	c := &Config{}
-	c.applyDefaults()
+	for _, k := range Keys {
+		if k.apply != nil {
+			k.apply(c)
+		}
+	}
 	return c
-}
-
-// applyDefaults fills every unset value with its default.
-func (c *Config) applyDefaults() {
-	setStr(&c.StateDir, DefaultStateDir)
-	setDur(&c.Poll.Interval, DefaultPollInterval)
-	setDur(&c.Poll.Jitter, DefaultPollJitter)
-	setInt(&c.Manifest.Threshold, DefaultThreshold)
-	setDur(&c.Manifest.MaxSkew, DefaultMaxSkew)
-	setInt64(&c.Manifest.MaxSize, DefaultManifestMaxSize)
-	setInt64(&c.Manifest.MaxImageSize, DefaultMaxImageSize)
-	setDur(&c.Download.StallTimeout, DefaultStallTimeout)
-	setDur(&c.Download.RequestTimeout, DefaultDownloadTimeout)
-	setInt(&c.Download.RetryMax, DefaultDownloadRetryMax)
-	setInt64(&c.Download.FreeSpaceMargin, DefaultFreeSpaceMargin)
-	setInt(&c.Report.QueueMax, DefaultReportQueueMax)
-	setStr(&c.Log.Dir, DefaultLogDir)
-	setStr(&c.Log.Level, DefaultLogLevel)
-	setInt(&c.Log.MaxSizeMB, DefaultLogMaxSizeMB)
-	setInt(&c.Log.RetentionDays, DefaultLogRetentionDays)
-	setInt(&c.Log.MaxBackups, DefaultLogMaxBackups)
-	setInt(&c.MaxAttempts, DefaultMaxAttempts)
-	i := &c.Device.ISAPI
-	setDur(&i.RequestTimeout, DefaultISAPIRequest)
-	setDur(&i.UploadTimeout, DefaultISAPIUpload)
-	setDur(&i.FlashTimeout, DefaultISAPIFlash)
-	setDur(&i.RebootTimeout, DefaultISAPIReboot)
-	setDur(&i.DownGrace, DefaultISAPIDownGrace)
-	setDur(&i.PollInterval, DefaultISAPIPollInterval)
-	setInt(&i.RetryMax, DefaultISAPIRetryMax)
-	l := &c.Device.Local
-	setDur(&l.InstallTimeout, DefaultLocalInstall)
-	setDur(&l.CommandTimeout, DefaultLocalCommand)
-	setDur(&l.RebootTimeout, DefaultLocalReboot)
-	setDur(&l.PollInterval, DefaultLocalPollInterval)
-}
-
-func setStr(p *string, v string) {
-	if *p == "" {
-		*p = v
-	}
-}
-
-func setDur(p *Duration, v Duration) {
-	if *p == 0 {
-		*p = v
-	}
-}
-
-func setInt(p *int, v int) {
-	if *p == 0 {
-		*p = v
-	}
-}
-
-func setInt64(p *int64, v int64) {
-	if *p == 0 {
-		*p = v
-	}
 }
 
 // InWindow reports whether t falls inside a maintenance window. With no

@@ -56,6 +56,15 @@ func TestExampleFileParsesWithEveryKey(t *testing.T) {
 			t.Errorf("example file lacks key %s", key)
 		}
 	}
+	// Every key of the definition is in the example, in its section.
+	for _, k := range Keys {
+		parts := strings.Split(k.Path, ".")
+		indent := strings.Repeat("  ", len(parts)-1)
+		name := parts[len(parts)-1] + ":"
+		if !strings.Contains(text, "\n"+indent+name) && !strings.Contains(text, "\n"+indent+"# "+name) {
+			t.Errorf("example file lacks %s (as %q at indent %d)", k.Path, name, len(indent))
+		}
+	}
 }
 
 func TestDefaultsAreAppliedAndExplicitZerosKept(t *testing.T) {

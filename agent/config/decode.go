@@ -38,7 +38,7 @@ func Parse(data []byte, name string) (*Config, error) {
 	}
 	d := &decoder{p: p}
 	if root != nil {
-		d.config(root, c)
+		d.section(root, "", c)
 	}
 	if len(p.errs) > 0 {
 		return nil, p.err()
@@ -96,13 +96,10 @@ func yamlErrMsg(err error) string {
 	return s
 }
 
-// decoder walks the YAML node tree against the configuration schema.
+// decoder walks the YAML node tree against Keys.
 type decoder struct {
 	p *problems
 }
-
-// field decodes the value of one key; key is the full dotted path.
-type field func(n *yaml.Node, key string)
 
 func join(path, k string) string {
 	if path == "" {
@@ -138,8 +135,10 @@ func (d *decoder) fail(n *yaml.Node, key, format string, args ...any) {
 	d.p.add(n.Line, key, fmt.Sprintf(format, args...))
 }
 
-// mapping decodes a mapping whose keys must all be in fields.
-func (d *decoder) mapping(n *yaml.Node, path string, fields map[string]field) {
+// section decodes the mapping of the section at path ("" for the top
+// level): every key must be defined in Keys, each is written once, and its
+// line is recorded. A null value (key written without one) is as if absent.
+func (d *decoder) section(n *yaml.Node, path string, c *Config) {
 	n = resolve(n)
 	if isNull(n) {
 		return
@@ -150,323 +149,117 @@ func (d *decoder) mapping(n *yaml.Node, path string, fields map[string]field) {
 	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		kn, vn := resolve(n.Content[i]), n.Content[i+1]
+		kn, vn := resolve(n.Content[i]), resolve(n.Content[i+1])
 		if kn.Kind != yaml.ScalarNode {
 			d.fail(kn, path, "keys must be plain words, got %s", describe(kn))
 			continue
 		}
-		k := kn.Value
-		key := join(path, k)
-		if seen[k] {
+		key := join(path, kn.Value)
+		if seen[kn.Value] {
 			d.fail(kn, key, "written twice: keep one")
 			continue
 		}
-		seen[k] = true
+		seen[kn.Value] = true
 		d.p.lines[key] = kn.Line
-		f, ok := fields[k]
+		k, ok := lookup(key)
 		if !ok {
-			d.fail(kn, key, "unknown key%s", suggest(k, fields))
+			d.fail(kn, key, "unknown key%s", suggest(kn.Value, keyChildren[path]))
 			continue
 		}
-		f(resolve(vn), key)
+		switch {
+		case k.Section():
+			d.section(vn, key, c)
+		case isNull(vn):
+		default:
+			k.decode(d, vn, key, c)
+		}
 	}
 }
 
 // suggest proposes the known key closest to an unknown one.
-func suggest(k string, fields map[string]field) string {
+func suggest(k string, names []string) string {
 	norm := func(s string) string {
 		return strings.NewReplacer("_", "", "-", "", " ", "").Replace(strings.ToLower(s))
 	}
-	names := make([]string, 0, len(fields))
-	for name := range fields {
+	for _, name := range names {
 		if norm(name) == norm(k) {
 			return fmt.Sprintf(" (did you mean %s?)", name)
 		}
-		names = append(names, name)
 	}
-	sort.Strings(names)
-	return fmt.Sprintf(" (known keys here: %s)", strings.Join(names, ", "))
+	sorted := append([]string(nil), names...)
+	sort.Strings(sorted)
+	return fmt.Sprintf(" (known keys here: %s)", strings.Join(sorted, ", "))
 }
 
-func (d *decoder) str(p *string) field {
-	return func(n *yaml.Node, key string) {
-		if isNull(n) {
-			return
-		}
-		if n.Kind != yaml.ScalarNode {
-			d.fail(n, key, "expected a text value, got %s", describe(n))
-			return
-		}
-		*p = n.Value
+func (d *decoder) strList(n *yaml.Node, key string) []string {
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n, key, "expected a list (like [a, b] or one '- item' per line), got %s", describe(n))
+		return nil
 	}
+	out := make([]string, 0, len(n.Content))
+	for i, c := range n.Content {
+		c = resolve(c)
+		k := fmt.Sprintf("%s[%d]", key, i)
+		d.p.lines[k] = c.Line
+		if c.Kind != yaml.ScalarNode || isNull(c) {
+			d.fail(c, k, "expected a text value, got %s", describe(c))
+			continue
+		}
+		out = append(out, c.Value)
+	}
+	return out
 }
 
-func (d *decoder) boolean(p *bool) field {
-	return func(n *yaml.Node, key string) {
-		if isNull(n) {
-			return
+func (d *decoder) windows(n *yaml.Node, key string) []Window {
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n, key, `expected a list of windows like ["Sat 02:00-04:00"], got %s`, describe(n))
+		return nil
+	}
+	out := make([]Window, 0, len(n.Content))
+	for i, c := range n.Content {
+		c = resolve(c)
+		k := fmt.Sprintf("%s[%d]", key, i)
+		d.p.lines[k] = c.Line
+		if c.Kind != yaml.ScalarNode {
+			d.fail(c, k, `expected a window like "Sat 02:00-04:00", got %s`, describe(c))
+			continue
 		}
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
-			d.fail(n, key, "%s is not true or false", describe(n))
-			return
-		}
-		v, err := strconv.ParseBool(strings.ToLower(n.Value))
+		w, err := ParseWindow(c.Value)
 		if err != nil {
-			d.fail(n, key, "%s is not true or false", describe(n))
-			return
+			d.fail(c, k, "%v", err)
+			continue
 		}
-		*p = v
+		out = append(out, w)
 	}
+	return out
 }
 
-func (d *decoder) integer(p *int, min int) field {
-	return func(n *yaml.Node, key string) {
-		if isNull(n) {
-			return
-		}
-		var v int
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&v) != nil {
-			d.fail(n, key, "%s is not a whole number", describe(n))
-			return
-		}
-		if v < min {
-			d.fail(n, key, "%d is too small (at least %d)", v, min)
-			return
-		}
-		*p = v
+func (d *decoder) pins(n *yaml.Node, key string) map[string][]string {
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, key, "expected a mapping of model to digests, got %s", describe(n))
+		return nil
 	}
-}
-
-func (d *decoder) duration(p *Duration) field {
-	return func(n *yaml.Node, key string) {
-		if isNull(n) {
-			return
+	out := map[string][]string{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		kn, vn := resolve(n.Content[i]), resolve(n.Content[i+1])
+		if kn.Kind != yaml.ScalarNode || strings.TrimSpace(kn.Value) == "" {
+			d.fail(kn, key, "expected a model name, got %s", describe(kn))
+			continue
 		}
-		if n.Kind != yaml.ScalarNode {
-			d.fail(n, key, "%s is not a duration (use e.g. 6h, 30m)", describe(n))
-			return
+		model := strings.TrimSpace(kn.Value)
+		k := key + "." + model
+		d.p.lines[k] = kn.Line
+		if _, dup := out[model]; dup {
+			d.fail(kn, k, "written twice: keep one")
+			continue
 		}
-		v, err := ParseDuration(n.Value)
-		if err != nil {
-			d.fail(n, key, "%v", err)
-			return
+		var digests []string
+		if !isNull(vn) {
+			digests = d.strList(vn, k)
 		}
-		*p = v
+		out[model] = digests
 	}
-}
-
-func (d *decoder) size(p *int64, perSecond bool) field {
-	return func(n *yaml.Node, key string) {
-		if isNull(n) {
-			return
-		}
-		if n.Kind != yaml.ScalarNode {
-			d.fail(n, key, "%s is not a size", describe(n))
-			return
-		}
-		v, err := ParseSize(n.Value, perSecond)
-		if err != nil {
-			d.fail(n, key, "%v", err)
-			return
-		}
-		*p = v
-	}
-}
-
-func (d *decoder) strList(p *[]string) field {
-	return func(n *yaml.Node, key string) {
-		if isNull(n) {
-			return
-		}
-		if n.Kind != yaml.SequenceNode {
-			d.fail(n, key, "expected a list (like [a, b] or one '- item' per line), got %s", describe(n))
-			return
-		}
-		out := make([]string, 0, len(n.Content))
-		for i, c := range n.Content {
-			c = resolve(c)
-			k := fmt.Sprintf("%s[%d]", key, i)
-			d.p.lines[k] = c.Line
-			if c.Kind != yaml.ScalarNode || isNull(c) {
-				d.fail(c, k, "expected a text value, got %s", describe(c))
-				continue
-			}
-			out = append(out, c.Value)
-		}
-		*p = out
-	}
-}
-
-func (d *decoder) windows(p *[]Window) field {
-	return func(n *yaml.Node, key string) {
-		if isNull(n) {
-			return
-		}
-		if n.Kind != yaml.SequenceNode {
-			d.fail(n, key, `expected a list of windows like ["Sat 02:00-04:00"], got %s`, describe(n))
-			return
-		}
-		out := make([]Window, 0, len(n.Content))
-		for i, c := range n.Content {
-			c = resolve(c)
-			k := fmt.Sprintf("%s[%d]", key, i)
-			d.p.lines[k] = c.Line
-			if c.Kind != yaml.ScalarNode {
-				d.fail(c, k, `expected a window like "Sat 02:00-04:00", got %s`, describe(c))
-				continue
-			}
-			w, err := ParseWindow(c.Value)
-			if err != nil {
-				d.fail(c, k, "%v", err)
-				continue
-			}
-			out = append(out, w)
-		}
-		*p = out
-	}
-}
-
-func (d *decoder) pins(p *map[string][]string) field {
-	return func(n *yaml.Node, key string) {
-		if isNull(n) {
-			return
-		}
-		if n.Kind != yaml.MappingNode {
-			d.fail(n, key, "expected a mapping of model to digests, got %s", describe(n))
-			return
-		}
-		out := map[string][]string{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			kn, vn := resolve(n.Content[i]), resolve(n.Content[i+1])
-			if kn.Kind != yaml.ScalarNode || strings.TrimSpace(kn.Value) == "" {
-				d.fail(kn, key, "expected a model name, got %s", describe(kn))
-				continue
-			}
-			model := strings.TrimSpace(kn.Value)
-			k := key + "." + model
-			d.p.lines[k] = kn.Line
-			if _, dup := out[model]; dup {
-				d.fail(kn, k, "written twice: keep one")
-				continue
-			}
-			var digests []string
-			d.strList(&digests)(vn, k)
-			out[model] = digests
-		}
-		*p = out
-	}
-}
-
-// config decodes the top level.
-func (d *decoder) config(n *yaml.Node, c *Config) {
-	d.mapping(n, "", map[string]field{
-		"terms_accepted": d.boolean(&c.TermsAccepted),
-		"device": func(n *yaml.Node, key string) {
-			d.mapping(n, key, map[string]field{
-				"backend": d.str(&c.Device.Backend),
-				"isapi":   func(n *yaml.Node, key string) { d.isapi(n, key, &c.Device.ISAPI) },
-				"local":   func(n *yaml.Node, key string) { d.local(n, key, &c.Device.Local) },
-			})
-		},
-		"manifest": func(n *yaml.Node, key string) {
-			m := &c.Manifest
-			d.mapping(n, key, map[string]field{
-				"urls":           d.strList(&m.URLs),
-				"keys":           d.strList(&m.Keys),
-				"threshold":      d.integer(&m.Threshold, 1),
-				"max_skew":       d.duration(&m.MaxSkew),
-				"max_size":       d.size(&m.MaxSize, false),
-				"max_image_size": d.size(&m.MaxImageSize, false),
-			})
-		},
-		"state_dir": d.str(&c.StateDir),
-		"poll": func(n *yaml.Node, key string) {
-			d.mapping(n, key, map[string]field{
-				"interval": d.duration(&c.Poll.Interval),
-				"jitter":   d.duration(&c.Poll.Jitter),
-			})
-		},
-		"maintenance_windows": d.windows(&c.Windows),
-		"download": func(n *yaml.Node, key string) {
-			dl := &c.Download
-			d.mapping(n, key, map[string]field{
-				"bandwidth_limit":   d.size(&dl.BandwidthLimit, true),
-				"stall_timeout":     d.duration(&dl.StallTimeout),
-				"request_timeout":   d.duration(&dl.RequestTimeout),
-				"retry_max":         d.integer(&dl.RetryMax, 0),
-				"free_space_margin": d.size(&dl.FreeSpaceMargin, false),
-			})
-		},
-		"policy": func(n *yaml.Node, key string) {
-			d.mapping(n, key, map[string]field{
-				"allow_downgrade": d.boolean(&c.Policy.AllowDowngrade),
-				"pins":            d.pins(&c.Policy.Pins),
-			})
-		},
-		"groups": d.strList(&c.Groups),
-		"report": func(n *yaml.Node, key string) {
-			r := &c.Report
-			d.mapping(n, key, map[string]field{
-				"url":        d.str(&r.URL),
-				"token":      d.str(&r.Token),
-				"token_file": d.str(&r.TokenFile),
-				"token_env":  d.str(&r.TokenEnv),
-				"queue_max":  d.integer(&r.QueueMax, 1),
-			})
-		},
-		"log": func(n *yaml.Node, key string) {
-			l := &c.Log
-			d.mapping(n, key, map[string]field{
-				"dir":            d.str(&l.Dir),
-				"level":          d.str(&l.Level),
-				"max_size_mb":    d.integer(&l.MaxSizeMB, 1),
-				"retention_days": d.integer(&l.RetentionDays, 1),
-				"max_backups":    d.integer(&l.MaxBackups, 0),
-			})
-		},
-		"status": func(n *yaml.Node, key string) {
-			d.mapping(n, key, map[string]field{
-				"listen":     d.str(&c.Status.Listen),
-				"token_file": d.str(&c.Status.TokenFile),
-			})
-		},
-		"max_attempts": d.integer(&c.MaxAttempts, 1),
-	})
-}
-
-func (d *decoder) isapi(n *yaml.Node, key string, i *ISAPI) {
-	d.mapping(n, key, map[string]field{
-		"url":                  d.str(&i.URL),
-		"username":             d.str(&i.Username),
-		"password":             d.str(&i.Password),
-		"password_file":        d.str(&i.PasswordFile),
-		"password_env":         d.str(&i.PasswordEnv),
-		"allow_basic":          d.boolean(&i.AllowBasic),
-		"ca_file":              d.str(&i.CAFile),
-		"cert_sha256":          d.str(&i.CertSHA256),
-		"insecure_skip_verify": d.boolean(&i.InsecureSkipVerify),
-		"request_timeout":      d.duration(&i.RequestTimeout),
-		"upload_timeout":       d.duration(&i.UploadTimeout),
-		"flash_timeout":        d.duration(&i.FlashTimeout),
-		"reboot_timeout":       d.duration(&i.RebootTimeout),
-		"down_grace":           d.duration(&i.DownGrace),
-		"poll_interval":        d.duration(&i.PollInterval),
-		"retry_max":            d.integer(&i.RetryMax, 0),
-	})
-}
-
-func (d *decoder) local(n *yaml.Node, key string, l *Local) {
-	d.mapping(n, key, map[string]field{
-		"identity_file":    d.str(&l.IdentityFile),
-		"identity_command": d.strList(&l.IdentityCommand),
-		"install_command":  d.strList(&l.InstallCommand),
-		"reboot_command":   d.strList(&l.RebootCommand),
-		"status_command":   d.strList(&l.StatusCommand),
-		"install_timeout":  d.duration(&l.InstallTimeout),
-		"command_timeout":  d.duration(&l.CommandTimeout),
-		"reboot_timeout":   d.duration(&l.RebootTimeout),
-		"poll_interval":    d.duration(&l.PollInterval),
-	})
+	return out
 }
 
 var daysRe = regexp.MustCompile(`^(\d+)d(.*)$`)

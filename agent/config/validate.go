@@ -43,13 +43,18 @@ func (c *Config) normalize() {
 	}
 }
 
-func positive(p *problems, key string, v Duration) {
-	if v <= 0 {
-		p.at(key, "must be more than zero (use e.g. 30s, 5m)")
-	}
-}
-
 func (c *Config) validate(p *problems) {
+	// The bounds of each key, from its definition. A backend's keys are
+	// checked only when that backend is selected.
+	for _, k := range Keys {
+		if k.check == nil || (strings.HasPrefix(k.Path, "device.isapi.") && c.Device.Backend != BackendISAPI) ||
+			(strings.HasPrefix(k.Path, "device.local.") && c.Device.Backend != BackendLocal) {
+			continue
+		}
+		if msg := k.check(c); msg != "" {
+			p.at(k.Path, msg)
+		}
+	}
 	switch c.Device.Backend {
 	case BackendISAPI:
 		c.validateISAPI(p)
@@ -86,39 +91,11 @@ func (c *Config) validate(p *problems) {
 		}
 		seenKey[clean] = true
 	}
-	if m.Threshold < 1 {
-		p.at("manifest.threshold", "must be at least 1")
-	} else if len(m.Keys) > 0 && m.Threshold > len(seenKey) {
+	if m.Threshold >= 1 && len(m.Keys) > 0 && m.Threshold > len(seenKey) {
 		p.at("manifest.threshold", fmt.Sprintf("%d signatures required but only %d keys listed in manifest.keys (distinct files): lower the threshold or add keys", m.Threshold, len(seenKey)))
 	}
-	if m.MaxSkew < 0 {
-		p.at("manifest.max_skew", "must not be negative")
-	}
-	if m.MaxSize <= 0 {
-		p.at("manifest.max_size", "must be more than zero (e.g. 1MiB)")
-	}
-	if m.MaxImageSize <= 0 {
-		p.at("manifest.max_image_size", "must be more than zero (e.g. 4GiB)")
-	}
-
-	if strings.TrimSpace(c.StateDir) == "" {
-		p.at("state_dir", "must not be empty (default "+DefaultStateDir+")")
-	}
-	positive(p, "poll.interval", c.Poll.Interval)
-	if c.Poll.Jitter < 0 {
-		p.at("poll.jitter", "must not be negative")
-	}
-
-	positive(p, "download.stall_timeout", c.Download.StallTimeout)
-	positive(p, "download.request_timeout", c.Download.RequestTimeout)
-	if c.Download.BandwidthLimit < 0 {
-		p.at("download.bandwidth_limit", "must not be negative (0 = unlimited)")
-	}
-	if c.Download.RetryMax < 0 {
-		p.at("download.retry_max", "must not be negative")
-	}
-	if c.Download.FreeSpaceMargin < 0 {
-		p.at("download.free_space_margin", "must not be negative")
+	if c.Retry.WaitMax < c.Retry.WaitMin {
+		p.at("retry.wait_max", fmt.Sprintf("%s is shorter than retry.wait_min (%s): raise it", c.Retry.WaitMax, c.Retry.WaitMin))
 	}
 
 	folded := map[string]string{}
@@ -157,24 +134,9 @@ func (c *Config) validate(p *problems) {
 		}
 	}
 	oneSource(p, "report.token", r.Token, r.TokenFile, r.TokenEnv)
-	if r.QueueMax < 1 {
-		p.at("report.queue_max", "must be at least 1")
-	}
 
-	if strings.TrimSpace(c.Log.Dir) == "" {
-		p.at("log.dir", "must not be empty (default "+DefaultLogDir+")")
-	}
 	if _, err := logrus.ParseLevel(c.Log.Level); err != nil {
 		p.at("log.level", fmt.Sprintf("%q is not a level: use error, warn, info, debug or trace", c.Log.Level))
-	}
-	if c.Log.MaxSizeMB < 1 {
-		p.at("log.max_size_mb", "must be at least 1")
-	}
-	if c.Log.RetentionDays < 1 {
-		p.at("log.retention_days", "must be at least 1")
-	}
-	if c.Log.MaxBackups < 0 {
-		p.at("log.max_backups", "must not be negative (0 = keep all within retention_days)")
 	}
 
 	if c.Status.Listen != "" {
@@ -185,9 +147,6 @@ func (c *Config) validate(p *problems) {
 		case !isLoopback(host) && c.Status.TokenFile == "" && c.Status.Token == "":
 			p.at("status.listen", fmt.Sprintf("%q is not a loopback address and status.token_file is not set: the agent refuses to start; set status.token_file or listen on 127.0.0.1", c.Status.Listen))
 		}
-	}
-	if c.MaxAttempts < 1 {
-		p.at("max_attempts", "must be at least 1")
 	}
 }
 
@@ -225,17 +184,8 @@ func (c *Config) validateISAPI(p *problems) {
 	if i.InsecureSkipVerify && i.CAFile != "" {
 		p.at("device.isapi.insecure_skip_verify", "set together with ca_file: remove one of them")
 	}
-	positive(p, "device.isapi.request_timeout", i.RequestTimeout)
-	positive(p, "device.isapi.upload_timeout", i.UploadTimeout)
-	positive(p, "device.isapi.flash_timeout", i.FlashTimeout)
-	positive(p, "device.isapi.reboot_timeout", i.RebootTimeout)
-	positive(p, "device.isapi.down_grace", i.DownGrace)
 	if i.DownGrace > i.RebootTimeout {
 		p.at("device.isapi.down_grace", "longer than reboot_timeout: the device could never be waited for")
-	}
-	positive(p, "device.isapi.poll_interval", i.PollInterval)
-	if i.RetryMax < 0 {
-		p.at("device.isapi.retry_max", "must not be negative")
 	}
 }
 
@@ -260,10 +210,6 @@ func (c *Config) validateLocal(p *problems) {
 			p.at(key, "the program (first item) is empty")
 		}
 	}
-	positive(p, "device.local.install_timeout", l.InstallTimeout)
-	positive(p, "device.local.command_timeout", l.CommandTimeout)
-	positive(p, "device.local.reboot_timeout", l.RebootTimeout)
-	positive(p, "device.local.poll_interval", l.PollInterval)
 }
 
 // oneSource refuses a secret given in more than one way.
