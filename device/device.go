@@ -1,8 +1,10 @@
 // Package device defines what the agent needs from a recorder, and no more:
 // read its identity, install an image file, reboot, and wait until it answers
-// again. Backends live in subpackages (isapi for the recorder's HTTP API,
-// local for an agent running on the recorder itself). This package must not
-// know about manifests, policies or the daemon.
+// again; optionally (small interfaces a backend may implement) read its
+// health and export its configuration. Backends live in subpackages (isapi
+// for the recorder's HTTP API, local for an agent running on the recorder
+// itself). This package must not know about manifests, policies or the
+// daemon.
 package device
 
 import "context"

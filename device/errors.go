@@ -18,6 +18,10 @@ var (
 	// waits for a reboot (ISAPI rebootRequired). A backend never reboots
 	// into it on its own: the agent alone knows whether it sent that image.
 	ErrPendingImage = errors.New("device holds a flashed image waiting for a reboot")
+	// ErrNotSupported means the recorder does not offer what was asked
+	// (older firmware answers 404 or ResponseStatus notSupport), or the
+	// backend has no way to ask. Callers degrade, they do not fail.
+	ErrNotSupported = errors.New("not supported by this recorder")
 )
 
 // Error is the typed error of every device operation. Transient errors may be

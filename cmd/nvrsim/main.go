@@ -45,6 +45,13 @@ type serveFlags struct {
 	rebootSeconds, flashSeconds, lockSeconds                                             float64
 	lockAfter                                                                            int
 	https, allowBasic                                                                    bool
+
+	// Health and backup.
+	disks                                 []string
+	diskStatus, diskStatusAfterFlash      map[string]string
+	channels, channelsLost, configSize    int
+	channelReturnSeconds                  float64
+	oldFirmware, exportFails, exportNoSup bool
 }
 
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -54,7 +61,9 @@ func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Simulate a Hikvision NVR's ISAPI (digest auth, deviceInfo, firmware upload, reboot) for fwagent",
 		Long: `nvrsim serves a simulated recorder's ISAPI: digest auth with lockout after
 failed logins, deviceInfo, firmware upload (PUT or POST multipart), upgradeStatus
-and reboot, plus GET /debug/state (JSON, no auth). It models the damage rule:
+and reboot, disks (ContentMgmt/Storage), camera channels (InputProxy/channels/status)
+and the configuration export (System/configurationData), plus GET /debug/state
+(JSON, no auth) and GET/PUT /debug/faults (the fault knobs, also set by --fault-* flags). It models the damage rule:
 iDS-9632NXI-I8/16S is bricked by any image but the custom firmware 4.1.25.
 Write test images with "nvrsim mkimage".`,
 		Args:          cobra.NoArgs,
@@ -81,6 +90,16 @@ Write test images with "nvrsim mkimage".`,
 	fl.BoolVar(&f.https, "https", false, "serve HTTPS with a fresh self-signed certificate (its SHA-256 fingerprint is printed)")
 	fl.BoolVar(&f.allowBasic, "allow-basic", false, "also offer and accept HTTP Basic auth")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.StringSliceVar(&f.disks, "disks", []string{"ok", "ok"}, "the disks' status words, one per disk (ok, idle, formating, error, ...)")
+	fl.IntVar(&f.channels, "channels", 8, "IP camera channels (0: none; channel status answers notSupport)")
+	fl.Float64Var(&f.channelReturnSeconds, "channel-return-seconds", 0, "seconds after a reboot until the channels are back online")
+	fl.IntVar(&f.configSize, "config-size", 64<<10, "bytes of the configuration file System/configurationData exports")
+	fl.BoolVar(&f.oldFirmware, "old-firmware", false, "old firmware: no Storage, channel status or configurationData endpoints (404)")
+	fl.StringToStringVar(&f.diskStatus, "fault-disk-status", nil, "fault: disks' reported status by id, e.g. 1=formating")
+	fl.StringToStringVar(&f.diskStatusAfterFlash, "fault-disk-status-after-flash", nil, "fault: disks' status by id once back from a reboot into a flashed image, e.g. 2=error")
+	fl.IntVar(&f.channelsLost, "fault-channels-lost-after-flash", 0, "fault: this many channels (the highest ids) never come back after a flash")
+	fl.BoolVar(&f.exportFails, "fault-export-fails", false, "fault: configuration exports answer HTTP 500")
+	fl.BoolVar(&f.exportNoSup, "fault-export-not-supported", false, "fault: configuration exports answer notSupport")
 	return cmd
 }
 
@@ -115,6 +134,21 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 	if f.lockAfter < 1 {
 		return cli.Usage(fmt.Errorf("--lock-after is %d: give 1 or more", f.lockAfter))
 	}
+	if f.channels < 0 || f.channelsLost < 0 || f.configSize < 1 {
+		return cli.Usage(fmt.Errorf("--channels, --fault-channels-lost-after-flash and --config-size take positive numbers"))
+	}
+	chanReturn, err := seconds("channel-return-seconds", f.channelReturnSeconds)
+	if err != nil {
+		return err
+	}
+	disks := make([]nvrsim.Disk, 0, len(f.disks))
+	for i, st := range f.disks {
+		disks = append(disks, nvrsim.Disk{ID: i + 1, Status: st})
+	}
+	channels := f.channels
+	if channels == 0 {
+		channels = -1
+	}
 	password := f.password
 	if password == "" {
 		password = os.Getenv("NVRSIM_PASSWORD")
@@ -124,6 +158,7 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 		User: f.user, Password: password, Namespace: f.namespace, AllowBasic: f.allowBasic,
 		RebootDelay: reboot, FlashDuration: flash, LockAfter: f.lockAfter, LockFor: lockFor,
 		TLS: f.https, Logger: log,
+		Disks: disks, Channels: channels, ChannelReturnDelay: chanReturn, ConfigSize: f.configSize, OldFirmware: f.oldFirmware,
 	}
 	if _, err := nvrsim.NewChecked(cfg); err != nil {
 		return cli.Usage(err)
@@ -132,6 +167,10 @@ func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	srv.SetFaults(nvrsim.Faults{
+		DiskStatus: f.diskStatus, DiskStatusAfterFlash: f.diskStatusAfterFlash, ChannelsLostAfterFlash: f.channelsLost,
+		ExportFails: f.exportFails, ExportNotSupported: f.exportNoSup,
+	})
 	c := srv.Config()
 	fmt.Fprintf(stdout, "nvrsim: %s %s (%s) serial %s at %s\n", c.Model, c.Firmware, c.Variant, c.Serial, srv.URL())
 	fmt.Fprintf(stdout, "user: %s\n", c.User)

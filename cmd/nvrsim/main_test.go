@@ -182,3 +182,46 @@ func TestVersionFlag(t *testing.T) {
 		t.Errorf("--version: %v, printed %q", err, out.String())
 	}
 }
+
+func TestServeTakesTheHealthFlags(t *testing.T) {
+	printed, _ := startCmd(t, "--disks", "ok,formating,error", "--channels", "4", "--old-firmware=false",
+		"--fault-disk-status", "1=reparing", "--fault-channels-lost-after-flash", "2", "--fault-export-fails", "--config-size", "1000")
+	m := urlRe.FindStringSubmatch(printed[0])
+	if m == nil {
+		t.Fatalf("no URL in %q", printed)
+	}
+	res, err := http.Get(m[1] + "/debug/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{`"status": "reparing"`, `"status": "formating"`, `"status": "error"`, `"channels_lost_after_flash": 2`, `"export_fails": true`, `"id": 4`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("state lacks %s:\n%s", want, body)
+		}
+	}
+	c := &http.Client{Transport: &digest.Transport{Username: "admin", Password: "admin12345"}}
+	res, err = c.Get(m[1] + "/ISAPI/System/configurationData")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 500 {
+		t.Errorf("export answered %d, want the 500 of --fault-export-fails", res.StatusCode)
+	}
+}
+
+func TestOldFirmwareFlagRemovesTheHealthEndpoints(t *testing.T) {
+	printed, _ := startCmd(t, "--old-firmware", "--channels", "0")
+	m := urlRe.FindStringSubmatch(printed[0])
+	c := &http.Client{Transport: &digest.Transport{Username: "admin", Password: "admin12345"}}
+	res, err := c.Get(m[1] + "/ISAPI/ContentMgmt/Storage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 404 {
+		t.Errorf("Storage answered %d, want 404", res.StatusCode)
+	}
+}

@@ -7,7 +7,11 @@
 // kill the whole process group, every output line captured into the log,
 // and exit statuses turned into *device.Error. It must not decide whether an
 // image may be installed: that is done by the verify package before Install
-// is called.
+// is called. It does not implement device.HealthReader nor
+// device.ConfigExporter: an agent on the recorder has no portable way to read
+// its disks and channels or export its configuration, so the agent treats
+// both as not supported (and a required configuration backup defers the
+// install, naming install.config_backup).
 package local
 
 import (

@@ -57,6 +57,25 @@ type Config struct {
 	// percent rising over it (0 = done by the time the upload is answered).
 	FlashDuration time.Duration
 
+	// Disks are the recorder's disks; default two healthy 4 TB disks.
+	// A disk's Status is the word ContentMgmt/Storage reports ("ok",
+	// "formating", "error", ...).
+	Disks []Disk
+	// Channels is the number of IP camera channels, all online at start;
+	// default 8; negative: none (channel status answers notSupport, as a
+	// recorder without IP channels does).
+	Channels int
+	// ChannelReturnDelay is how long after the recorder is back from a
+	// reboot its channels come back online (0 = at once).
+	ChannelReturnDelay time.Duration
+	// ConfigSize is the size in bytes of the opaque configuration file
+	// System/configurationData exports; default 64 KiB.
+	ConfigSize int
+	// OldFirmware makes the recorder predate the health and backup
+	// endpoints: ContentMgmt/Storage, InputProxy/channels/status and
+	// System/configurationData answer 404 notSupport.
+	OldFirmware bool
+
 	// LockAfter is the number of failed logins in a row that locks the
 	// account; default 7.
 	LockAfter int
@@ -110,6 +129,57 @@ type Faults struct {
 	// statusCode 4 (Invalid Operation), subStatusCode notSupport, so that
 	// a client falls back to POST multipart.
 	PutNotSupported bool `json:"put_not_supported,omitempty"`
+
+	// DiskStatus overrides what ContentMgmt/Storage reports for disks, by
+	// disk id, e.g. {"1": "formating"}, while it is set.
+	DiskStatus map[string]string `json:"disk_status,omitempty"`
+	// DiskStatusAfterFlash sets disks' status, by disk id, for good once the
+	// recorder comes back from a reboot into a flashed image, e.g.
+	// {"2": "error"}.
+	DiskStatusAfterFlash map[string]string `json:"disk_status_after_flash,omitempty"`
+	// ChannelsLostAfterFlash is how many channels (the highest ids) never
+	// come back online after a reboot into a flashed image.
+	ChannelsLostAfterFlash int `json:"channels_lost_after_flash,omitempty"`
+	// ExportFails answers configuration exports with a plain HTTP 500.
+	ExportFails bool `json:"export_fails,omitempty"`
+	// ExportNotSupported answers configuration exports with HTTP 403 and
+	// ResponseStatus statusCode 4, subStatusCode notSupport.
+	ExportNotSupported bool `json:"export_not_supported,omitempty"`
+}
+
+// clone copies f, maps included, so that the copy shares nothing.
+func (f Faults) clone() Faults {
+	f.DiskStatus = cloneMap(f.DiskStatus)
+	f.DiskStatusAfterFlash = cloneMap(f.DiskStatusAfterFlash)
+	return f
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Disk is one simulated disk, as ContentMgmt/Storage reports it.
+type Disk struct {
+	ID         int    `json:"id"`
+	Name       string `json:"name"`
+	Status     string `json:"status"`
+	CapacityMB int64  `json:"capacity_mb"`
+	FreeMB     int64  `json:"free_mb"`
+	Property   string `json:"property"` // RW, RO, Redund
+}
+
+// Channel is one simulated camera channel.
+type Channel struct {
+	ID     int  `json:"id"`
+	Online bool `json:"online"`
+	Lost   bool `json:"lost,omitempty"` // never comes back (ChannelsLostAfterFlash)
 }
 
 // withDefaults returns cfg with every zero field filled in, or an error
@@ -139,6 +209,40 @@ func (cfg Config) withDefaults() (Config, error) {
 	cfg.Variant = strings.ToLower(strings.TrimSpace(cfg.Variant))
 	if cfg.Variant != "custom" && cfg.Variant != "standard" {
 		return cfg, fmt.Errorf("nvrsim: unknown variant %q: use custom or standard", cfg.Variant)
+	}
+	if cfg.Disks == nil {
+		cfg.Disks = []Disk{
+			{ID: 1, Name: "hdd1", Status: "ok", CapacityMB: 3815447, FreeMB: 120034, Property: "RW"},
+			{ID: 2, Name: "hdd2", Status: "ok", CapacityMB: 3815447, FreeMB: 98211, Property: "RW"},
+		}
+	} else {
+		cfg.Disks = append([]Disk(nil), cfg.Disks...)
+	}
+	for i := range cfg.Disks {
+		d := &cfg.Disks[i]
+		if d.ID == 0 {
+			d.ID = i + 1
+		}
+		def(&d.Name, fmt.Sprintf("hdd%d", d.ID))
+		def(&d.Status, "ok")
+		def(&d.Property, "RW")
+		if d.CapacityMB == 0 {
+			d.CapacityMB, d.FreeMB = 3815447, 120034
+		}
+	}
+	switch {
+	case cfg.Channels == 0:
+		cfg.Channels = 8
+	case cfg.Channels < 0:
+		cfg.Channels = -1
+	case cfg.Channels > 512:
+		return cfg, fmt.Errorf("nvrsim: %d channels: give at most 512", cfg.Channels)
+	}
+	if cfg.ConfigSize <= 0 {
+		cfg.ConfigSize = 64 << 10
+	}
+	if cfg.ChannelReturnDelay < 0 {
+		return cfg, fmt.Errorf("nvrsim: negative channel return delay")
 	}
 	if cfg.LockAfter <= 0 {
 		cfg.LockAfter = 7

@@ -3,7 +3,11 @@
 // peer: digest auth with failed-login counting and lockout, deviceInfo in
 // any of the namespaces recorders use, firmware upload by PUT or POST
 // multipart (streamed to disk, never held in memory), flashing progress,
-// reboots that take the recorder off the network, fault knobs, and the
+// reboots that take the recorder off the network, the recorder's health
+// (disks with their states from ContentMgmt/Storage, camera channels from
+// InputProxy/channels/status that come back after a reboot, late or never),
+// the opaque configuration export (System/configurationData), a mode for
+// older firmware without those endpoints, fault knobs, and the
 // damage model: iDS-9632NXI-I8/16S is bricked by anything but the custom
 // firmware 4.1.25 and then never answers ISAPI again.
 //

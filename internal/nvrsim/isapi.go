@@ -115,6 +115,14 @@ var routes = map[string]string{
 	"/isapi/system/reboot":         "reboot",
 }
 
+// healthRoutes are the endpoints that older firmware lacks (Config.OldFirmware).
+var healthRoutes = map[string]string{
+	"/isapi/contentmgmt/storage":                    "storage",
+	"/isapi/contentmgmt/storage/hdd":                "storageHDD",
+	"/isapi/contentmgmt/inputproxy/channels/status": "channelsStatus",
+	"/isapi/system/configurationdata":               "configurationData",
+}
+
 func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/debug/state":
@@ -167,12 +175,20 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 	s.notify()
 	s.mu.Unlock()
 
-	route := routes[strings.ToLower(strings.TrimSuffix(r.URL.Path, "/"))]
+	p := strings.ToLower(strings.TrimSuffix(r.URL.Path, "/"))
+	route := routes[p]
+	if hr, ok := healthRoutes[p]; ok && !s.cfg.OldFirmware {
+		route = hr
+	}
 	method := map[string]string{
-		"deviceInfo":     http.MethodGet,
-		"upgradeStatus":  http.MethodGet,
-		"reboot":         http.MethodPut,
-		"updateFirmware": http.MethodPut,
+		"deviceInfo":        http.MethodGet,
+		"upgradeStatus":     http.MethodGet,
+		"reboot":            http.MethodPut,
+		"updateFirmware":    http.MethodPut,
+		"storage":           http.MethodGet,
+		"storageHDD":        http.MethodGet,
+		"channelsStatus":    http.MethodGet,
+		"configurationData": http.MethodGet,
 	}[route]
 	switch {
 	case route == "":
@@ -192,6 +208,12 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 		s.serveReboot(w, r)
 	case "updateFirmware":
 		s.serveUpload(w, r)
+	case "storage", "storageHDD":
+		s.serveStorage(w, route == "storageHDD")
+	case "channelsStatus":
+		s.serveChannels(w, r)
+	case "configurationData":
+		s.serveConfigExport(w, r)
 	}
 }
 

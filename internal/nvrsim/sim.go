@@ -3,7 +3,9 @@ package nvrsim
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -60,6 +62,14 @@ type State struct {
 	LastUploadSHA256 string  `json:"last_upload_sha256,omitempty"`
 	Requests         int     `json:"requests"` // ISAPI requests that reached the recorder
 
+	// Disks are the recorder's disks with the status they report (the
+	// DiskStatus fault applied).
+	Disks []Disk `json:"disks,omitempty"`
+	// Channels are the camera channels; none when Config.Channels < 0.
+	Channels []Channel `json:"channels,omitempty"`
+	// ConfigExports counts configuration files exported in full.
+	ConfigExports int `json:"config_exports"`
+
 	Faults Faults `json:"faults"`
 }
 
@@ -68,6 +78,7 @@ type State struct {
 type Sim struct {
 	cfg    Config
 	opaque string
+	blob   []byte // the configuration file System/configurationData exports
 
 	mu          sync.Mutex
 	st          State
@@ -113,7 +124,12 @@ func NewChecked(cfg Config) (*Sim, error) {
 		Variant:   cfg.Variant,
 		Serial:    cfg.Serial,
 		Namespace: cfg.Namespace,
+		Disks:     append([]Disk(nil), cfg.Disks...),
 	}
+	for i := 1; i <= cfg.Channels; i++ {
+		s.st.Channels = append(s.st.Channels, Channel{ID: i, Online: true})
+	}
+	s.blob = configBlob(cfg.Serial, cfg.ConfigSize)
 	return s, nil
 }
 
@@ -132,7 +148,14 @@ func (s *Sim) State() State {
 // snapshot copies the state. The caller holds s.mu.
 func (s *Sim) snapshot() State {
 	st := s.st
-	st.Faults = s.faults
+	st.Faults = s.faults.clone()
+	st.Channels = append([]Channel(nil), s.st.Channels...)
+	st.Disks = append([]Disk(nil), s.st.Disks...)
+	for i := range st.Disks {
+		if v, ok := s.faults.DiskStatus[strconv.Itoa(st.Disks[i].ID)]; ok {
+			st.Disks[i].Status = v
+		}
+	}
 	if left := s.lockedUntil.Sub(s.now()); left > 0 {
 		st.Locked = true
 		st.LockSecondsLeft = int((left + time.Second - 1) / time.Second)
@@ -181,7 +204,7 @@ func (s *Sim) Wait(ctx context.Context, cond func(State) bool) error {
 func (s *Sim) SetFaults(f Faults) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults = f
+	s.faults = f.clone()
 	s.cfg.Logger.WithField("faults", f).Info("fault knobs set")
 	s.notify()
 }
@@ -190,7 +213,7 @@ func (s *Sim) SetFaults(f Faults) {
 func (s *Sim) Faults() Faults {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.faults
+	return s.faults.clone()
 }
 
 // ExpireNonces forgets every digest nonce issued so far, so that the next
@@ -292,6 +315,9 @@ func (s *Sim) startReboot() {
 	gen := s.gen
 	s.st.Rebooting = true
 	s.st.Reboots++
+	for i := range s.st.Channels {
+		s.st.Channels[i].Online = false
+	}
 	s.cfg.Logger.WithField("delay", s.cfg.RebootDelay).Info("rebooting")
 	if s.faults.NeverReturnFromReboot {
 		s.cfg.Logger.Warn("fault: the recorder will never come back from this reboot")
@@ -309,10 +335,12 @@ func (s *Sim) startReboot() {
 func (s *Sim) finishReboot() {
 	s.st.Rebooting = false
 	s.st.Percent = 0
+	flashed := false
 	if p := s.st.Pending; p != nil {
 		if s.faults.ReturnOnOldFirmware {
 			s.cfg.Logger.Warn("fault: came back on the old firmware")
 		} else {
+			flashed = true
 			s.st.Firmware = firmwareString(p.Version)
 			if p.Build != "" {
 				s.st.Build = buildString(p.Build)
@@ -321,8 +349,63 @@ func (s *Sim) finishReboot() {
 		}
 	}
 	s.st.Pending = nil
+	if flashed {
+		s.afterFlash()
+	}
 	s.cfg.Logger.WithField("firmware", s.st.Firmware).Info("back from reboot")
+	back := func() {
+		for i := range s.st.Channels {
+			s.st.Channels[i].Online = !s.st.Channels[i].Lost
+		}
+		s.cfg.Logger.Info("camera channels back online")
+	}
+	if s.cfg.ChannelReturnDelay <= 0 {
+		back()
+		return
+	}
+	s.after(s.cfg.ChannelReturnDelay, s.gen, back)
 }
+
+// afterFlash applies the faults that strike a recorder coming back from a
+// reboot into a flashed image: disks that changed state, channels that
+// never come back. The caller holds s.mu.
+func (s *Sim) afterFlash() {
+	for i := range s.st.Disks {
+		if v, ok := s.faults.DiskStatusAfterFlash[strconv.Itoa(s.st.Disks[i].ID)]; ok {
+			s.cfg.Logger.WithFields(map[string]any{"disk": s.st.Disks[i].ID, "status": v}).Warn("fault: disk changed state after the flash")
+			s.st.Disks[i].Status = v
+		}
+	}
+	lose := min(s.faults.ChannelsLostAfterFlash, len(s.st.Channels))
+	for i := len(s.st.Channels) - lose; i < len(s.st.Channels); i++ {
+		if !s.st.Channels[i].Lost {
+			s.cfg.Logger.WithField("channel", s.st.Channels[i].ID).Warn("fault: channel will never come back online")
+		}
+		s.st.Channels[i].Lost = true
+	}
+}
+
+// configBlob makes the opaque configuration file of a recorder: a marker
+// naming the serial (tests look for it where it must never be) and
+// pseudo-random bytes standing in for the vendor's encryption.
+func configBlob(serial string, size int) []byte {
+	b := make([]byte, 0, size+64)
+	b = append(b, ConfigMarker+serial+"\n"...)
+	seed := sha256.Sum256([]byte("nvrsim config " + serial))
+	for len(b) < size {
+		seed = sha256.Sum256(seed[:])
+		b = append(b, seed[:]...)
+	}
+	return b[:max(size, len(ConfigMarker)+len(serial)+1)]
+}
+
+// ConfigMarker starts every simulated configuration file, followed by the
+// serial. It stands for the credentials a real file holds: tests check it
+// never reaches a log, a report or a support bundle.
+const ConfigMarker = "NVRSIM-CONFIG-WITH-CREDENTIALS serial="
+
+// ConfigFile returns a copy of the configuration file the recorder exports.
+func (s *Sim) ConfigFile() []byte { return append([]byte(nil), s.blob...) }
 
 // loginFailed counts a failed login and locks the account once LockAfter
 // failures happened in a row. The caller holds s.mu.
