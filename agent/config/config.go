@@ -55,6 +55,10 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Status configures the optional status endpoint.
 	Status Status `yaml:"status"`
+	// Install tunes the checks before an upload.
+	Install Install `yaml:"install"`
+	// Confirm tunes the checks after the reboot into new firmware.
+	Confirm Confirm `yaml:"confirm"`
 	// MaxAttempts is the number of failed attempts per release before the
 	// release is quarantined until a manifest with a higher serial arrives.
 	MaxAttempts int `yaml:"max_attempts"`
@@ -160,6 +164,30 @@ type Retry struct {
 }
 
 // Log configures the log files.
+// Install tunes what happens before each upload.
+type Install struct {
+	// ConfigBackup is BackupRequired, BackupBestEffort or BackupOff.
+	ConfigBackup string `yaml:"config_backup"`
+}
+
+// Values of install.config_backup.
+const (
+	BackupRequired   = "required"    // a failed or unsupported export defers the install
+	BackupBestEffort = "best_effort" // a failed export is logged and the install goes on
+	BackupOff        = "off"         // no backup
+)
+
+// Confirm tunes the health check after the reboot.
+type Confirm struct {
+	// HealthTimeout bounds the wait for the recorder's channels and disks
+	// to return to the baseline; 0 checks once.
+	HealthTimeout Duration `yaml:"health_timeout"`
+	// HealthPoll is the pause between health readings.
+	HealthPoll Duration `yaml:"health_poll"`
+	// ChannelTolerance is how many baseline channels may stay offline.
+	ChannelTolerance int `yaml:"channel_tolerance"`
+}
+
 type Log struct {
 	Dir           string `yaml:"dir"`
 	Level         string `yaml:"level"`

@@ -89,11 +89,24 @@ func TestDefaultsAreAppliedAndExplicitZerosKept(t *testing.T) {
 		{"retention_days", c.Log.RetentionDays, 30},
 		{"max_attempts", c.MaxAttempts, 3},
 		{"terms not accepted", c.TermsAccepted, false},
+		{"config backup required", c.Install.ConfigBackup, BackupRequired},
+		{"health_timeout", c.Confirm.HealthTimeout, 10 * time.Minute},
+		{"channel_tolerance", c.Confirm.ChannelTolerance, 0},
 	}
 	for _, tc := range checks {
 		if tc.got != tc.want {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
 		}
+	}
+}
+
+func TestHealthAndBackupKeys(t *testing.T) {
+	c, err := Parse([]byte(minimal+"install:\n  config_backup: off\nconfirm:\n  health_timeout: 0s\n  channel_tolerance: 2\n"), "agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Install.ConfigBackup != BackupOff || c.Confirm.HealthTimeout != 0 || c.Confirm.ChannelTolerance != 2 {
+		t.Errorf("install %+v confirm %+v: want off, an explicit 0 kept, 2", c.Install, c.Confirm)
 	}
 }
 
@@ -115,6 +128,8 @@ func TestBadInputIsRefusedNamingKeyAndLine(t *testing.T) {
 		{"a key written twice", minimal + "max_attempts: 2\nmax_attempts: 3\n", "agent.yaml:9: max_attempts: written twice"},
 		{"a string where a number goes", minimal + "max_attempts: three\n", `max_attempts: "three" is not a whole number`},
 		{"zero attempts", minimal + "max_attempts: 0\n", "max_attempts: 0 is too small (at least 1)"},
+		{"an unknown backup mode", minimal + "install:\n  config_backup: sometimes\n", `install.config_backup: "sometimes" is not one of required, best_effort, off`},
+		{"a negative channel tolerance", minimal + "confirm:\n  channel_tolerance: -1\n", "confirm.channel_tolerance: -1 is too small (at least 0)"},
 		{"a mapping where a list goes", minimal + "groups:\n  a: b\n", "groups: expected a list"},
 		{"no backend", "terms_accepted: true\n", "device.backend: missing"},
 		{"an unknown backend", "device:\n  backend: ssh\n", `agent.yaml:2: device.backend: "ssh" is not a backend`},

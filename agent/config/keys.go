@@ -155,6 +155,18 @@ var Keys = []Key{
 	integer("report.retry_max", func(c *Config) *int { return &c.Report.RetryMax }, 3, 0,
 		"retries of one report upload on a transient failure; a report still not delivered stays queued for the next cycle"),
 
+	section("install", "checks before each upload"),
+	choice("install.config_backup", func(c *Config) *string { return &c.Install.ConfigBackup }, BackupRequired, []string{BackupRequired, BackupBestEffort, BackupOff},
+		"back up the recorder's configuration (System/configurationData) into state_dir/backups before every upload: required defers the install when the export fails or is not supported, best_effort logs and goes on, off skips it"),
+
+	section("confirm", "checks after the reboot into the new firmware (besides the exact version)"),
+	duration("confirm.health_timeout", func(c *Config) *Duration { return &c.Confirm.HealthTimeout }, 10*time.Minute, false,
+		"how long the recorder's channels and disks may take to return to the baseline read before the upload; otherwise the result is installed_degraded; 0 = check once"),
+	duration("confirm.health_poll", func(c *Config) *Duration { return &c.Confirm.HealthPoll }, 15*time.Second, true,
+		"pause between health readings while waiting for the channels and disks to return"),
+	integer("confirm.channel_tolerance", func(c *Config) *int { return &c.Confirm.ChannelTolerance }, 0, 0,
+		"how many channels online before the upload may stay offline after it without installed_degraded"),
+
 	section("log", "the log files"),
 	text("log.dir", func(c *Config) *string { return &c.Log.Dir }, DefaultLogDir, true,
 		"log files (JSON lines) go here"),
@@ -263,6 +275,22 @@ func text(path string, ref func(*Config) *string, def string, required bool, doc
 
 // secretText is a text key whose value is a secret: never a default, and
 // the reference says to prefer the _file form.
+// choice is a text key that takes one of options.
+func choice(path string, ref func(*Config) *string, def string, options []string, doc string) Key {
+	k := text(path, ref, def, false, doc)
+	k.Type = "one of " + strings.Join(options, ", ")
+	k.check = func(c *Config) string {
+		v := *ref(c)
+		for _, o := range options {
+			if v == o {
+				return ""
+			}
+		}
+		return fmt.Sprintf("%q is not one of %s", v, strings.Join(options, ", "))
+	}
+	return k
+}
+
 func secretText(path string, ref func(*Config) *string, doc string) Key {
 	k := text(path, ref, "", false, doc)
 	k.Type = "text (secret)"
