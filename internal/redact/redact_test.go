@@ -1,6 +1,7 @@
-package support
+package redact
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -52,6 +53,18 @@ func TestRedact(t *testing.T) {
 		{"a command-line password or token is a secret", "run fwctl --password hunter2 --token 'abc def' --verbose", "run fwctl --password [REDACTED:secret] --token '[REDACTED:secret]' --verbose", ""},
 		{"a percent-encoded email is personal", "GET /report?to=john.doe%40example.com&x=1", "GET /report?to=[REDACTED:email]&x=1", "GET /report?to=john.doe%40example.com&x=1"},
 		{"times stay", "at 2026-03-01T02:15:04.123+01:00 and 15:04:05", "at 2026-03-01T02:15:04.123+01:00 and 15:04:05", ""},
+		{"a URL user before the configuration's password marker is personal", "url: http://site-user:<redacted>@mirror.example.net/m.json", "url: http://[REDACTED:user]:[REDACTED:secret]@mirror.example.net/m.json", "url: http://site-user:[REDACTED:secret]@mirror.example.net/m.json"},
+		{"a MAC address with colons is personal", "mac 44:19:B6:0A:1b:2c seen", "mac [REDACTED:mac] seen", "mac 44:19:B6:0A:1b:2c seen"},
+		{"a MAC address with hyphens is personal", "hw=44-19-b6-0a-1b-2c.", "hw=[REDACTED:mac].", "hw=44-19-b6-0a-1b-2c."},
+		{"a MAC address in dotted groups of four is personal", "port aabb.ccdd.eeff up", "port [REDACTED:mac] up", "port aabb.ccdd.eeff up"},
+		{"a macAddress key is personal in any notation", `{"macAddress":"4419B60A1B2C","model":"x"}`, `{"macAddress":"[REDACTED:mac]","model":"x"}`, `{"macAddress":"4419B60A1B2C","model":"x"}`},
+		{"an XML macAddress is personal", "<macAddress>4419b60a1b2c</macAddress>", "<macAddress>[REDACTED:mac]</macAddress>", "<macAddress>4419b60a1b2c</macAddress>"},
+		{"a deviceID is personal", `{"deviceID":"88e3c1f0-1b2c-4d5e-8f90-a1b2c3d4e5f6"} <deviceID>abc-1</deviceID> device_id=xyz`, `{"deviceID":"[REDACTED:device_id]"} <deviceID>[REDACTED:device_id]</deviceID> device_id=[REDACTED:device_id]`, `{"deviceID":"88e3c1f0-1b2c-4d5e-8f90-a1b2c3d4e5f6"} <deviceID>abc-1</deviceID> device_id=xyz`},
+		{"longer colon runs, times and HMACs are not MAC addresses", "id aa:bb:cc:dd:ee:ff:00 at 15:04:05 hmac=abc", "id aa:bb:cc:dd:ee:ff:00 at 15:04:05 hmac=abc", ""},
+		{"a Basic credential in text is a secret", "use Basic YWRtaW46aHVudGVyMg== for the mirror", "use Basic [REDACTED:secret] for the mirror", ""},
+		{"a Bearer token in text is a secret", "send bearer eyJhbGciOiJIUzI1NiJ9.e30.sig1 now", "send bearer [REDACTED:secret] now", ""},
+		{"plain words after basic and bearer stay", "basic support for bearer tokens", "basic support for bearer tokens", ""},
+		{"a TargetToken Authorization value is a secret", "Authorization: TargetToken 0a1b2c3d4e", "Authorization: TargetToken [REDACTED:secret]", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,6 +99,9 @@ func FuzzRedact(f *testing.F) {
 		"<password>x</password><user>y</user>",
 		"map[Authorization:[Bearer t]]",
 		"http://a:b/c@d@h/ Cookie: x=1; y=2 --token t",
+		"http://u:<redacted>@h/ 44:19:b6:0a:1b:2c aabb.ccdd.eeff",
+		`{"deviceID":"d-1","macAddress":"4419b60a1b2c"}`,
+		"Basic YWRtaW46cA== bearer abcdef123456",
 	} {
 		f.Add(s)
 	}
@@ -98,6 +114,57 @@ func FuzzRedact(f *testing.F) {
 		}
 		if strings.Contains(s, "-----BEGIN PRIVATE KEY-----") && strings.Contains(Redact(s, true), "-----BEGIN PRIVATE KEY-----") {
 			t.Fatalf("private key kept: %q", s)
+		}
+	})
+}
+
+func TestURL(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"user and password go", "https://user:p%40ss@mirror.example.net:8443/fw/x.dav?a=1", "https://mirror.example.net:8443/fw/x.dav?a=1"},
+		{"a user alone goes", "http://alice@192.0.2.7/m.json", "http://192.0.2.7/m.json"},
+		{"a URL without userinfo is unchanged", "https://mirror.example.net/x?to=a@b.example", "https://mirror.example.net/x?to=a@b.example"},
+		{"an unparsable URL loses its userinfo too", "http://admin:p w@[bad/x", "http://admin:p w@[bad/x"},
+		{"a password with a slash", "http://admin:ab/cd@192.0.2.7/ISAPI", "http://192.0.2.7/ISAPI"},
+		{"text that is not a URL is unchanged", "not a url", "not a url"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := URL(tt.in); got != tt.want {
+				t.Errorf("URL(%q) = %q; want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRecordStripsUserinfoAndSecretsFromText(t *testing.T) {
+	in := `download image http://joe:pw1@m.example/x: Get "http://joe:***@m.example/x": EOF; token=abc123`
+	got := Record(in)
+	for _, bad := range []string{"joe", "pw1", "***", "abc123"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("Record kept %q: %s", bad, got)
+		}
+	}
+	if !strings.Contains(got, "http://m.example/x") {
+		t.Errorf("Record lost the URL: %s", got)
+	}
+	if Record(got) != got {
+		t.Errorf("Record is not idempotent: %s", got)
+	}
+}
+
+func FuzzURL(f *testing.F) {
+	for _, s := range []string{"http://u:p@h/x", "https://a@b@c/d", "ftp://x:y/z@h", "http://h/?q=a@b", "u:p@h", "http://[::1]:80/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := URL(s)
+		if u, err := url.Parse(out); err == nil && u.User != nil && u.Opaque == "" && strings.Contains(s, "://") {
+			if pw, ok := u.User.Password(); ok && pw != "" {
+				t.Fatalf("URL(%q) = %q keeps a password", s, out)
+			}
+		}
+		if once := StripUserinfo(s); StripUserinfo(once) != once {
+			t.Fatalf("StripUserinfo not idempotent on %q", s)
 		}
 	})
 }
