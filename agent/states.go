@@ -22,6 +22,7 @@ import (
 	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/agent/support"
 	"github.com/fwagent/fwagent/device"
+	"github.com/fwagent/fwagent/internal/redact"
 	"github.com/fwagent/fwagent/manifest"
 	"github.com/fwagent/fwagent/verify"
 )
@@ -286,8 +287,8 @@ func (c *cycle) fetchManifest(ctx context.Context) (*state, error) {
 	a.cached = v
 	a.mu.Unlock()
 	if newSerial {
-		c.log.WithFields(logrus.Fields{"serial": v.Manifest.Serial, "signers": len(v.Signers), "url": res.URL}).Info("manifest accepted")
-		c.audit(audit.Entry{Event: audit.EventManifestAccepted, Message: fmt.Sprintf("serial %d from %s", v.Manifest.Serial, res.URL)})
+		c.log.WithFields(logrus.Fields{"serial": v.Manifest.Serial, "signers": len(v.Signers), "url": redact.URL(res.URL)}).Info("manifest accepted")
+		c.audit(audit.Entry{Event: audit.EventManifestAccepted, Message: fmt.Sprintf("serial %d from %s", v.Manifest.Serial, redact.URL(res.URL))})
 	}
 	return stateDecide, nil
 }
@@ -583,7 +584,7 @@ func (c *cycle) download(ctx context.Context) (*state, error) {
 		return nil, err
 	}
 	c.facts = res.Facts
-	c.log.WithFields(logrus.Fields{"bytes": res.Facts.Size, "fetched": res.BytesFetched, "resumed": res.Resumed, "url": res.URL}).Info("image downloaded")
+	c.log.WithFields(logrus.Fields{"bytes": res.Facts.Size, "fetched": res.BytesFetched, "resumed": res.Resumed, "url": redact.URL(res.URL)}).Info("image downloaded")
 	_ = a.Journal.Update(func(s *journal.State) error {
 		if s.Current != nil {
 			s.Current.Bytes = res.Facts.Size

@@ -14,7 +14,8 @@
 // has that hash was rewritten.
 //
 // It must not decide anything: callers append what they decided. It never
-// rewrites or deletes a complete entry.
+// rewrites or deletes a complete entry, so it never stores a credential or
+// the user information of a URL (see Log.Append).
 package audit
 
 import (
@@ -34,6 +35,8 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
+
+	"github.com/fwagent/fwagent/internal/redact"
 )
 
 // File names in the state directory.
@@ -204,7 +207,9 @@ func (l *Log) saveIncomplete(b []byte) error {
 
 // Append stamps e with the next sequence number, the time (when zero), the
 // previous line's hash and its own hash, writes it as one line and syncs the
-// file before returning. Message is capped at MaxMessage bytes.
+// file before returning. Credentials and the user information of URLs are
+// removed from every text field first (redact.Record); Message is capped at
+// MaxMessage bytes.
 func (l *Log) Append(e Entry) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -222,6 +227,18 @@ func (l *Log) Append(e Entry) error {
 		e.Time = now()
 	}
 	e.Time = e.Time.UTC()
+	// The chain means an entry can never be scrubbed later: no credential
+	// and no URL user information enters it, whatever the caller passed.
+	e.Message = redact.Record(e.Message)
+	e.Release = redact.Record(e.Release)
+	e.Attempt = redact.Record(e.Attempt)
+	if e.Codes != nil {
+		codes := make([]string, len(e.Codes))
+		for i, c := range e.Codes {
+			codes[i] = redact.Record(c)
+		}
+		e.Codes = codes
+	}
 	if len(e.Message) > MaxMessage {
 		e.Message = strings.ToValidUTF8(e.Message[:MaxMessage], "") + "..."
 	}

@@ -271,3 +271,34 @@ func FuzzParseEntry(f *testing.F) {
 		}
 	})
 }
+
+// Regression: a manifest URL's password entered the trail in clear, where
+// the hash chain keeps it for ever.
+func TestAppendKeepsCredentialsOutOfTheTrail(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = l.Append(Entry{Event: EventManifestAccepted, Release: "r1", Codes: []string{"c1"},
+		Message: `serial 5 from http://site-user:Pa55word@127.0.0.1:8080/m.json; Authorization: Basic dXNlcjpQYTU1d29yZA== token=tok-123456`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	b, err := os.ReadFile(filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"Pa55word", "site-user", "dXNlcjpQYTU1d29yZA==", "tok-123456"} {
+		if strings.Contains(string(b), bad) {
+			t.Errorf("the trail holds %q:\n%s", bad, b)
+		}
+	}
+	if !strings.Contains(string(b), "serial 5 from http://127.0.0.1:8080/m.json") {
+		t.Errorf("the trail lost the URL's host and path:\n%s", b)
+	}
+	if n, err := Verify(dir); n != 1 || err != nil {
+		t.Errorf("Verify = %d, %v; want 1 intact entry", n, err)
+	}
+}

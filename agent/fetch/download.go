@@ -17,6 +17,7 @@ import (
 	"github.com/cavaliergopher/grab/v3"
 	"github.com/sirupsen/logrus"
 
+	"github.com/fwagent/fwagent/internal/redact"
 	"github.com/fwagent/fwagent/verify"
 )
 
@@ -162,7 +163,7 @@ func (d *Downloader) Download(ctx context.Context, req Request) (DownloadResult,
 				res.Facts = st.sink.Facts()
 				res.URL = u
 				res.Resumed = st.resumed
-				d.log().WithFields(logrus.Fields{"url": u, "bytes": req.Size, "sha256": want, "resumed": res.Resumed}).Info("image downloaded and verified")
+				d.log().WithFields(logrus.Fields{"url": redact.URL(u), "bytes": req.Size, "sha256": want, "resumed": res.Resumed}).Info("image downloaded and verified")
 				return res, nil
 			}
 			// The bytes are wrong: forget them all.
@@ -174,7 +175,7 @@ func (d *Downloader) Download(ctx context.Context, req Request) (DownloadResult,
 		if e.Code == CodeCanceled || e.Code == CodeNoSpace {
 			return res, e
 		}
-		d.log().WithFields(logrus.Fields{"url": u, "code": e.Code}).WithError(err).Warn("download from this url failed; trying the next one")
+		d.log().WithFields(logrus.Fields{"url": redact.URL(u), "code": e.Code}).WithError(err).Warn("download from this url failed; trying the next one")
 		errs = append(errs, e)
 		transient = transient || e.Transient
 		last = e
@@ -277,7 +278,7 @@ func (d *Downloader) fromURL(ctx context.Context, raw string, st *state, res *Do
 			return serr
 		}
 		e := classify("download image", raw, err)
-		fields := logrus.Fields{"url": raw, "attempt": n, "of": attempts, "code": e.Code, "have": st.hashed, "total": st.size}
+		fields := logrus.Fields{"url": redact.URL(raw), "attempt": n, "of": attempts, "code": e.Code, "have": st.hashed, "total": st.size}
 		switch {
 		case e.Code == CodeRangeIgnored:
 			// Start over from zero on the same URL: without a partial

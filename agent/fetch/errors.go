@@ -7,6 +7,8 @@ import (
 	"net/http"
 
 	"github.com/cavaliergopher/grab/v3"
+
+	"github.com/fwagent/fwagent/internal/redact"
 )
 
 // Code is a stable, machine-readable reason for a fetch failure.
@@ -54,7 +56,7 @@ type Error struct {
 func (e *Error) Error() string {
 	msg := e.Op
 	if e.URL != "" {
-		msg += " " + e.URL
+		msg += " " + redact.URL(e.URL)
 	}
 	if e.Err != nil {
 		msg += ": " + e.Err.Error()

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sirupsen/logrus"
+
+	"github.com/fwagent/fwagent/internal/redact"
 )
 
 // DefaultMaxManifestSize caps a manifest body when Fetcher.MaxSize is 0.
@@ -62,7 +64,7 @@ func (f *Fetcher) Fetch(ctx context.Context, urls []string, cond Conditional) (R
 		if e.Code == CodeCanceled {
 			return Result{}, e
 		}
-		f.log().WithFields(logrus.Fields{"url": u, "code": e.Code}).WithError(err).Warn("manifest fetch failed; trying the next url")
+		f.log().WithFields(logrus.Fields{"url": redact.URL(u), "code": e.Code}).WithError(err).Warn("manifest fetch failed; trying the next url")
 		errs = append(errs, e)
 		transient = transient || e.Transient
 		last = e

@@ -6,6 +6,8 @@
 //
 // It must not decide anything: which step comes next, when to retry and when
 // to quarantine belong to the agent. It never resets a file it cannot read.
+// It never stores a credential or the user information of a URL: free text
+// and the release record pass through redact.Record before they are written.
 package journal
 
 import (
@@ -146,6 +148,7 @@ func (j *Journal) update(fn func(*State) error) error {
 		return err
 	}
 	next.Version = Version
+	next.scrub()
 	if next.Current != nil {
 		next.Current.Updated = j.Now().UTC()
 	}
@@ -233,6 +236,7 @@ func (j *Journal) Finish(r Result) error {
 	if r.Outcome == "" {
 		return fmt.Errorf("finish: the result has no outcome")
 	}
+	r.scrub()
 	// History first: a crash before the journal is cleared makes the agent
 	// finish again, and the repeated entry is recognised below.
 	if err := j.appendHistory(r); err != nil {

@@ -2,6 +2,7 @@ package journal
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -380,5 +381,51 @@ func TestTheLockDiesWithAKilledAgent(t *testing.T) {
 	defer j.Close()
 	if st := j.State(); st.Current == nil || st.Current.Step != StepInstall {
 		t.Fatalf("the killed agent's step was lost: %+v", st.Current)
+	}
+}
+
+// The journal never stores a credential or a URL's user information, in
+// any of its free-text fields or in the release record.
+func TestTheJournalKeepsNoCredentialsOrURLUserinfo(t *testing.T) {
+	dir := t.TempDir()
+	j := open(t, dir)
+	leak := "http://mirror-user:Mirr0rPass@127.0.0.1:9/fw.dav"
+	rel := json.RawMessage(`{"id":"r1","image":{"urls":["` + leak + `"],"sha256":"ab"},"notes":"a&b <c>"}`)
+	if err := j.Update(func(s *State) error {
+		s.Current = &Update{AttemptID: "a1", ReleaseID: "r1", Release: rel, LastError: "download image " + leak + ": EOF"}
+		s.Quarantine = map[string]Quarantine{"r0": {Reason: "fatal: " + leak}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Finish(Result{Outcome: OutcomeFailure, Message: "all 1 urls failed: " + leak + " password=Hunter2"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{stateFile, historyFile} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"mirror-user", "Mirr0rPass", "Hunter2"} {
+			if strings.Contains(string(b), bad) {
+				t.Errorf("%s holds %q:\n%s", name, bad, b)
+			}
+		}
+	}
+	if err := j.Update(func(s *State) error {
+		s.Current = &Update{AttemptID: "a2", Release: rel}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Image struct{ URLs []string } `json:"image"`
+		Notes string                  `json:"notes"`
+	}
+	if err := json.Unmarshal(j.State().Current.Release, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Image.URLs) != 1 || got.Image.URLs[0] != "http://127.0.0.1:9/fw.dav" || got.Notes != "a&b <c>" {
+		t.Errorf("release record = %s; want the URL without userinfo and the rest unchanged", j.State().Current.Release)
 	}
 }

@@ -1,9 +1,12 @@
 package journal
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/fwagent/fwagent/internal/redact"
 )
 
 // Version is the journal.json format this package writes.
@@ -140,6 +143,72 @@ type Result struct {
 	Attempts   int       `json:"attempts,omitempty"`
 	Started    time.Time `json:"started,omitzero"`
 	Finished   time.Time `json:"finished"`
+}
+
+// scrub removes credentials and the user information of URLs from the free
+// text the journal stores (redact.Record): error messages, quarantine
+// reasons, results and the release record, whose image URLs may carry a
+// mirror's user name and password. The record is only read back for the
+// target (version, digest, size), never to download.
+func (s *State) scrub() {
+	if u := s.Current; u != nil {
+		u.LastError = redact.Record(u.LastError)
+		u.Release = scrubJSON(u.Release)
+	}
+	for id, q := range s.Quarantine {
+		q.Reason = redact.Record(q.Reason)
+		s.Quarantine[id] = q
+	}
+	if s.LastResult != nil {
+		s.LastResult.scrub()
+	}
+}
+
+// scrub applies redact.Record to the result's message.
+func (r *Result) scrub() { r.Message = redact.Record(r.Message) }
+
+// scrubJSON applies redact.Record to every string of a JSON document; a
+// document that needs no change, or does not decode, comes back as it is.
+func scrubJSON(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return raw
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return raw
+	}
+	changed := false
+	var walk func(any) any
+	walk = func(v any) any {
+		switch v := v.(type) {
+		case string:
+			r := redact.Record(v)
+			changed = changed || r != v
+			return r
+		case []any:
+			for i := range v {
+				v[i] = walk(v[i])
+			}
+		case map[string]any:
+			for k := range v {
+				v[k] = walk(v[k])
+			}
+		}
+		return v
+	}
+	v = walk(v)
+	if !changed {
+		return raw
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return raw
+	}
+	return json.RawMessage(bytes.TrimRight(b.Bytes(), "\n"))
 }
 
 // Quarantined reports whether release id is quarantined for a manifest with

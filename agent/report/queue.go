@@ -20,6 +20,8 @@ import (
 	"github.com/google/renameio/v2"
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sirupsen/logrus"
+
+	"github.com/fwagent/fwagent/internal/redact"
 )
 
 // DefaultMax is the queue bound when Options.Max is not set.
@@ -247,9 +249,9 @@ func (q *Queue) Flush(ctx context.Context) (int, error) {
 			log.Debug("report delivered")
 		case status == http.StatusUnauthorized || status == http.StatusForbidden:
 			// Not this report's fault: the token is wrong for every report.
-			return sent, fmt.Errorf("%w: server %s answered %d: check report.token; reports stay queued", ErrUndelivered, redact(q.opt.URL), status)
+			return sent, fmt.Errorf("%w: server %s answered %d: check report.token; reports stay queued", ErrUndelivered, safeURL(q.opt.URL), status)
 		case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500 || status < 200 || (status >= 300 && status < 400):
-			return sent, fmt.Errorf("%w: server %s answered %d: it stays queued", ErrUndelivered, redact(q.opt.URL), status)
+			return sent, fmt.Errorf("%w: server %s answered %d: it stays queued", ErrUndelivered, safeURL(q.opt.URL), status)
 		default:
 			log.WithField("status", status).Warnf("report server rejected a report (%d %s): kept in %s", status, snippet, q.rejected)
 			q.reject(name, fmt.Sprintf("server answered %d", status))
@@ -266,7 +268,7 @@ func (q *Queue) Flush(ctx context.Context) (int, error) {
 func (q *Queue) post(ctx context.Context, body []byte) (int, string, error) {
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, q.opt.URL, body)
 	if err != nil {
-		return 0, "", fmt.Errorf("build request to %s: %v", redact(q.opt.URL), err)
+		return 0, "", fmt.Errorf("build request to %s: %v", safeURL(q.opt.URL), err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if q.opt.Token != "" {
@@ -318,13 +320,12 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// redact hides a password in a URL for logs and errors.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
+// safeURL renders a URL for logs and errors: no user name, no password.
+func safeURL(s string) string {
+	if _, err := url.Parse(s); err != nil {
 		return "<unparsable url>"
 	}
-	return u.Redacted()
+	return redact.URL(s)
 }
 
 // leveled adapts a logrus logger to retryablehttp.LeveledLogger; retry
@@ -337,9 +338,9 @@ func (a leveled) fields(kv []interface{}) logrus.FieldLogger {
 		k := fmt.Sprint(kv[i])
 		v := kv[i+1]
 		if u, ok := v.(*url.URL); ok && u != nil {
-			v = u.Redacted()
+			v = redact.URL(u.String())
 		} else if s, ok := v.(string); ok && k == "url" {
-			v = redact(s)
+			v = safeURL(s)
 		}
 		f[k] = v
 	}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/fwagent/fwagent/device"
 	"github.com/fwagent/fwagent/internal/httplog"
+	"github.com/fwagent/fwagent/internal/redact"
 )
 
 // ISAPI paths used by the client.
@@ -90,7 +91,7 @@ var ErrConfig = errors.New("isapi config")
 func New(cfg Config) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("%w: url %q must look like https://192.0.2.10 or http://nvr.local:8080", ErrConfig, redactURL(cfg.BaseURL))
+		return nil, fmt.Errorf("%w: url %q must look like https://192.0.2.10 or http://nvr.local:8080", ErrConfig, redact.URL(cfg.BaseURL))
 	}
 	if u.User != nil {
 		return nil, fmt.Errorf("%w: url must not carry credentials: put them in username and password", ErrConfig)
@@ -408,15 +409,4 @@ func (c *Client) waitErr(parent context.Context, last error) error {
 		msg += "; last error: " + last.Error()
 	}
 	return &device.Error{Op: "wait", Code: "rebootTimeout", Transient: true, Err: fmt.Errorf("%w: %s", device.ErrUnreachable, msg)}
-}
-
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		if i := strings.LastIndex(s, "@"); i >= 0 {
-			return "[redacted]@" + s[i+1:]
-		}
-		return s
-	}
-	return u.Redacted()
 }

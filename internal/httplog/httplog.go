@@ -6,9 +6,12 @@ package httplog
 
 import (
 	"fmt"
+	"net/url"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sirupsen/logrus"
+
+	"github.com/fwagent/fwagent/internal/redact"
 )
 
 // Leveled returns a retryablehttp.LeveledLogger that writes to l, turning
@@ -30,12 +33,28 @@ func (a leveled) entry(kv []interface{}) logrus.FieldLogger {
 	for i := 0; i < len(kv); i += 2 {
 		key := fmt.Sprint(kv[i])
 		if i+1 < len(kv) {
-			f[key] = kv[i+1]
+			f[key] = safeValue(key, kv[i+1])
 		} else {
 			f[key] = "(missing value)"
 		}
 	}
 	return a.l.WithFields(f)
+}
+
+// safeValue renders URLs without their user information (retryablehttp
+// hides the password only); other values pass unchanged.
+func safeValue(key string, v interface{}) interface{} {
+	switch v := v.(type) {
+	case *url.URL:
+		if v != nil {
+			return redact.URL(v.String())
+		}
+	case string:
+		if key == "url" {
+			return redact.URL(v)
+		}
+	}
+	return v
 }
 
 // Error logs msg at error level.
