@@ -1,0 +1,186 @@
+package fleet_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fwagent/fwagent/fleet"
+)
+
+var t0 = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+
+func checkIn() fleet.CheckIn {
+	return fleet.CheckIn{Serial: "SN1", Model: "iDS-9632NXI-I8/16S", Firmware: "V4.1.25", AgentVersion: "1.0", IntervalSeconds: 60}
+}
+
+func TestKeyIsCreatedOnceWithMode0600(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	k1, err := fleet.LoadOrCreateKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, fleet.KeyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, mode %v", err, fi.Mode())
+	}
+	k2, err := fleet.LoadOrCreateKey(dir)
+	if err != nil || k1.ID() != k2.ID() {
+		t.Fatalf("reloaded key %v differs from %v (%v)", k2.ID(), k1.ID(), err)
+	}
+}
+
+func TestBrokenKeyFileIsRefusedNotReplaced(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, fleet.KeyFile), []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fleet.LoadOrCreateKey(dir); err == nil {
+		t.Fatal("a broken key file was accepted")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, fleet.KeyFile)); string(b) != "garbage" {
+		t.Fatal("the broken key file was overwritten")
+	}
+}
+
+func TestSequenceGrowsAcrossRestartsEvenWithTheClockBack(t *testing.T) {
+	dir := t.TempDir()
+	k, _ := fleet.LoadOrCreateKey(dir)
+	k.Now = func() time.Time { return t0 }
+	_, c1, err := k.SignCheckIn(checkIn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, _ := fleet.LoadOrCreateKey(dir)
+	k2.Now = func() time.Time { return t0.Add(-time.Hour) } // clock went back
+	_, r2, err := k2.SignReport(fleet.Report{ID: "a", DeviceSerial: "SN1", Step: "download"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.Seq <= c1.Seq {
+		t.Fatalf("sequence went from %d to %d after a restart", c1.Seq, r2.Seq)
+	}
+	if c1.Seq < uint64(t0.UnixMicro()) {
+		t.Fatalf("sequence %d is below the time floor", c1.Seq)
+	}
+}
+
+func TestSignedMessagesVerifyAndTamperingIsCaught(t *testing.T) {
+	k, _ := fleet.LoadOrCreateKey(t.TempDir())
+	env, ci, err := k.SignCheckIn(checkIn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, pub, err := env.Open(fleet.TypeCheckIn)
+	if err != nil || fleet.KeyID(pub) != k.ID() {
+		t.Fatalf("Open = %v, key %s", err, fleet.KeyID(pub))
+	}
+	got, err := fleet.ParseCheckIn(payload)
+	if err != nil || got.Seq != ci.Seq || got.Serial != "SN1" {
+		t.Fatalf("ParseCheckIn = %+v, %v", got, err)
+	}
+	t.Run("a changed payload does not verify", func(t *testing.T) {
+		bad := *env
+		var c fleet.CheckIn
+		_ = json.Unmarshal(payload, &c)
+		c.Firmware = "V9"
+		b, _ := json.Marshal(c)
+		bad.Payload = base64.StdEncoding.EncodeToString(b)
+		if _, _, err := bad.Open(fleet.TypeCheckIn); !errors.Is(err, fleet.ErrBadSignature) {
+			t.Fatalf("Open = %v, want ErrBadSignature", err)
+		}
+	})
+	t.Run("a check-in is not accepted as a report", func(t *testing.T) {
+		bad := *env
+		bad.Type = fleet.TypeReport
+		if _, _, err := bad.Open(fleet.TypeReport); !errors.Is(err, fleet.ErrBadSignature) {
+			t.Fatalf("Open = %v, want ErrBadSignature (the type is signed)", err)
+		}
+		if _, _, err := env.Open(fleet.TypeReport); !errors.Is(err, fleet.ErrMalformed) {
+			t.Fatalf("Open with the wrong type = %v, want ErrMalformed", err)
+		}
+	})
+	t.Run("another key's signature does not verify", func(t *testing.T) {
+		other, _ := fleet.LoadOrCreateKey(t.TempDir())
+		bad := *env
+		bad.Key = base64.StdEncoding.EncodeToString(other.Public())
+		if _, _, err := bad.Open(fleet.TypeCheckIn); !errors.Is(err, fleet.ErrBadSignature) {
+			t.Fatalf("Open = %v, want ErrBadSignature", err)
+		}
+	})
+}
+
+func TestValidationNamesTheField(t *testing.T) {
+	cases := map[string]func(*fleet.CheckIn){
+		"serial":      func(c *fleet.CheckIn) { c.Serial = "" },
+		"progress":    func(c *fleet.CheckIn) { c.Progress = 101 },
+		"last_result": func(c *fleet.CheckIn) { c.LastResult = "maybe" },
+		"model":       func(c *fleet.CheckIn) { c.Model = "a\x1bb" },
+	}
+	for field, mutate := range cases {
+		c := checkIn()
+		c.Seq, c.Time = 1, t0
+		mutate(&c)
+		var ie *fleet.InvalidError
+		if err := c.Validate(); !errors.As(err, &ie) || ie.Field != field {
+			t.Errorf("%s: Validate = %v", field, err)
+		}
+	}
+	if _, err := fleet.ParseCheckIn([]byte(`{"seq":1,"unknown":2}`)); !errors.Is(err, fleet.ErrMalformed) {
+		t.Errorf("an unknown field: %v", err)
+	}
+}
+
+func TestClientSendsSignedCheckInsAndReports(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		env, err := fleet.ParseEnvelope(body)
+		if err != nil {
+			http.Error(w, `{"error":"malformed"}`, 400)
+			return
+		}
+		want := map[string]string{fleet.CheckInPath: fleet.TypeCheckIn, fleet.ReportPath: fleet.TypeReport}[r.URL.Path]
+		if _, _, err := env.Open(want); err != nil {
+			w.WriteHeader(403)
+			_, _ = w.Write([]byte(`{"error":"bad signature"}`))
+			return
+		}
+		got = append(got, r.URL.Path)
+		_ = json.NewEncoder(w).Encode(fleet.CheckInReply{Enrolment: fleet.EnrolAccepted, Holds: []fleet.Hold{{ReleaseID: "r1", Reason: "paused by admin"}}})
+	}))
+	defer srv.Close()
+	k, _ := fleet.LoadOrCreateKey(t.TempDir())
+	c := fleet.NewClient(srv.URL, k)
+	reply, err := c.CheckIn(context.Background(), checkIn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, held := reply.Held("r1"); !held {
+		t.Fatalf("reply %+v does not hold r1", reply)
+	}
+	if _, held := reply.Held("r2"); held {
+		t.Fatal("r2 held")
+	}
+	if err := c.Report(context.Background(), fleet.Report{ID: "x", DeviceSerial: "SN1", Step: "download"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("server got %v", got)
+	}
+	// A 4xx comes back as a permanent StatusError with the server's reason.
+	c.BaseURL = srv.URL + "/nowhere"
+	err = c.Report(context.Background(), fleet.Report{ID: "y", DeviceSerial: "SN1", Step: "download"})
+	var se *fleet.StatusError
+	if !errors.As(err, &se) || !se.Permanent() || se.Status != 403 || se.Reason != "bad signature" {
+		t.Fatalf("Report to a wrong path = %v", err)
+	}
+}

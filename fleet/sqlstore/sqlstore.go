@@ -1,0 +1,592 @@
+// Package sqlstore is the fleet.Store both real databases share: plain SQL
+// over database/sql, with the few differences between PostgreSQL and
+// SQLite (placeholders, row locks) in a Dialect. fleet/postgres and
+// fleet/sqlite open the database, apply their own migrations and wrap it.
+//
+// Times are stored as microseconds since the Unix epoch (0: never), so
+// both databases compare them the same way.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/fwagent/fwagent/fleet"
+	"github.com/fwagent/fwagent/manifest"
+)
+
+// Dialect is what differs between the databases.
+type Dialect struct {
+	Name      string        // "postgres" or "sqlite"
+	Goose     goose.Dialect // for the migrations
+	Dollar    bool          // placeholders are $1, $2 ... instead of ?
+	ForUpdate string        // suffix that locks selected rows ("" where a transaction locks the database)
+	MaxParams int           // bound parameters per statement
+}
+
+// Store is a fleet.Store over database/sql.
+type Store struct {
+	db *sql.DB
+	d  Dialect
+}
+
+var _ fleet.Store = (*Store)(nil)
+
+// Open wraps db, applying the migrations in fsys first (in their own
+// session lock on PostgreSQL, so servers starting together migrate once).
+func Open(ctx context.Context, db *sql.DB, d Dialect, fsys fs.FS) (*Store, error) {
+	var opts []goose.ProviderOption
+	if d.Goose == goose.DialectPostgres {
+		l, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, goose.WithSessionLocker(l))
+	}
+	p, err := goose.NewProvider(d.Goose, db, fsys, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load the fleet database migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return nil, fmt.Errorf("migrate the fleet database: %w", err)
+	}
+	return &Store{db: db, d: d}, nil
+}
+
+// DB returns the database handle (benchmarks, tests).
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// q rewrites ? placeholders for the dialect.
+func (s *Store) q(query string) string {
+	if !s.d.Dollar {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+func us(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromUS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+func placeholders(rows, cols int) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	return strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
+}
+
+// Update runs fn in one transaction.
+func (s *Store) Update(ctx context.Context, fn func(fleet.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin a fleet database transaction: %w", err)
+	}
+	if err := fn(&txn{s: s, tx: tx}); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit to the fleet database: %w", err)
+	}
+	return nil
+}
+
+type txn struct {
+	s  *Store
+	tx *sql.Tx
+}
+
+const deviceCols = "serial, enrolment, pubkey, key_id, model, firmware, device_name, site, step, release_id, progress, last_result, last_code, last_release_id, queue_depth, agent_version, manifest_serial, groups, interval_seconds, checkin_seq, report_seq, first_seen, last_seen, stale_after, stored"
+
+const nDeviceCols = 25
+
+type scanner interface{ Scan(...any) error }
+
+func scanDevice(r scanner) (*fleet.Device, error) {
+	var (
+		d                                   fleet.Device
+		groups                              string
+		ms, ciseq, rseq, first, last, stale int64
+		stored                              string
+	)
+	if err := r.Scan(&d.Serial, &d.Enrolment, &d.PubKey, &d.KeyID, &d.Model, &d.Firmware, &d.DeviceName, &d.Site,
+		&d.Step, &d.ReleaseID, &d.Progress, &d.LastResult, &d.LastCode, &d.LastReleaseID, &d.QueueDepth,
+		&d.AgentVersion, &ms, &groups, &d.IntervalSeconds, &ciseq, &rseq, &first, &last, &stale, &stored); err != nil {
+		return nil, err
+	}
+	if groups != "" {
+		_ = json.Unmarshal([]byte(groups), &d.Groups)
+	}
+	if len(d.PubKey) == 0 {
+		d.PubKey = nil
+	}
+	d.ManifestSerial, d.CheckInSeq, d.ReportSeq = uint64(ms), uint64(ciseq), uint64(rseq)
+	d.FirstSeen, d.LastSeen, d.StaleAfter = fromUS(first), fromUS(last), fromUS(stale)
+	d.Stored = fleet.State(stored)
+	return &d, nil
+}
+
+func deviceArgs(d *fleet.Device) []any {
+	groups := ""
+	if len(d.Groups) > 0 {
+		b, _ := json.Marshal(d.Groups)
+		groups = string(b)
+	}
+	pub := d.PubKey
+	if pub == nil {
+		pub = []byte{}
+	}
+	return []any{d.Serial, d.Enrolment, pub, d.KeyID, d.Model, d.Firmware, d.DeviceName, d.Site,
+		d.Step, d.ReleaseID, d.Progress, d.LastResult, d.LastCode, d.LastReleaseID, d.QueueDepth,
+		d.AgentVersion, int64(d.ManifestSerial), groups, d.IntervalSeconds, int64(d.CheckInSeq), int64(d.ReportSeq),
+		us(d.FirstSeen), us(d.LastSeen), us(d.StaleAfter), string(d.Stored)}
+}
+
+func (t *txn) DevicesForUpdate(ctx context.Context, serials []string) (map[string]*fleet.Device, error) {
+	out := make(map[string]*fleet.Device, len(serials))
+	const chunk = 1000
+	for len(serials) > 0 {
+		n := min(chunk, len(serials))
+		part := serials[:n]
+		serials = serials[n:]
+		args := make([]any, len(part))
+		for i, s := range part {
+			args[i] = s
+		}
+		q := "SELECT " + deviceCols + " FROM devices WHERE serial IN (" + strings.TrimSuffix(strings.Repeat("?,", n), ",") + ") ORDER BY serial" + t.s.d.ForUpdate
+		rows, err := t.tx.QueryContext(ctx, t.s.q(q), args...)
+		if err != nil {
+			return nil, fmt.Errorf("read devices: %w", err)
+		}
+		for rows.Next() {
+			d, err := scanDevice(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read devices: %w", err)
+			}
+			out[d.Serial] = d
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read devices: %w", err)
+		}
+	}
+	return out, nil
+}
+
+var deviceUpsertSet = func() string {
+	cols := strings.Split(deviceCols, ", ")
+	sets := make([]string, 0, len(cols)-1)
+	for _, c := range cols[1:] {
+		sets = append(sets, c+" = excluded."+c)
+	}
+	return strings.Join(sets, ", ")
+}()
+
+func (t *txn) PutDevices(ctx context.Context, ds []*fleet.Device) error {
+	per := max(1, t.s.d.MaxParams/nDeviceCols)
+	for len(ds) > 0 {
+		n := min(per, len(ds))
+		args := make([]any, 0, n*nDeviceCols)
+		for _, d := range ds[:n] {
+			args = append(args, deviceArgs(d)...)
+		}
+		q := "INSERT INTO devices (" + deviceCols + ") VALUES " + placeholders(n, nDeviceCols) +
+			" ON CONFLICT (serial) DO UPDATE SET " + deviceUpsertSet
+		if _, err := t.tx.ExecContext(ctx, t.s.q(q), args...); err != nil {
+			return fmt.Errorf("store devices: %w", err)
+		}
+		ds = ds[n:]
+	}
+	return nil
+}
+
+func (t *txn) AddReports(ctx context.Context, rs []fleet.ReportRecord) error {
+	const cols = 8
+	per := max(1, t.s.d.MaxParams/cols)
+	for len(rs) > 0 {
+		n := min(per, len(rs))
+		args := make([]any, 0, n*cols)
+		for _, r := range rs[:n] {
+			body, err := json.Marshal(r.Report)
+			if err != nil {
+				return err
+			}
+			args = append(args, us(r.Received), r.Report.DeviceSerial, r.Report.ReleaseID, int64(r.Report.Seq), r.Report.ID, r.KeyID, r.Report.Result, string(body))
+		}
+		q := "INSERT INTO reports (received, serial, release_id, seq, report_id, key_id, result, body) VALUES " + placeholders(n, cols)
+		if _, err := t.tx.ExecContext(ctx, t.s.q(q), args...); err != nil {
+			return fmt.Errorf("store reports: %w", err)
+		}
+		rs = rs[n:]
+	}
+	return nil
+}
+
+func (t *txn) AddEvents(ctx context.Context, es []fleet.Event) error {
+	const cols = 4
+	per := max(1, t.s.d.MaxParams/cols)
+	for len(es) > 0 {
+		n := min(per, len(es))
+		args := make([]any, 0, n*cols)
+		for _, e := range es[:n] {
+			args = append(args, us(e.At), e.Serial, e.Kind, e.Detail)
+		}
+		q := "INSERT INTO events (at, serial, kind, detail) VALUES " + placeholders(n, cols)
+		if _, err := t.tx.ExecContext(ctx, t.s.q(q), args...); err != nil {
+			return fmt.Errorf("store events: %w", err)
+		}
+		es = es[n:]
+	}
+	return nil
+}
+
+func (t *txn) AddCounters(ctx context.Context, delta map[string]int64) error {
+	for name, v := range delta {
+		if v == 0 {
+			continue
+		}
+		q := "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value"
+		if _, err := t.tx.ExecContext(ctx, t.s.q(q), name, v); err != nil {
+			return fmt.Errorf("count %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+const releaseCols = "id, rollout, paused, paused_at, paused_by, pause_cause"
+
+func scanRelease(r scanner) (fleet.Release, error) {
+	var (
+		rel     fleet.Release
+		rollout string
+		paused  int
+		at      int64
+	)
+	if err := r.Scan(&rel.ID, &rollout, &paused, &at, &rel.PausedBy, &rel.PauseCause); err != nil {
+		return rel, err
+	}
+	if rollout != "" {
+		var ro manifest.Rollout
+		if err := json.Unmarshal([]byte(rollout), &ro); err == nil {
+			rel.Rollout = &ro
+		}
+	}
+	rel.Paused, rel.PausedAt = paused != 0, fromUS(at)
+	return rel, nil
+}
+
+func (t *txn) ReleaseForUpdate(ctx context.Context, id string) (fleet.Release, error) {
+	row := t.tx.QueryRowContext(ctx, t.s.q("SELECT "+releaseCols+" FROM releases WHERE id = ?"+t.s.d.ForUpdate), id)
+	rel, err := scanRelease(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return rel, fmt.Errorf("release %q: %w", id, fleet.ErrNotFound)
+	}
+	return rel, err
+}
+
+func (t *txn) PutRelease(ctx context.Context, r fleet.Release) error {
+	rollout := ""
+	if r.Rollout != nil {
+		b, err := json.Marshal(r.Rollout)
+		if err != nil {
+			return err
+		}
+		rollout = string(b)
+	}
+	paused := 0
+	if r.Paused {
+		paused = 1
+	}
+	q := "INSERT INTO releases (" + releaseCols + ") VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET rollout = excluded.rollout, paused = excluded.paused, paused_at = excluded.paused_at, paused_by = excluded.paused_by, pause_cause = excluded.pause_cause"
+	if _, err := t.tx.ExecContext(ctx, t.s.q(q), r.ID, rollout, paused, us(r.PausedAt), r.PausedBy, r.PauseCause); err != nil {
+		return fmt.Errorf("store release %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+func (t *txn) AddPause(ctx context.Context, p fleet.PauseEvent) error {
+	paused := 0
+	if p.Paused {
+		paused = 1
+	}
+	q := "INSERT INTO pauses (at, release_id, paused, actor, cause) VALUES (?, ?, ?, ?, ?)"
+	if _, err := t.tx.ExecContext(ctx, t.s.q(q), us(p.At), p.ReleaseID, paused, p.Actor, p.Cause); err != nil {
+		return fmt.Errorf("log the pause of %s: %w", p.ReleaseID, err)
+	}
+	return nil
+}
+
+// Device returns one device.
+func (s *Store) Device(ctx context.Context, serial string) (fleet.Device, error) {
+	row := s.db.QueryRowContext(ctx, s.q("SELECT "+deviceCols+" FROM devices WHERE serial = ?"), serial)
+	d, err := scanDevice(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fleet.Device{}, fmt.Errorf("device %q: %w", serial, fleet.ErrNotFound)
+	}
+	if err != nil {
+		return fleet.Device{}, fmt.Errorf("read device %s: %w", serial, err)
+	}
+	return *d, nil
+}
+
+// activeStates are the stored states a device leaves for stale.
+const activeStates = "('up_to_date', 'updating', 'failed', 'pending_image')"
+
+// Devices lists devices matching f.
+func (s *Store) Devices(ctx context.Context, f fleet.DeviceFilter) ([]fleet.Device, error) {
+	var (
+		where []string
+		args  []any
+	)
+	now := us(f.Now)
+	if f.Now.IsZero() {
+		now = us(time.Now())
+	}
+	switch f.State {
+	case "":
+	case fleet.StateStale:
+		where = append(where, "stored IN "+activeStates+" AND stale_after < ?")
+		args = append(args, now)
+	case fleet.StateUpToDate, fleet.StateUpdating, fleet.StateFailed, fleet.StatePendingImage:
+		where = append(where, "stored = ? AND stale_after >= ?")
+		args = append(args, string(f.State), now)
+	default:
+		where = append(where, "stored = ?")
+		args = append(args, string(f.State))
+	}
+	if f.Model != "" {
+		where = append(where, "model = ?")
+		args = append(args, f.Model)
+	}
+	if f.ReleaseID != "" {
+		where = append(where, "(release_id = ? OR last_release_id = ?)")
+		args = append(args, f.ReleaseID, f.ReleaseID)
+	}
+	if f.Serial != "" {
+		where = append(where, "serial = ?")
+		args = append(args, f.Serial)
+	}
+	q := "SELECT " + deviceCols + " FROM devices"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY serial"
+	if f.Limit > 0 {
+		q += " LIMIT " + strconv.Itoa(f.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list devices: %w", err)
+	}
+	defer rows.Close()
+	var out []fleet.Device
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list devices: %w", err)
+		}
+		out = append(out, *d)
+	}
+	return out, rows.Err()
+}
+
+// StateCounts counts devices by state at now.
+func (s *Store) StateCounts(ctx context.Context, now time.Time) (map[fleet.State]int, error) {
+	q := "SELECT stored, CASE WHEN stored IN " + activeStates + " AND stale_after < ? THEN 1 ELSE 0 END, COUNT(*) FROM devices GROUP BY 1, 2"
+	rows, err := s.db.QueryContext(ctx, s.q(q), us(now))
+	if err != nil {
+		return nil, fmt.Errorf("count devices: %w", err)
+	}
+	defer rows.Close()
+	out := map[fleet.State]int{}
+	for rows.Next() {
+		var (
+			st       string
+			stale, n int
+		)
+		if err := rows.Scan(&st, &stale, &n); err != nil {
+			return nil, err
+		}
+		if stale == 1 {
+			st = string(fleet.StateStale)
+		}
+		out[fleet.State(st)] += n
+	}
+	return out, rows.Err()
+}
+
+// Reports returns the accepted reports on a release in receive order.
+func (s *Store) Reports(ctx context.Context, releaseID string) ([]fleet.ReportRecord, error) {
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT received, key_id, body FROM reports WHERE release_id = ? ORDER BY id"), releaseID)
+	if err != nil {
+		return nil, fmt.Errorf("read reports: %w", err)
+	}
+	defer rows.Close()
+	var out []fleet.ReportRecord
+	for rows.Next() {
+		var (
+			rec  fleet.ReportRecord
+			at   int64
+			body string
+		)
+		if err := rows.Scan(&at, &rec.KeyID, &body); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(body), &rec.Report); err != nil {
+			return nil, fmt.Errorf("a stored report does not decode: %w", err)
+		}
+		rec.Received = fromUS(at)
+		out = append(out, rec)
+	}
+	return out, rows.Err()
+}
+
+// Events returns a device's history, newest first.
+func (s *Store) Events(ctx context.Context, serial string, limit int) ([]fleet.Event, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	q := "SELECT at, serial, kind, detail FROM events"
+	var args []any
+	if serial != "" {
+		q += " WHERE serial = ?"
+		args = append(args, serial)
+	}
+	q += " ORDER BY id DESC LIMIT " + strconv.Itoa(limit)
+	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var out []fleet.Event
+	for rows.Next() {
+		var (
+			e  fleet.Event
+			at int64
+		)
+		if err := rows.Scan(&at, &e.Serial, &e.Kind, &e.Detail); err != nil {
+			return nil, err
+		}
+		e.At = fromUS(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) releases(ctx context.Context, where string) ([]fleet.Release, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+releaseCols+" FROM releases"+where+" ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("read releases: %w", err)
+	}
+	defer rows.Close()
+	var out []fleet.Release
+	for rows.Next() {
+		r, err := scanRelease(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Releases lists the known releases.
+func (s *Store) Releases(ctx context.Context) ([]fleet.Release, error) { return s.releases(ctx, "") }
+
+// Held lists the paused releases.
+func (s *Store) Held(ctx context.Context) ([]fleet.Release, error) {
+	return s.releases(ctx, " WHERE paused = 1")
+}
+
+// Pauses returns the pause log, newest first.
+func (s *Store) Pauses(ctx context.Context, releaseID string, limit int) ([]fleet.PauseEvent, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	q := "SELECT at, release_id, paused, actor, cause FROM pauses"
+	var args []any
+	if releaseID != "" {
+		q += " WHERE release_id = ?"
+		args = append(args, releaseID)
+	}
+	q += " ORDER BY id DESC LIMIT " + strconv.Itoa(limit)
+	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read the pause log: %w", err)
+	}
+	defer rows.Close()
+	var out []fleet.PauseEvent
+	for rows.Next() {
+		var (
+			p      fleet.PauseEvent
+			at     int64
+			paused int
+		)
+		if err := rows.Scan(&at, &p.ReleaseID, &paused, &p.Actor, &p.Cause); err != nil {
+			return nil, err
+		}
+		p.At, p.Paused = fromUS(at), paused != 0
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// Counters returns every counter.
+func (s *Store) Counters(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT name, value FROM counters")
+	if err != nil {
+		return nil, fmt.Errorf("read counters: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var (
+			n string
+			v int64
+		)
+		if err := rows.Scan(&n, &v); err != nil {
+			return nil, err
+		}
+		out[n] = v
+	}
+	return out, rows.Err()
+}
