@@ -354,7 +354,7 @@ func (c *cycle) decide(ctx context.Context) (*state, error) {
 		if !releaseNamesModel(r, c.id.Model) {
 			continue
 		}
-		cand := Candidate{Release: r, Decision: verify.Decide(c.id, r.Target(), a.policy())}
+		cand := Candidate{Release: r, Decision: verify.Decide(c.id, r.Target(), a.policy(), c.verified.Evidence())}
 		if r.Rollout != nil {
 			e := r.Rollout.Evaluate(c.id.Serial, a.Config.Groups, now)
 			cand.Eligibility = &e
@@ -596,7 +596,7 @@ func (c *cycle) download(ctx context.Context) (*state, error) {
 
 // verifyImage applies every policy rule to the staged image.
 func (c *cycle) verifyImage(ctx context.Context) (*state, error) {
-	d := verify.DecideImage(c.id, c.release.Target(), c.facts, c.a.policy())
+	d := verify.DecideImage(c.id, c.release.Target(), c.facts, c.a.policy(), c.verified.Evidence())
 	if !d.Allowed {
 		return nil, &refusal{decision: d, what: "after download"}
 	}
@@ -662,7 +662,7 @@ func (c *cycle) install(ctx context.Context) (*state, error) {
 	if err != nil {
 		return nil, c.downloadAgain(fmt.Errorf("the staged image changed on disk since it was verified (%v): it is downloaded and proven again", err))
 	}
-	if d := verify.DecideImage(id, c.release.Target(), facts, a.policy()); !d.Allowed {
+	if d := verify.DecideImage(id, c.release.Target(), facts, a.policy(), c.verified.Evidence()); !d.Allowed {
 		return nil, &refusal{decision: d, what: "immediately before install"}
 	}
 	c.audit(audit.Entry{Event: audit.EventInstallStarted, Message: fmt.Sprintf("%s %s onto %s (%s)", c.release.Variant, c.release.Version, id.Model, id.FirmwareVersion)})

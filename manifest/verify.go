@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
+
+	"github.com/fwagent/fwagent/verify"
 )
 
 // Trust is what a device trusts: public keys by key ID, and how many of
@@ -181,6 +183,16 @@ func short(digest string) string {
 		return digest[:12] + "..."
 	}
 	return digest
+}
+
+// Evidence is what the safety policy needs from the signatures: the
+// distinct trusted keys that signed this manifest, and with it every
+// release it carries. Pass it to verify.Decide and verify.DecideImage.
+func (v *Verified) Evidence() verify.Evidence {
+	if v == nil {
+		return verify.Evidence{}
+	}
+	return verify.Evidence{Signers: slices.Clone(v.Signers)}
 }
 
 // String is a one-line summary of a verified manifest.

@@ -36,9 +36,18 @@ const (
 	// CodeStandardFirmwareForbidden: a non-custom release for
 	// iDS-9632NXI-I8/16S (built-in rule).
 	CodeStandardFirmwareForbidden Code = "standard_firmware_forbidden"
-	// CodeCustomVersionForbidden: a custom release other than 4.1.25 for
-	// iDS-9632NXI-I8/16S (built-in rule).
+	// CodeCustomVersionForbidden: a custom release for iDS-9632NXI-I8/16S
+	// whose version is not written exactly 4.1.25 (or V4.1.25): 4.1.26,
+	// 4.1.25.0, 04.01.25 and " 4.1.25" are all refused (built-in rule).
 	CodeCustomVersionForbidden Code = "custom_version_forbidden"
+	// CodeProtectedNeedsSecondProof: a custom 4.1.25 release for
+	// iDS-9632NXI-I8/16S rests on one proof only. Besides its declared
+	// variant and version it needs a second, independent one: its SHA-256
+	// pinned in the policy for that model, or valid signatures by at least
+	// two distinct trusted keys (whatever the manifest threshold says).
+	// Advice: pin the vendor's digest in policy.pins, or have a second
+	// integrator co-sign the manifest with `fwctl sign` (built-in rule).
+	CodeProtectedNeedsSecondProof Code = "protected_needs_second_proof"
 	// CodeVersionUnparseable: a version (installed, release or requires
 	// bound) cannot be read.
 	CodeVersionUnparseable Code = "version_unparseable"
@@ -58,7 +67,8 @@ const (
 	// CodeDigestMismatch: the image's SHA-256 differs from the release's.
 	CodeDigestMismatch Code = "digest_mismatch"
 	// CodeDigestNotPinned: the operator pinned digests for the model and the
-	// image's is not among them.
+	// release's (before the download) or the image's (after it) is not
+	// among them.
 	CodeDigestNotPinned Code = "digest_not_pinned"
 	// CodeImageIsZip: the image is the vendor's zip package.
 	CodeImageIsZip Code = "image_is_zip"
@@ -74,7 +84,7 @@ const (
 // Codes lists every reason code, in documentation order.
 func Codes() []Code {
 	return []Code{CodeModelMismatch, CodeStandardFirmwareForbidden, CodeCustomVersionForbidden,
-		CodeVersionUnparseable, CodeVariantUnknown, CodeReleaseIncomplete, CodeRequiresNotMet,
+		CodeProtectedNeedsSecondProof, CodeVersionUnparseable, CodeVariantUnknown, CodeReleaseIncomplete, CodeRequiresNotMet,
 		CodeDowngradeForbidden, CodeReinstallForbidden, CodeSizeMismatch, CodeDigestMismatch,
 		CodeDigestNotPinned, CodeImageIsZip, CodeImageEncrypted, CodeImageMalformed, CodePostInstallMismatch}
 }

@@ -39,6 +39,21 @@ func IsProtectedModel(model string) bool {
 	return SameModel(model, ProtectedModel) || squashModel(model) == squashModel(ProtectedModel)
 }
 
+// IsProtectedVersion reports whether s is exactly ProtectedVersion as a
+// release or a recorder writes it: "4.1.25", "V4.1.25" or "v4.1.25".
+// Nothing else counts, not even what ParseVersion and Compare would call the
+// same version: no extra components ("4.1.25.0"), no leading zeros
+// ("04.01.25"), no spaces, no build inside the string ("4.1.25 build
+// 200316"; a release gives its build in its own field, a recorder in
+// firmwareReleasedDate). The protected model's rule and its post-install
+// check use it; the simulator's damage rule is the same.
+func IsProtectedVersion(s string) bool {
+	if s != "" && (s[0] == 'V' || s[0] == 'v') {
+		s = s[1:]
+	}
+	return s == ProtectedVersion
+}
+
 // Variant is the kind of firmware a release carries.
 type Variant string
 

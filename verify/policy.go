@@ -87,6 +87,15 @@ func (d *decision) add(c Code, format string, args ...any) {
 	d.reasons = append(d.reasons, Reason{Code: c, Message: fmt.Sprintf(format, args...)})
 }
 
+func (d *decision) has(c Code) bool {
+	for _, r := range d.reasons {
+		if r.Code == c {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *decision) result() Decision {
 	return Decision{Allowed: len(d.reasons) == 0, Reasons: d.reasons}
 }
@@ -99,16 +108,46 @@ func releaseName(rel Release) string {
 	return fmt.Sprintf("release %q", rel.ID)
 }
 
+// Evidence is what the verified manifest says about who vouched for a
+// release: the one input of the policy that does not come from the
+// release, the device or the operator's config. The zero Evidence proves
+// nothing (no signer), so a caller that has none, or forgets it, only makes
+// the protected model's rule stricter.
+type Evidence struct {
+	// Signers are the key IDs of the distinct trusted keys whose valid
+	// signatures cover the release: manifest.Verified.Signers of the
+	// manifest that carries it (see manifest.Verified.Evidence). An ID
+	// listed twice counts once; an empty ID does not count.
+	Signers []string
+}
+
+// MinProtectedSigners is how many distinct trusted keys must have signed a
+// release for iDS-9632NXI-I8/16S when its digest is not pinned: the
+// two-person rule, whatever the manifest threshold says.
+const MinProtectedSigners = 2
+
+// distinctSigners counts the distinct non-empty signer IDs.
+func (e Evidence) distinctSigners() int {
+	seen := make(map[string]bool, len(e.Signers))
+	for _, s := range e.Signers {
+		if s != "" {
+			seen[s] = true
+		}
+	}
+	return len(seen)
+}
+
 // Decide applies every rule that can be checked before the download: the
-// model, the built-in rule for iDS-9632NXI-I8/16S, the variant, the requires
-// range, and downgrade/reinstall.
-func Decide(id device.Identity, rel Release, pol Policy) Decision {
+// model, the built-in rule for iDS-9632NXI-I8/16S (with its second proof,
+// from ev or the pins), the variant, the operator's pins against the
+// release's digest, the requires range, and downgrade/reinstall.
+func Decide(id device.Identity, rel Release, pol Policy, ev Evidence) Decision {
 	var d decision
-	decide(&d, id, rel, pol)
+	decide(&d, id, rel, pol, ev)
 	return d.result()
 }
 
-func decide(d *decision, id device.Identity, rel Release, pol Policy) {
+func decide(d *decision, id device.Identity, rel Release, pol Policy, ev Evidence) {
 	name := releaseName(rel)
 
 	// The model.
@@ -121,12 +160,20 @@ func decide(d *decision, id device.Identity, rel Release, pol Policy) {
 		d.add(CodeModelMismatch, "%s is for %s, but the device reports model %q: publish a release for this exact model", name, strings.Join(rel.Models, ", "), id.Model)
 	}
 
-	// The built-in rule. Nothing in pol is consulted here.
-	protectedRule(d, id, rel)
+	// The built-in rule. Of pol, only the pins are consulted, as a proof.
+	protectedRule(d, id, rel, pol, ev)
 
 	// The variant, for every other model.
 	if _, err := ParseVariant(string(rel.Variant)); err != nil && !IsProtectedModel(id.Model) {
 		d.add(CodeVariantUnknown, "%s declares variant %q, which is neither custom nor standard: fix the manifest", name, rel.Variant)
+	}
+
+	// The operator's pins, against the digest the release declares: an
+	// image the pins would refuse is not even downloaded.
+	if want := normDigest(rel.SHA256); IsSHA256Hex(want) {
+		if pinned, ok := pinsFor(pol.Pins, id.Model); ok && !contains(pinned, want) {
+			d.add(CodeDigestNotPinned, "%s has SHA-256 %s, which is not among the digests pinned for model %s in the agent config: add it to the pins in the policy section only if you trust this image", name, want, id.Model)
+		}
 	}
 
 	// Versions.
@@ -162,9 +209,12 @@ func modelListed(model string, models []string) bool {
 
 // protectedRule is the vendor's rule, built in: a device whose model is
 // iDS-9632NXI-I8/16S (or differs from it only in spaces, invisible
-// characters or case) may only receive the custom firmware 4.1.25. No
-// manifest, config or flag reaches this function.
-func protectedRule(d *decision, id device.Identity, rel Release) {
+// characters or case) may only receive the custom firmware written exactly
+// 4.1.25, and only with two independent proofs that the release is that
+// firmware: its declaration, signed, and a second one (secondProof). No
+// manifest field, config setting or flag opens it; pins can only supply the
+// second proof.
+func protectedRule(d *decision, id device.Identity, rel Release, pol Policy, ev Evidence) {
 	if !IsProtectedModel(id.Model) {
 		return
 	}
@@ -173,10 +223,38 @@ func protectedRule(d *decision, id device.Identity, rel Release) {
 		d.add(CodeStandardFirmwareForbidden, "model %s requires the custom firmware v%s, but %s is %q firmware: standard firmware permanently damages this model; install only the custom firmware v%s from the %s product page", ProtectedModel, ProtectedVersion, name, rel.Variant, ProtectedVersion, ProtectedModel)
 		return
 	}
-	want, _ := ParseVersion(ProtectedVersion)
-	if v, err := ParseVersion(rel.Version); err != nil || v.Compare(want) != 0 {
-		d.add(CodeCustomVersionForbidden, "model %s accepts only the custom firmware v%s, but %s is custom version %q: publish the custom firmware v%s from the %s product page", ProtectedModel, ProtectedVersion, name, rel.Version, ProtectedVersion, ProtectedModel)
+	if !IsProtectedVersion(rel.Version) {
+		d.add(CodeCustomVersionForbidden, "model %s accepts only the custom firmware written exactly %s (or V%s), but %s is custom version %q: publish the custom firmware v%s from the %s product page, with its version written exactly %s (no extra parts, leading zeros, spaces or build; the build has its own field)", ProtectedModel, ProtectedVersion, ProtectedVersion, name, rel.Version, ProtectedVersion, ProtectedModel, ProtectedVersion)
+		return
 	}
+	secondProof(d, id, rel, pol, ev)
+}
+
+// secondProof requires, for a release that declares custom 4.1.25 for the
+// protected model, a proof independent of that declaration: the release's
+// SHA-256 pinned for the model in the operator's policy, or valid
+// signatures by MinProtectedSigners distinct trusted keys. A signer who
+// signs the standard image by mistake cannot be caught by anything inside
+// the image (standard and custom images look alike), only by a second
+// person or by a digest the operator pinned.
+func secondProof(d *decision, id device.Identity, rel Release, pol Policy, ev Evidence) {
+	want := normDigest(rel.SHA256)
+	pinned, havePins := pinsFor(pol.Pins, id.Model)
+	if IsSHA256Hex(want) && contains(pinned, want) {
+		return
+	}
+	signers := ev.distinctSigners()
+	if signers >= MinProtectedSigners {
+		return
+	}
+	pinText := "no digest is pinned for this model"
+	if havePins {
+		pinText = "the digests pinned for this model do not include it"
+	}
+	d.add(CodeProtectedNeedsSecondProof, "model %s takes %s (custom %s) only with a second, independent proof that it is the custom firmware, and it has none: %d distinct trusted key(s) signed it and %s (SHA-256 %s): "+
+		"either pin the digest the vendor publishes for the custom firmware v%s on the %s product page under policy.pins for %s in the agent config, "+
+		"or have a second integrator check the image and co-sign the manifest with `fwctl sign` (%d distinct trusted keys are needed whatever manifest.threshold says)",
+		ProtectedModel, releaseName(rel), rel.Version, signers, pinText, want, ProtectedVersion, ProtectedModel, ProtectedModel, MinProtectedSigners)
 }
 
 // requires checks the release's requires range against the installed
@@ -220,13 +298,14 @@ func rangeText(rel Release) string {
 	}
 }
 
-// DecideImage applies every rule: those of Decide, then the image's size and
-// SHA-256 against the release, the operator's pins for the device's model,
-// and the digicap structure (a zip, an encrypted container or a malformed
-// image is refused).
-func DecideImage(id device.Identity, rel Release, img ImageFacts, pol Policy) Decision {
+// DecideImage applies every rule: those of Decide (with the same evidence),
+// then the image's size and SHA-256 against the release, the operator's
+// pins for the device's model against the image's digest, and the digicap
+// structure (a zip, an encrypted container or a malformed image is
+// refused).
+func DecideImage(id device.Identity, rel Release, img ImageFacts, pol Policy, ev Evidence) Decision {
 	var d decision
-	decide(&d, id, rel, pol)
+	decide(&d, id, rel, pol, ev)
 	name := releaseName(rel)
 
 	if rel.Size <= 0 {
@@ -235,7 +314,7 @@ func DecideImage(id device.Identity, rel Release, img ImageFacts, pol Policy) De
 		d.add(CodeSizeMismatch, "the downloaded image is %d bytes but %s says %d: the download is incomplete or the mirror serves another file; download it again", img.Size, name, rel.Size)
 	}
 
-	want := strings.ToLower(strings.TrimSpace(rel.SHA256))
+	want := normDigest(rel.SHA256)
 	got := strings.ToLower(img.SHA256)
 	switch {
 	case !IsSHA256Hex(want):
@@ -244,7 +323,7 @@ func DecideImage(id device.Identity, rel Release, img ImageFacts, pol Policy) De
 		d.add(CodeDigestMismatch, "the downloaded image has SHA-256 %s but %s says %s: the file is corrupt or was replaced; download it again from a trusted mirror", got, name, want)
 	}
 
-	if pinned, ok := pinsFor(pol.Pins, id.Model); ok && !contains(pinned, got) {
+	if pinned, ok := pinsFor(pol.Pins, id.Model); ok && !contains(pinned, got) && !d.has(CodeDigestNotPinned) {
 		d.add(CodeDigestNotPinned, "the image's SHA-256 %s is not among the digests pinned for model %s in the agent config: add it to the pins in the policy section only if you trust this image", got, id.Model)
 	}
 
@@ -269,12 +348,16 @@ func pinsFor(pins map[string][]string, model string) (digests []string, ok bool)
 		if SameModel(m, model) || (IsProtectedModel(model) && IsProtectedModel(m)) {
 			ok = true
 			for _, d := range ds {
-				digests = append(digests, strings.ToLower(strings.TrimSpace(d)))
+				digests = append(digests, normDigest(d))
 			}
 		}
 	}
 	return digests, ok
 }
+
+// normDigest is a digest as releases and pins are compared: trimmed and
+// lowercase.
+func normDigest(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
@@ -302,8 +385,10 @@ func IsSHA256Hex(s string) bool {
 
 // ConfirmInstall checks, after an install and reboot, that the device is
 // still the same model and reports exactly the release's version (and its
-// build, when both the release and the device give one). Otherwise the
-// decision carries post_install_mismatch.
+// build, when both the release and the device give one). A protected
+// model must report its firmware version written exactly as
+// IsProtectedVersion wants (V4.1.25). Otherwise the decision carries
+// post_install_mismatch.
 func ConfirmInstall(before, after device.Identity, rel Release) Decision {
 	var d decision
 	name := releaseName(rel)
@@ -312,7 +397,10 @@ func ConfirmInstall(before, after device.Identity, rel Release) Decision {
 	}
 	want, werr := ParseVersion(rel.Version)
 	got, gerr := ParseVersion(after.FirmwareVersion)
+	protected := IsProtectedModel(before.Model) || IsProtectedModel(after.Model)
 	switch {
+	case protected && !IsProtectedVersion(after.FirmwareVersion):
+		d.add(CodePostInstallMismatch, "after installing %s the device (model %s) reports firmware version %q, not exactly V%s: the custom firmware did not take or the device runs something else; do not install anything more on it and have it checked against the %s product page", name, after.Model, after.FirmwareVersion, ProtectedVersion, ProtectedModel)
 	case werr != nil:
 		d.add(CodePostInstallMismatch, "%s has version %q, which cannot be read, so the install cannot be confirmed: fix the manifest and check the device by hand", name, rel.Version)
 	case gerr != nil:

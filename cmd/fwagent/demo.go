@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -87,7 +88,11 @@ func runDemo(cmd *cobra.Command, keep bool, imageSize int64, flash time.Duration
 	defer l.Close()
 	sc := l.Sim.Config()
 	fmt.Fprintf(out, "  NVR simulator  %s  model %s, firmware %s (custom), serial %s\n", l.Sim.URL(), sc.Model, demoFirmware, demoSerial)
-	fmt.Fprintf(out, "  update server  %s  manifest serial %d, signed by key %s\n", l.ManifestURL(), l.Manifest().Serial, manifest.KeyID(l.Key.Public().(ed25519.PublicKey)))
+	ids := make([]string, 0, len(l.Keys))
+	for _, k := range l.Keys {
+		ids = append(ids, manifest.KeyID(k.Public().(ed25519.PublicKey)))
+	}
+	fmt.Fprintf(out, "  update server  %s  manifest serial %d, co-signed by keys %s\n", l.ManifestURL(), l.Manifest().Serial, strings.Join(ids, ", "))
 	for _, r := range l.Manifest().Releases {
 		fmt.Fprintf(out, "                 release %-22s %-8s %-7s for %v\n", r.ID, r.Variant, r.Version, r.Models)
 	}

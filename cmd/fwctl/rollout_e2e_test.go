@@ -130,7 +130,9 @@ func TestStagedRolloutEndToEnd(t *testing.T) {
 	if err := os.WriteFile(env, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	key := filepath.Join(l.Dir, "keys", "lab.key")
+	// Both lab keys re-sign: a release for the protected model needs two
+	// distinct signers (or a pin) on every manifest that carries it.
+	key, key2 := filepath.Join(l.Dir, "keys", "lab.key"), filepath.Join(l.Dir, "keys", "lab2.key")
 	pub := l.PubPath
 	fwctlPublish := func(args ...string) result {
 		t.Helper()
@@ -175,11 +177,11 @@ func TestStagedRolloutEndToEnd(t *testing.T) {
 		map[string]int{"A": 0, "B": 0, "C": 0})
 
 	// Stage 1 is 0%: no device can finish, so advancing needs --min-finished 0.
-	r := fwctl(t, "rollout", "advance", "--release", releaseID, "--reports", reportsFile, "--max-failure-rate", "2%", "--key", key, "--pub", pub, env)
+	r := fwctl(t, "rollout", "advance", "--release", releaseID, "--reports", reportsFile, "--max-failure-rate", "2%", "--key", key, "--key", key2, "--pub", pub, env)
 	if r.code != 1 || !strings.Contains(r.stderr, "0 finished device(s)") {
 		t.Fatalf("advance without evidence: exit %d, %s", r.code, r.stderr)
 	}
-	fwctlPublish("rollout", "advance", "--release", releaseID, "--reports", reportsFile, "--max-failure-rate", "2%", "--min-finished", "0", "--key", key, "--pub", pub)
+	fwctlPublish("rollout", "advance", "--release", releaseID, "--reports", reportsFile, "--max-failure-rate", "2%", "--min-finished", "0", "--key", key, "--key", key2, "--pub", pub)
 	expect("at 50%", map[string]agent.Result{"A": agent.ResultInstalled, "B": agent.ResultNothing, "C": agent.ResultNothing},
 		map[string]int{"A": 1, "B": 0, "C": 0})
 
@@ -191,13 +193,13 @@ func TestStagedRolloutEndToEnd(t *testing.T) {
 	}
 
 	// Pause, then open every stage: eligible devices still start nothing.
-	fwctlPublish("rollout", "pause", "--release", releaseID, "--key", key, "--pub", pub)
+	fwctlPublish("rollout", "pause", "--release", releaseID, "--key", key, "--key", key2, "--pub", pub)
 	stages := fmt.Sprintf("0%%@%s,50%%@%s,100%%@%s", now.Add(-3*time.Hour).Format(time.RFC3339), now.Add(-2*time.Hour).Format(time.RFC3339), now.Add(-time.Hour).Format(time.RFC3339))
-	fwctlPublish("rollout", "set", "--release", releaseID, "--stages", stages, "--key", key, "--pub", pub)
+	fwctlPublish("rollout", "set", "--release", releaseID, "--stages", stages, "--key", key, "--key", key2, "--pub", pub)
 	expect("paused at 100%", map[string]agent.Result{"B": agent.ResultPaused, "C": agent.ResultPaused},
 		map[string]int{"A": 1, "B": 0, "C": 0})
 
-	fwctlPublish("rollout", "resume", "--release", releaseID, "--key", key, "--pub", pub)
+	fwctlPublish("rollout", "resume", "--release", releaseID, "--key", key, "--key", key2, "--pub", pub)
 	expect("resumed at 100%", map[string]agent.Result{"A": agent.ResultNothing, "B": agent.ResultInstalled, "C": agent.ResultInstalled},
 		map[string]int{"A": 1, "B": 1, "C": 1})
 

@@ -69,8 +69,10 @@ type Options struct {
 	ExtraYAML string
 	// Now is the clock used for issued and expires (default time.Now).
 	Now func() time.Time
-	// Keys is how many signing keys the lab makes (default 1); the config
-	// trusts all of them and Publish signs with all of them.
+	// Keys is how many signing keys the lab makes (default 2, as two
+	// integrators co-signing, so that a release for the protected model
+	// has its second proof); the config trusts all of them and Publish
+	// signs with all of them.
 	Keys int
 	// Threshold is the config's manifest.threshold (default 1).
 	Threshold int
@@ -130,7 +132,10 @@ func Start(opts Options) (_ *Lab, err error) {
 			return nil, err
 		}
 	}
-	for i := 0; i < max(opts.Keys, 1); i++ {
+	if opts.Keys == 0 {
+		opts.Keys = 2
+	}
+	for i := 0; i < opts.Keys; i++ {
 		_, priv, err := manifest.GenerateKey()
 		if err != nil {
 			return nil, err

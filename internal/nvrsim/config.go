@@ -300,8 +300,15 @@ func isProtected(model string) bool {
 	return strings.EqualFold(strings.TrimSpace(model), ProtectedModel)
 }
 
-// survives reports whether ProtectedModel survives flashing img.
+// survives reports whether ProtectedModel survives flashing img: only the
+// custom firmware whose version is written exactly 4.1.25, V4.1.25 or
+// v4.1.25. 4.1.25.0, 04.01.25 or a version with spaces or a build is other
+// firmware and damages the recorder. The rule is written out here, not
+// imported, and agrees exactly with verify.IsProtectedVersion.
 func survives(img Image) bool {
-	v := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(img.Version), "V"), "v")
+	v := img.Version
+	if v != "" && (v[0] == 'V' || v[0] == 'v') {
+		v = v[1:]
+	}
 	return strings.EqualFold(strings.TrimSpace(img.Variant), "custom") && v == ProtectedVersion
 }
