@@ -30,8 +30,10 @@ type Config struct {
 	// TermsAccepted records that the operator accepted the vendor's terms;
 	// nothing is downloaded until it is true.
 	TermsAccepted bool `yaml:"terms_accepted"`
-	// Device selects and configures the device backend.
+	// Device selects and configures the device backend (a site of one).
 	Device Device `yaml:"device"`
+	// Devices lists the recorders of a site, instead of Device.
+	Devices []DeviceEntry `yaml:"devices,omitempty"`
 	// Manifest says where the signed manifest comes from and whom to trust.
 	Manifest Manifest `yaml:"manifest"`
 	// StateDir holds the journal, downloads and the report queue.
@@ -168,6 +170,11 @@ type Retry struct {
 type Install struct {
 	// ConfigBackup is BackupRequired, BackupBestEffort or BackupOff.
 	ConfigBackup string `yaml:"config_backup"`
+	// MaxParallel is how many recorders of a site may upload or flash at once.
+	MaxParallel int `yaml:"max_parallel"`
+	// StopAfterFailures is how many failed installs of one release in a
+	// site stop that release on the remaining recorders.
+	StopAfterFailures int `yaml:"stop_after_failures"`
 }
 
 // Values of install.config_backup.

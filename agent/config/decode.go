@@ -139,12 +139,19 @@ func (d *decoder) fail(n *yaml.Node, key, format string, args ...any) {
 // level): every key must be defined in Keys, each is written once, and its
 // line is recorded. A null value (key written without one) is as if absent.
 func (d *decoder) section(n *yaml.Node, path string, c *Config) {
+	d.sectionAs(n, path, path, c)
+}
+
+// sectionAs is section for a mapping whose keys are defined under path but
+// written in the file under display (an entry of devices: is decoded
+// against the device.* keys and named devices[N].*).
+func (d *decoder) sectionAs(n *yaml.Node, path, display string, c *Config) {
 	n = resolve(n)
 	if isNull(n) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.fail(n, path, "expected a mapping of keys, got %s", describe(n))
+		d.fail(n, display, "expected a mapping of keys, got %s", describe(n))
 		return
 	}
 	seen := map[string]bool{}
@@ -154,21 +161,21 @@ func (d *decoder) section(n *yaml.Node, path string, c *Config) {
 			d.fail(kn, path, "keys must be plain words, got %s", describe(kn))
 			continue
 		}
-		key := join(path, kn.Value)
+		def, key := join(path, kn.Value), join(display, kn.Value)
 		if seen[kn.Value] {
 			d.fail(kn, key, "written twice: keep one")
 			continue
 		}
 		seen[kn.Value] = true
 		d.p.lines[key] = kn.Line
-		k, ok := lookup(key)
+		k, ok := lookup(def)
 		if !ok {
 			d.fail(kn, key, "unknown key%s", suggest(kn.Value, keyChildren[path]))
 			continue
 		}
 		switch {
 		case k.Section():
-			d.section(vn, key, c)
+			d.sectionAs(vn, def, key, c)
 		case isNull(vn):
 		default:
 			k.decode(d, vn, key, c)

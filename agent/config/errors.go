@@ -52,6 +52,9 @@ type problems struct {
 	file  string
 	lines map[string]int
 	errs  []error
+	// rename, when set, maps a key as the checks name it to the key as the
+	// file writes it (device.isapi.url -> devices[1].isapi.url).
+	rename func(key string) string
 }
 
 // add records a problem at an explicit line.
@@ -64,9 +67,18 @@ func (p *problems) add(line int, key, msg string) {
 
 // at records a problem at the line where key was written, if known.
 func (p *problems) at(key, msg string) {
+	if p.rename != nil {
+		key = p.rename(key)
+	}
 	line := 0
 	if p.lines != nil {
 		line = p.lines[key]
+		// A key missing from a devices: entry is placed at the nearest
+		// part of the entry that was written.
+		for k := key; line == 0 && p.rename != nil && strings.ContainsAny(k, "."); {
+			k = k[:strings.LastIndex(k, ".")]
+			line = p.lines[k]
+		}
 	}
 	p.add(line, key, msg)
 }

@@ -95,6 +95,8 @@ var Keys = []Key{
 	duration("device.local.poll_interval", func(c *Config) *Duration { return &c.Device.Local.PollInterval }, 5*time.Second, true,
 		"how often status_command is polled"),
 
+	devicesKey(),
+
 	section("manifest", "where the signed manifest comes from and whom to trust"),
 	textList("manifest.urls", func(c *Config) *[]string { return &c.Manifest.URLs },
 		"where the signed manifest is fetched, tried in order: http://, https:// or file:// (offline mirrors, USB sticks)"),
@@ -158,6 +160,10 @@ var Keys = []Key{
 	section("install", "checks before each upload"),
 	choice("install.config_backup", func(c *Config) *string { return &c.Install.ConfigBackup }, BackupRequired, []string{BackupRequired, BackupBestEffort, BackupOff},
 		"back up the recorder's configuration (System/configurationData) into state_dir/backups before every upload: required defers the install when the export fails or is not supported, best_effort logs and goes on, off skips it"),
+	integer("install.max_parallel", func(c *Config) *int { return &c.Install.MaxParallel }, 1, 1,
+		"at most this many recorders upload or flash at the same time"),
+	integer("install.stop_after_failures", func(c *Config) *int { return &c.Install.StopAfterFailures }, 2, 1,
+		"after this many failed installs of the same release in the site, the release is not installed on the remaining recorders (until a manifest with a higher serial arrives or the agent restarts)"),
 
 	section("confirm", "checks after the reboot into the new firmware (besides the exact version)"),
 	duration("confirm.health_timeout", func(c *Config) *Duration { return &c.Confirm.HealthTimeout }, 10*time.Minute, false,

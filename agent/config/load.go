@@ -58,6 +58,13 @@ func Load(path string) (*Config, error) {
 			p.at("device.isapi.ca_file", fmt.Sprintf("cannot read the CA file: %v", err))
 		}
 	}
+	for i, e := range c.Devices {
+		if e.Backend == BackendISAPI && e.ISAPI.CAFile != "" {
+			if _, err := os.Stat(e.ISAPI.CAFile); err != nil {
+				p.at(fmt.Sprintf("devices[%d].isapi.ca_file", i), fmt.Sprintf("cannot read the CA file: %v", err))
+			}
+		}
+	}
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -77,6 +84,11 @@ func (c *Config) resolvePaths() {
 	abs(&c.Device.ISAPI.PasswordFile)
 	abs(&c.Device.ISAPI.CAFile)
 	abs(&c.Device.Local.IdentityFile)
+	for i := range c.Devices {
+		abs(&c.Devices[i].ISAPI.PasswordFile)
+		abs(&c.Devices[i].ISAPI.CAFile)
+		abs(&c.Devices[i].Local.IdentityFile)
+	}
 	abs(&c.Report.TokenFile)
 	abs(&c.Status.TokenFile)
 	for i := range c.Manifest.Keys {
@@ -89,6 +101,11 @@ func (c *Config) resolveSecrets(p *problems) {
 	if c.Device.Backend == BackendISAPI {
 		i := &c.Device.ISAPI
 		secret(p, "device.isapi.password", &i.Password, i.PasswordFile, i.PasswordEnv)
+	}
+	for i := range c.Devices {
+		if e := &c.Devices[i]; e.Backend == BackendISAPI {
+			secret(p, fmt.Sprintf("devices[%d].isapi.password", i), &e.ISAPI.Password, e.ISAPI.PasswordFile, e.ISAPI.PasswordEnv)
+		}
 	}
 	r := &c.Report
 	secret(p, "report.token", &r.Token, r.TokenFile, r.TokenEnv)
@@ -161,6 +178,16 @@ func (c *Config) Redacted() *Config {
 	r.Manifest.Keys = mapStrings(c.Manifest.Keys, nil)
 	r.Groups = mapStrings(c.Groups, nil)
 	r.Windows = append([]Window(nil), c.Windows...)
+	if c.Devices != nil {
+		r.Devices = make([]DeviceEntry, len(c.Devices))
+		for i, e := range c.Devices {
+			one := (&Config{Device: e.Device}).Redacted()
+			e.Device = one.Device
+			e.Groups = mapStrings(e.Groups, nil)
+			e.Windows = append([]Window(nil), e.Windows...)
+			r.Devices[i] = e
+		}
+	}
 	r.Device.Local.IdentityCommand = mapStrings(c.Device.Local.IdentityCommand, nil)
 	r.Device.Local.InstallCommand = mapStrings(c.Device.Local.InstallCommand, nil)
 	r.Device.Local.RebootCommand = mapStrings(c.Device.Local.RebootCommand, nil)

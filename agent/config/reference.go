@@ -70,6 +70,22 @@ How many requests a retried request kind makes at worst is in [retries.md](retri
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", k.Path, k.Type, def, bounds, escapeCell(k.Doc))
 	}
+	b.WriteString("\n## `devices[]`\n\nOne entry of `devices:` (a site, see [site-gateway.md](../site-gateway.md)): the keys of `device:` plus a name and,\noptionally, the recorder's own rollout groups and maintenance windows. Entries must differ in name and url;\nat most one uses the local backend.\n\n")
+	b.WriteString("| Key | Type | Default | Accepted | Description |\n|---|---|---|---|---|\n")
+	for _, k := range DeviceKeys() {
+		if k.Section() {
+			continue
+		}
+		def := "—"
+		if k.Default != "" {
+			def = "`" + k.Default + "`"
+		}
+		bounds := k.Bounds
+		if bounds == "" {
+			bounds = "—"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", k.Path, k.Type, def, bounds, escapeCell(k.Doc))
+	}
 	return b.Bytes()
 }
 

@@ -41,13 +41,14 @@ func (c *Config) normalize() {
 	for i, g := range c.Groups {
 		c.Groups[i] = strings.TrimSpace(g)
 	}
+	c.normalizeDevices()
 }
 
 func (c *Config) validate(p *problems) {
 	// The bounds of each key, from its definition. A backend's keys are
 	// checked only when that backend is selected.
 	for _, k := range Keys {
-		if k.check == nil || (strings.HasPrefix(k.Path, "device.isapi.") && c.Device.Backend != BackendISAPI) ||
+		if k.check == nil || (strings.HasPrefix(k.Path, "device.") && c.IsSite()) || (strings.HasPrefix(k.Path, "device.isapi.") && c.Device.Backend != BackendISAPI) ||
 			(strings.HasPrefix(k.Path, "device.local.") && c.Device.Backend != BackendLocal) {
 			continue
 		}
@@ -55,15 +56,10 @@ func (c *Config) validate(p *problems) {
 			p.at(k.Path, msg)
 		}
 	}
-	switch c.Device.Backend {
-	case BackendISAPI:
-		c.validateISAPI(p)
-	case BackendLocal:
-		c.validateLocal(p)
-	case "":
-		p.at("device.backend", "missing: set it to isapi (the recorder's HTTP API) or local (the agent runs on the recorder)")
-	default:
-		p.at("device.backend", fmt.Sprintf("%q is not a backend: use isapi or local", c.Device.Backend))
+	if c.IsSite() {
+		c.validateDevices(p)
+	} else {
+		c.validateDevice(p)
 	}
 
 	m := c.Manifest
@@ -116,16 +112,7 @@ func (c *Config) validate(p *problems) {
 		}
 	}
 
-	seenGroup := map[string]bool{}
-	for i, g := range c.Groups {
-		key := fmt.Sprintf("groups[%d]", i)
-		if g == "" {
-			p.at(key, "empty group name")
-		} else if seenGroup[g] {
-			p.at(key, fmt.Sprintf("%q is listed twice", g))
-		}
-		seenGroup[g] = true
-	}
+	c.validateGroups(p)
 
 	r := c.Report
 	if r.URL != "" {
@@ -147,6 +134,34 @@ func (c *Config) validate(p *problems) {
 		case !isLoopback(host) && c.Status.TokenFile == "" && c.Status.Token == "":
 			p.at("status.listen", fmt.Sprintf("%q is not a loopback address and status.token_file is not set: the agent refuses to start; set status.token_file or listen on 127.0.0.1", c.Status.Listen))
 		}
+	}
+}
+
+// validateDevice checks the device: section (or one devices: entry, whose
+// problems rename the keys).
+func (c *Config) validateDevice(p *problems) {
+	switch c.Device.Backend {
+	case BackendISAPI:
+		c.validateISAPI(p)
+	case BackendLocal:
+		c.validateLocal(p)
+	case "":
+		p.at("device.backend", "missing: set it to isapi (the recorder's HTTP API) or local (the agent runs on the recorder)")
+	default:
+		p.at("device.backend", fmt.Sprintf("%q is not a backend: use isapi or local", c.Device.Backend))
+	}
+}
+
+func (c *Config) validateGroups(p *problems) {
+	seenGroup := map[string]bool{}
+	for i, g := range c.Groups {
+		key := fmt.Sprintf("groups[%d]", i)
+		if g == "" {
+			p.at(key, "empty group name")
+		} else if seenGroup[g] {
+			p.at(key, fmt.Sprintf("%q is listed twice", g))
+		}
+		seenGroup[g] = true
 	}
 }
 
