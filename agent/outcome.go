@@ -19,7 +19,7 @@ const (
 	ResultPaused    Result = "paused"         // the release's rollout is paused (exit 3)
 	ResultNothing   Result = "nothing"        // nothing to do (exit 3)
 	ResultRefused   Result = "refused"        // refused by policy or local config (exit 4)
-	ResultFailed    Result = "failed"         // an error (exit 1)
+	ResultFailed    Result = "failed"         // an error (exit 1; 5 when Step is install, reboot or confirm)
 	ResultStopped   Result = "stopped"        // the context ended at a safe point; the journal resumes it
 )
 
@@ -57,8 +57,12 @@ type Outcome struct {
 	Candidates []Candidate      `json:"candidates,omitempty"`
 	Release    string           `json:"release,omitempty"`
 	Attempt    string           `json:"attempt,omitempty"`
-	Transient  bool             `json:"transient,omitempty"` // a failure worth retrying soon
-	NextWindow time.Time        `json:"next_window,omitzero"`
-	Err        error            `json:"-"`
-	Finished   time.Time        `json:"finished"`
+	// Step is the journal step an update attempt was in when the cycle
+	// ended (install, reboot, confirm, ...); empty when no update was in
+	// progress. The commands tell a failed install from other failures by it.
+	Step       string    `json:"step,omitempty"`
+	Transient  bool      `json:"transient,omitempty"` // a failure worth retrying soon
+	NextWindow time.Time `json:"next_window,omitzero"`
+	Err        error     `json:"-"`
+	Finished   time.Time `json:"finished"`
 }

@@ -930,6 +930,7 @@ func (c *cycle) fail(ctx context.Context, err error) {
 		}
 		return
 	}
+	c.out.Step = string(u.Step)
 	// A fatal failure, or any failure of the install itself, ends the
 	// attempt. A transient failure elsewhere keeps the update in the journal
 	// and the next cycle resumes the same step (the step re-entry cap bounds
