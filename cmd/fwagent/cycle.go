@@ -19,9 +19,11 @@ import (
 
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/agent/config"
+	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/agent/support"
 	"github.com/fwagent/fwagent/device"
 	"github.com/fwagent/fwagent/internal/cli"
+	"github.com/fwagent/fwagent/manifest"
 )
 
 // session is one loaded config with its logger and agent.
@@ -128,8 +130,25 @@ func exitFor(out agent.Outcome) int {
 		return exitNothing
 	case agent.ResultRefused:
 		return exitRefused
+	case agent.ResultFailed:
+		switch journal.Step(out.Step) {
+		case journal.StepInstall, journal.StepReboot, journal.StepConfirm:
+			return exitInstallFailed
+		}
 	}
 	return exitError
+}
+
+// stageText says where a rollout stands, numbering stages from 1 as fwctl
+// does ("stage 2 of 3 at 25%").
+func stageText(e *manifest.Eligibility, r *manifest.Rollout) string {
+	switch {
+	case r == nil:
+		return "no rollout"
+	case e.Stage < 0:
+		return fmt.Sprintf("before stage 1 of %d", len(r.Stages))
+	}
+	return fmt.Sprintf("stage %d of %d at %.4g%%", e.Stage+1, len(r.Stages), e.Percent)
 }
 
 // printOutcome writes a readable account of a cycle.
@@ -162,7 +181,7 @@ func printOutcome(w io.Writer, out agent.Outcome) {
 			fmt.Fprintf(w, "          - %s: %s\n", r.Code, r.Message)
 		}
 		if e := c.Eligibility; e != nil {
-			fmt.Fprintf(w, "          rollout: bucket %d, stage %d at %.4g%%, eligible %v, paused %v: %s\n", e.Bucket, e.Stage, e.Percent, e.Eligible, e.Paused, e.Reason)
+			fmt.Fprintf(w, "          rollout: bucket %d, %s, eligible %v, paused %v: %s\n", e.Bucket, stageText(e, c.Release.Rollout), e.Eligible, e.Paused, e.Reason)
 		}
 	}
 	fmt.Fprintf(w, "result:   %s: %s\n", out.Result, out.Message)
@@ -225,7 +244,8 @@ func updateCommand() *cobra.Command {
 		Short: "One full update cycle now: download, verify, install (in a maintenance window unless --now), confirm",
 		Long: "Run one whole cycle. With --from DIR the signed manifest (DIR/manifest.json) and the images\n" +
 			"come from a folder (a USB stick, a local mirror); every check is unchanged.\n" +
-			"Exit codes: 0 installed and confirmed, 3 nothing to do (or waiting for a window), 4 refused by policy, 1 error, 2 usage.",
+			"Exit codes: 0 installed and confirmed, 3 nothing to do (or waiting for a window), 4 refused by policy,\n" +
+			"5 the install failed (upload, flash, reboot or post-install check), 1 other errors, 2 usage.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if from != "" {

@@ -17,6 +17,7 @@ import (
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/internal/lab"
 	"github.com/fwagent/fwagent/internal/nvrsim"
+	"github.com/fwagent/fwagent/manifest"
 )
 
 // startLab starts the demo's world with small images.
@@ -223,5 +224,47 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := os.WriteFile(to, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestUpdateWhoseInstallFailsExits5(t *testing.T) {
+	l := startLab(t, "")
+	l.Sim.SetFaults(nvrsim.Faults{RejectUpload: "badFlash"})
+	stdout, stderr, code := runFwagent(t, "update", "--now", "--config", l.ConfigPath)
+	if code != exitInstallFailed {
+		t.Fatalf("update with a recorder refusing the image exited %d, want %d (install failed)\n%s\n%s", code, exitInstallFailed, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "badFlash") {
+		t.Errorf("output does not name the device's code:\n%s", stdout)
+	}
+	// An error before the device is touched stays exit 1.
+	l.Sim.SetFaults(nvrsim.Faults{})
+	if _, _, code := runFwagent(t, "update", "--now", "--config", filepath.Join(t.TempDir(), "missing.yaml")); code != exitError {
+		t.Errorf("update with a missing config exited %d, want %d", code, exitError)
+	}
+}
+
+func TestStagesAreNumberedFromOneAsFwctlDoes(t *testing.T) {
+	at := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
+	r := &manifest.Rollout{ID: "r1", Stages: []manifest.Stage{{At: at, Percent: 5}, {At: at.Add(48 * time.Hour), Percent: 25}, {At: at.Add(96 * time.Hour), Percent: 100}}}
+	for _, tt := range []struct {
+		now  time.Time
+		want string
+	}{
+		{at.Add(-time.Hour), "before stage 1 of 3"},
+		{at, "stage 1 of 3 at 5%"},
+		{at.Add(50 * time.Hour), "stage 2 of 3 at 25%"},
+	} {
+		e := r.Evaluate("SN1", nil, tt.now)
+		if got := stageText(&e, r); got != tt.want {
+			t.Errorf("at %s: %q, want %q", tt.now, got, tt.want)
+		}
+		// manifest's own reason and fwctl (rollout preview, inspect) count the same way.
+		if e.Stage >= 0 && !strings.Contains(e.Reason, fmt.Sprintf("stage %d ", e.Stage+1)) {
+			t.Errorf("reason %q numbers the stage differently from %q", e.Reason, tt.want)
+		}
+	}
+	if got := stageText(&manifest.Eligibility{Stage: -1}, nil); got != "no rollout" {
+		t.Errorf("no rollout: %q", got)
 	}
 }

@@ -20,8 +20,11 @@ const (
 	exitOK      = cli.ExitOK      // success; for check: an allowed update is available; for update: installed and confirmed
 	exitError   = cli.ExitFailure // error
 	exitUsage   = cli.ExitUsage   // usage error
-	exitNothing = 3               // nothing to do
-	exitRefused = 4               // refused by policy
+	exitNothing = cli.ExitNothing // nothing to do
+	exitRefused = cli.ExitRefused // refused by policy
+	// exitInstallFailed: the attempt failed while installing, rebooting or
+	// confirming: the device was touched, unlike other errors.
+	exitInstallFailed = cli.ExitInstallFailed
 )
 
 func main() { cli.Main("fwagent", run) }

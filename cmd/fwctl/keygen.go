@@ -21,7 +21,7 @@ The files are the ones OpenSSL makes with
   openssl genpkey -algorithm ed25519 -out PREFIX.key
   openssl pkey -in PREFIX.key -pubout -out PREFIX.pub
 Prints the key ID (hex SHA-256 of the public key's DER). Never overwrites a file.`,
-		Example: "  fwctl keygen --out keys/alice",
+		Example: "  fwctl keygen --out keys/release-1   # writes keys/release-1.key (0600) and keys/release-1.pub",
 		Args:    cli.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {

@@ -42,7 +42,7 @@ The serial must be above every serial devices have accepted.`,
 		Example: `  fwctl release --image digicap.dav --model iDS-9632NXI-I8/16S --version 4.1.25 \
     --variant custom --url https://fw.example.com/16s/digicap.dav > 16s.json
   fwctl manifest new --release 16s.json --serial 7 --expires-in 720h -o manifest.json
-  fwctl sign --key keys/alice.key -o manifest.dsse.json manifest.json`,
+  fwctl sign --key keys/release-1.key -o manifest.dsse.json manifest.json`,
 		Args: cli.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if serial < 1 {

@@ -46,8 +46,8 @@ report is appended to --out as one line and fsynced before the agent gets its
 2xx, so an accepted report survives a crash. Bodies above --max-body get 413,
 invalid reports 400 with the reason, a wrong token 401. GET /healthz answers
 200 while reports can be written. Runs until SIGINT or SIGTERM.`,
-		Example: `  openssl rand -hex 32 > report.token
-  fwctl reports serve --listen 0.0.0.0:8470 --token-file report.token --out reports.jsonl`,
+		Example: `  openssl rand -hex 32 > reports.token && chmod 600 reports.token
+  fwctl reports serve --listen 0.0.0.0:8470 --token-file reports.token --out reports.jsonl`,
 		Args: cli.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if tokenFile == "" || out == "" {

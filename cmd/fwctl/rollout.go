@@ -132,7 +132,7 @@ release id. ENVELOPE must first verify with the --pub keys (at least
 signing, or signed by other keys, is refused (exit 1), never re-signed.
 The serial is bumped, issued set to now, the envelope re-signed with --key
 (old signatures are dropped) and written atomically.`,
-		Example: `  fwctl rollout set --release ids-4.1.25 --key keys/release-1.key \
+		Example: `  fwctl rollout set --release iDS-9632NXI-I8-16S-4.1.25 --key keys/release-1.key \
     --pub keys/release-1.pub --pub keys/release-2.pub --threshold 2 \
     --stages "5%@2026-12-01T02:00:00Z,25%@2026-12-03T02:00:00Z,100%@2026-12-07T02:00:00Z" \
     manifest.dsse.json`,
@@ -184,7 +184,7 @@ func newRolloutPauseCmd(pause bool) *cobra.Command {
 		Use:     name + " --release ID --key FILE --pub FILE [--threshold N] [-o OUT] ENVELOPE",
 		Short:   short,
 		Long:    short + `. ENVELOPE must first verify with the --pub keys (at least --threshold of them; expiry is not checked): an envelope changed after signing, or signed by other keys, is refused (exit 1), never re-signed. The serial is bumped, issued set to now, the envelope re-signed with --key and written atomically (in place, or to -o). Devices see the change at their next manifest poll.`,
-		Example: "  fwctl rollout " + name + " --release ids-4.1.25 --key keys/release-1.key --pub keys/release-1.pub --pub keys/release-2.pub --threshold 2 manifest.dsse.json",
+		Example: "  fwctl rollout " + name + " --release iDS-9632NXI-I8-16S-4.1.25 --key keys/release-1.key --pub keys/release-1.pub --pub keys/release-2.pub --threshold 2 manifest.dsse.json",
 		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := f.resign(cmd, args[0], func(r *manifest.Release, now time.Time) error {
@@ -213,7 +213,7 @@ func newRolloutPreviewCmd() *cobra.Command {
 print whether the device is eligible for the release at TIME (default now),
 its bucket and why, then the eligible share. --group gives the groups every
 listed device is in. Uses the same rule as the devices; checks no signature.`,
-		Example: "  fwctl rollout preview --release ids-4.1.25 --devices serials.txt --at 2026-12-03T02:00:00Z manifest.dsse.json",
+		Example: "  fwctl rollout preview --release iDS-9632NXI-I8-16S-4.1.25 --devices serials.txt --at 2026-12-03T02:00:00Z manifest.dsse.json",
 		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if release == "" || devices == "" {

@@ -34,7 +34,7 @@ control characters escaped. With the
 ENVELOPE each device is counted in its rollout stage (see the Staged rollouts section of README.md);
 without it, counts only. --devices also lists every device. Checks no
 signature.`,
-		Example: "  fwctl rollout status --release ids-4.1.25 --reports reports.jsonl manifest.dsse.json",
+		Example: "  fwctl rollout status --release iDS-9632NXI-I8-16S-4.1.25 --reports reports.jsonl manifest.dsse.json",
 		Args:    cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if release == "" || reportsPath == "" {
@@ -95,7 +95,7 @@ the next stage opens now: its time is moved to now, the serial bumped, issued
 set to now, the envelope re-signed with --key and written atomically (in
 place, or to -o). If not, nothing changes and the command exits 1; stop the
 rollout with fwctl rollout pause if the failures call for it.`,
-		Example: "  fwctl rollout advance --release ids-4.1.25 --reports reports.jsonl --max-failure-rate 2% --key keys/release-1.key --pub keys/release-1.pub --pub keys/release-2.pub --threshold 2 manifest.dsse.json",
+		Example: "  fwctl rollout advance --release iDS-9632NXI-I8-16S-4.1.25 --reports reports.jsonl --max-failure-rate 2% --key keys/release-1.key --pub keys/release-1.pub --pub keys/release-2.pub --threshold 2 manifest.dsse.json",
 		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.release == "" || reportsPath == "" || rate == "" {

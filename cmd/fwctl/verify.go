@@ -27,7 +27,7 @@ func newVerifyCmd() *cobra.Command {
 this payload, the payload is well formed, it has not expired and was not
 issued in the future. Exit 0 with a one-line summary, or exit 1 with the
 refusal code and what to do.`,
-		Example: `  fwctl verify --pub alice.pub --pub bob.pub --pub carol.pub --threshold 2 manifest.dsse.json`,
+		Example: `  fwctl verify --pub keys/release-1.pub --pub keys/release-2.pub --threshold 2 manifest.dsse.json`,
 		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			keys, err := loadPublicKeys(pubs)

@@ -17,11 +17,15 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes every command shares; commands add their own above 2.
+// Exit codes every command shares, and those of fwagent's cycle commands
+// (check, update). docs/reference/exit-codes.md documents them.
 const (
-	ExitOK      = 0
-	ExitFailure = 1 // an error, a refusal or invalid input
-	ExitUsage   = 2 // the command line is wrong
+	ExitOK            = 0
+	ExitFailure       = 1 // an error, a refusal or invalid input
+	ExitUsage         = 2 // the command line is wrong
+	ExitNothing       = 3 // fwagent: nothing to do, not in the rollout yet, paused, or waiting for a window
+	ExitRefused       = 4 // fwagent: refused by policy
+	ExitInstallFailed = 5 // fwagent update: the install (upload, flash, reboot or post-install check) failed
 )
 
 // Error carries the exit code a command wants. Err may be nil: the process
