@@ -35,6 +35,7 @@ var version, commit string
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root := newServeCmd(stdout, stderr)
 	root.AddCommand(newMkimageCmd(stdout))
+	root.AddCommand(newSiteCmd(stdout, stderr))
 	cli.SetVersion(root, cli.Build{Version: version, Commit: commit})
 	return root
 }
