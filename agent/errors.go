@@ -24,6 +24,11 @@ const (
 	CodeInternal           = "internal_error"
 	CodePendingImage       = "pending_image"        // the device waits to reboot into an image this attempt did not send
 	CodeStagedImageChanged = "staged_image_changed" // the verified image changed on disk; it is downloaded again
+	// CodeProtectedUnresponsive: an iDS-9632NXI-I8/16S stopped answering
+	// after its image was sent (flash, reboot or confirm timed out). Advice:
+	// contact the vendor's support; do not power-cycle it repeatedly and do
+	// not try other images on it.
+	CodeProtectedUnresponsive = "protected_model_unresponsive"
 
 	// Why a cycle found nothing to do.
 	CodeNoRelease     = "no_release_for_model" // no release names the device's model

@@ -1,16 +1,22 @@
 package agent_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/device/isapi"
 	"github.com/fwagent/fwagent/internal/lab"
+	"github.com/fwagent/fwagent/internal/nvrsim"
 	"github.com/fwagent/fwagent/verify"
 )
 
@@ -180,4 +186,101 @@ func TestPinOfTheCustomImageStopsTwoSignersWhoErred(t *testing.T) {
 		t.Fatalf("%s %v (%s), want refused with digest_not_pinned", out.Result, out.Codes, out.Message)
 	}
 	w.untouched(t)
+}
+
+// shortDevice gives the agent an ISAPI backend with short flash and reboot
+// timeouts, for recorders that stop answering.
+func (w *world) shortDevice(t *testing.T, flash, reboot time.Duration) {
+	t.Helper()
+	w.fast(t, reboot)
+	c := w.agent.Config.Device.ISAPI
+	dev, err := isapi.New(isapi.Config{
+		BaseURL: c.URL, Username: c.Username, Password: c.Password, CertSHA256: c.CertSHA256,
+		RequestTimeout: 2 * time.Second, UploadTimeout: c.UploadTimeout, FlashTimeout: flash,
+		RebootTimeout: reboot, DownGrace: reboot / 4, PollInterval: 5 * time.Millisecond,
+		RetryMax: 1, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond, Logger: w.agent.Log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.agent.Device = dev
+}
+
+// A protected recorder that stops answering after its image was sent gets
+// a safety code and advice, not a generic timeout, in the outcome, the
+// journal and the report; another model keeps the generic code.
+func TestProtectedRecorderThatStopsAnsweringGetsASafetyCode(t *testing.T) {
+	tests := []struct {
+		name   string
+		model  string
+		rels   []lab.Release
+		keys   int
+		pinned bool // pin the first release's digest (the operator's mistake)
+		faults nvrsim.Faults
+		safety bool
+	}{
+		// The residual risk: one signer and a pinned digest, both of the
+		// standard image. The recorder is damaged while it flashes.
+		{"damaged while flashing a wrongly pinned standard image", protected, []lab.Release{trap}, 1, true, nvrsim.Faults{}, true},
+		{"never back from the reboot after custom 4.1.25", protected, []lab.Release{custom4125}, 2, false, nvrsim.Faults{NeverReturnFromReboot: true}, true},
+		{"another model never back from the reboot keeps the generic code", "DS-7608NI-K2",
+			[]lab.Release{{ID: "std", Models: []string{"DS-7608NI-K2"}, Version: "4.2.0", Variant: "standard"}}, 2, false, nvrsim.Faults{NeverReturnFromReboot: true}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := &reportSink{}
+			srv := httptest.NewServer(sink)
+			t.Cleanup(srv.Close)
+			w := newWorld(t, lab.Options{Keys: tt.keys, Releases: tt.rels, Device: nvrsim.Config{Model: tt.model, FlashDuration: 20 * time.Millisecond, RebootDelay: 20 * time.Millisecond},
+				ExtraYAML: "report:\n  url: " + srv.URL + "\n"})
+			if tt.pinned {
+				w.pin(t, w.lab.Manifest().Releases[0].Image.SHA256)
+			}
+			w.shortDevice(t, time.Second, time.Second)
+			w.lab.Sim.SetFaults(tt.faults)
+			out := w.cycle(t, agent.ModeUpdateNow)
+			if out.Result != agent.ResultFailed {
+				t.Fatalf("result %s %v (%s), want failed", out.Result, out.Codes, out.Message)
+			}
+			st := w.state()
+			if st.Uploads != 1 {
+				t.Fatalf("the simulator saw %d uploads, want 1: %+v", st.Uploads, st)
+			}
+			has := len(out.Codes) > 0 && out.Codes[0] == agent.CodeProtectedUnresponsive
+			if has != tt.safety {
+				t.Fatalf("codes %v: safety code first = %v, want %v", out.Codes, has, tt.safety)
+			}
+			if !tt.safety {
+				return
+			}
+			for _, want := range []string{"do not power-cycle", "contact the vendor's support", "do not try other images"} {
+				if !strings.Contains(out.Message, want) {
+					t.Errorf("the message lacks %q: %s", want, out.Message)
+				}
+			}
+			js := w.agent.Journal.State()
+			var jcodes []string
+			switch {
+			case js.Current != nil:
+				jcodes = js.Current.Codes
+			case js.LastResult != nil:
+				jcodes = js.LastResult.Codes
+			}
+			if !slices.Contains(jcodes, agent.CodeProtectedUnresponsive) {
+				t.Errorf("the journal's codes %v lack %s", jcodes, agent.CodeProtectedUnresponsive)
+			}
+			w.agent.FlushReports(context.Background())
+			sink.mu.Lock()
+			defer sink.mu.Unlock()
+			var reported bool
+			for _, r := range sink.reports {
+				if slices.Contains(r.Codes, agent.CodeProtectedUnresponsive) && strings.Contains(r.Message, "contact the vendor's support") {
+					reported = true
+				}
+			}
+			if !reported {
+				t.Errorf("no report carries %s with its advice: %+v", agent.CodeProtectedUnresponsive, sink.reports)
+			}
+		})
+	}
 }

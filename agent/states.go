@@ -59,6 +59,7 @@ type cycle struct {
 	facts    verify.ImageFacts
 	onDevice bool // a device step has started: finish them before stopping
 	settled  bool // settle found a finished flash after a stop and sent it to reboot
+	sent     bool // image bytes reached the device in this cycle
 }
 
 // The states, in cycle order. Each doc comment names the successors.
@@ -669,6 +670,9 @@ func (c *cycle) install(ctx context.Context) (*state, error) {
 	c.log.WithFields(logrus.Fields{"from": id.FirmwareVersion, "to": c.release.Version}).Info("install started")
 	last := int64(-1)
 	err = a.Device.Install(ctx, u.ImagePath, func(p device.InstallProgress) {
+		if p.Phase == "flash" || p.Done > 0 {
+			c.sent = true // image bytes reached the device
+		}
 		if a.InstallProgress != nil {
 			a.InstallProgress(p)
 		}
@@ -909,6 +913,10 @@ func (c *cycle) fail(ctx context.Context, err error) {
 		return
 	}
 	class, codes := classify(err)
+	if c.protectedUnresponsive(err) {
+		codes = append([]string{CodeProtectedUnresponsive}, codes...)
+		err = protectedUnresponsiveError(c.id, err)
+	}
 	if c.mode != ModeCheck {
 		a.noteCredentials(codes, false)
 	}
