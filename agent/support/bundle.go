@@ -4,6 +4,9 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +42,7 @@ type BundleInput struct {
 	ConfigYAML      []byte    // the configuration without secrets (config.RedactedYAML)
 	Identity        any       // the device identity last read; nil: unknown
 	AgentVersion    string    // fwagent version
-	IncludePersonal bool      // keep IP addresses, emails and user names (secrets go anyway)
+	IncludePersonal bool      // keep IP and MAC addresses, device IDs and names, emails and user names (secrets go anyway)
 	MaxLogBytes     int64     // cap of the logs; 0: DefaultMaxLogBytes
 	Now             time.Time // creation time; zero: time.Now
 	Notes           []string  // remarks for index.json, e.g. why the config could not be loaded
@@ -85,12 +88,16 @@ type BundleFile struct {
 }
 
 // stateFiles are the state directory files a bundle carries, besides the
-// last manifest (any file whose name starts with "manifest" or "last-manifest").
+// last manifest (any file whose name starts with "manifest" or
+// "last-manifest"; a signed DSSE envelope goes in decoded, as
+// <name>.decoded.json, never as the envelope).
 var stateFiles = []string{"journal.json", "history.jsonl", audit.FileName, audit.HeadFileName, "identity.json"}
 
 // WriteBundle writes a support bundle (tar.gz) to w. Every file passes
 // through Redact: secrets are always removed, personal data unless
-// IncludePersonal is set. Logs come newest first and are capped at
+// IncludePersonal is set. A signed manifest envelope is replaced by its
+// decoded payload (the base64 would hide its text from the redactor); one
+// that cannot be decoded is left out. docs/privacy.md lists the contents. Logs come newest first and are capped at
 // MaxLogBytes in total; the newest part of a log that crosses the cap is kept.
 func WriteBundle(w io.Writer, in BundleInput) error {
 	if in.MaxLogBytes <= 0 {
@@ -182,6 +189,18 @@ func WriteBundle(w io.Writer, in BundleInput) error {
 				notes = append(notes, fmt.Sprintf("cannot read %s: %v", n, err))
 				continue
 			}
+			if view, ok := decodedEnvelope(data, n, truncated); ok {
+				// The base64 payload would hide its text from the
+				// redactor: the envelope stays out, its decoded view goes in.
+				add("state/"+strings.TrimSuffix(n, ".json")+".decoded.json", n, view, false)
+				continue
+			}
+			if strings.HasPrefix(n, "manifest") || strings.HasPrefix(n, "last-manifest") {
+				if looksLikeEnvelope(data) {
+					notes = append(notes, fmt.Sprintf("left out %s: a signed envelope that could not be decoded for redaction", n))
+					continue
+				}
+			}
 			add("state/"+n, n, data, truncated)
 		}
 		if !audit.Exists(in.StateDir) {
@@ -209,10 +228,10 @@ func WriteBundle(w io.Writer, in BundleInput) error {
 	add("system.txt", "", systemText(in, free), false)
 
 	mode := ModeRedacted
-	note := "secrets removed; IP addresses, emails and user names replaced by [REDACTED:...] markers"
+	note := "secrets removed; IP and MAC addresses, device IDs and names, emails and user names replaced by [REDACTED:...] markers"
 	if in.IncludePersonal {
 		mode = ModePersonal
-		note = "secrets removed; personal data (IP addresses, emails, user names) INCLUDED at the operator's request"
+		note = "secrets removed; personal data (IP and MAC addresses, device IDs and names, emails, user names) INCLUDED at the operator's request"
 	}
 	idx := BundleIndex{
 		Mode: mode, Created: in.Now, AgentVersion: in.AgentVersion,
@@ -253,6 +272,75 @@ func WriteBundle(w io.Writer, in BundleInput) error {
 		return fmt.Errorf("write bundle: %w", err)
 	}
 	return nil
+}
+
+// envelopeView is what a bundle carries instead of a DSSE envelope: the
+// payload decoded, so that the redactor sees its text, and what identifies
+// the envelope without its signatures' bytes.
+type envelopeView struct {
+	Note           string          `json:"note"`
+	PayloadType    string          `json:"payloadType"`
+	EnvelopeSHA256 string          `json:"envelope_sha256"` // of the file on the device
+	PayloadSHA256  string          `json:"payload_sha256"`  // of the decoded payload, before redaction
+	KeyIDs         []string        `json:"signature_keyids"`
+	Payload        json.RawMessage `json:"payload,omitempty"`      // when the payload is JSON
+	PayloadText    string          `json:"payload_text,omitempty"` // otherwise
+}
+
+// dsseEnvelope is the part of a DSSE envelope a bundle reads.
+type dsseEnvelope struct {
+	PayloadType string `json:"payloadType"`
+	Payload     string `json:"payload"`
+	Signatures  []struct {
+		KeyID string `json:"keyid"`
+	} `json:"signatures"`
+}
+
+// looksLikeEnvelope reports whether data carries a DSSE payload field.
+func looksLikeEnvelope(data []byte) bool {
+	return bytes.Contains(data, []byte(`"payload"`)) && bytes.Contains(data, []byte(`"payloadType"`))
+}
+
+// decodedEnvelope returns the indented JSON of an envelopeView for a DSSE
+// envelope (from the state file name), or false when data is not one.
+func decodedEnvelope(data []byte, name string, truncated bool) ([]byte, bool) {
+	if truncated || !looksLikeEnvelope(data) {
+		return nil, false
+	}
+	var env dsseEnvelope
+	if err := json.Unmarshal(data, &env); err != nil || env.PayloadType == "" || env.Payload == "" {
+		return nil, false
+	}
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		if payload, err = base64.URLEncoding.DecodeString(env.Payload); err != nil {
+			return nil, false
+		}
+	}
+	esum, psum := sha256.Sum256(data), sha256.Sum256(payload)
+	v := envelopeView{
+		Note:           "decoded from " + name + " for support: the signed envelope is left out (its base64 payload cannot be redacted); this copy is redacted and does not verify",
+		PayloadType:    env.PayloadType,
+		EnvelopeSHA256: hex.EncodeToString(esum[:]),
+		PayloadSHA256:  hex.EncodeToString(psum[:]),
+		KeyIDs:         []string{},
+	}
+	for _, sig := range env.Signatures {
+		v.KeyIDs = append(v.KeyIDs, sig.KeyID)
+	}
+	if json.Valid(payload) {
+		v.Payload = payload
+	} else {
+		v.PayloadText = strings.ToValidUTF8(string(payload), "?")
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return nil, false
+	}
+	return b.Bytes(), true
 }
 
 // knownValues builds a replacer for the literal known values, longest first.

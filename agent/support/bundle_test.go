@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"os"
@@ -33,12 +34,20 @@ var (
 		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "model_mismatch", "mirror.example.net"}
 )
 
+// bundleNow is the injected clock of the bundle tests: log lines, rotated
+// files and the bundle are dated from it, never from the wall clock (whose
+// distance to fixed dates grows, and which lumberjack's own age cleanup read).
+var bundleNow = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+
 // fillSupportDirs writes logs (active, rotated, compressed) and state files
 // full of personal data and secrets.
 func fillSupportDirs(t *testing.T) (logDir, stateDir string) {
 	t.Helper()
 	logDir, stateDir = t.TempDir(), t.TempDir()
-	log, closer, err := NewLogger(LogOptions{Dir: logDir, Level: "debug"})
+	// noCompress: lumberjack would compress the rotated files written below
+	// in a goroutine of its own while the bundle reads them.
+	log, closer, err := NewLogger(LogOptions{Dir: logDir, Level: "debug", noCompress: true,
+		Now: func() time.Time { return bundleNow.Add(-time.Hour) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +125,7 @@ func buildBundle(t *testing.T, personal bool) map[string]string {
 		LogDir: logDir, StateDir: stateDir, ConfigYAML: []byte(cfg),
 		Identity:     map[string]any{"model": "iDS-9632NXI-I8/16S", "serial": "DS-9632NXI-I81620200316CCRRE12345678WCVU", "raw": map[string]string{"ipAddress": "192.168.1.64"}},
 		AgentVersion: "1.0.0", IncludePersonal: personal,
-		KnownSecrets: []string{"yaml-password-value"}, KnownPersonal: []string{"nvradmin"}, Now: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC),
+		KnownSecrets: []string{"yaml-password-value"}, KnownPersonal: []string{"nvradmin"}, Now: bundleNow, RetentionDays: 90,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -287,5 +296,82 @@ func BenchmarkRedactLog(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		Redact(data, false)
+	}
+}
+
+// Regression (issue 14): manifest.dsse.json went into the bundle with its
+// payload base64-encoded, so personal data and credentials in release notes
+// passed the redactor; identity.json kept the MAC address and device ID.
+func TestBundleDecodesTheSignedManifestAndRedactsTheIdentity(t *testing.T) {
+	stateDir := t.TempDir()
+	notes := "call jane.doe@example.com; mirror 198.51.100.7 and [2001:db8::7]; recorder 44:19:b6:0a:1b:2c; " +
+		"Authorization: Basic dXNlcjpSZWxOb3Rlc1Bhc3M= or bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+	payload := `{"serial":7,"releases":[{"id":"ids-4.1.25","version":"4.1.25","notes":"` + notes + `","image":{"urls":["https://relnotes-user:RelUrlPass@mirror.example.net/x.dav"]}}]}`
+	env := `{"payloadType":"application/vnd.fwagent.manifest+json","payload":"` + base64.StdEncoding.EncodeToString([]byte(payload)) + `","signatures":[{"keyid":"k-release-1","sig":"AAAA"}]}`
+	ident := `{"model":"iDS-9632NXI-I8/16S","serial":"DS-1","firmware_version":"V4.1.25","raw":{"deviceID":"88e3c1f0-1b2c-4d5e-8f90-a1b2c3d4e5f6","macAddress":"44-19-b6-0a-1b-2c","deviceName":"Smith residence"}}`
+	for n, c := range map[string]string{"manifest.dsse.json": env, "identity.json": ident} {
+		if err := os.WriteFile(filepath.Join(stateDir, n), []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	personal := []string{"jane.doe@example.com", "198.51.100.7", "2001:db8::7", "44:19:b6:0a:1b:2c", "44-19-b6-0a-1b-2c",
+		"88e3c1f0-1b2c-4d5e-8f90-a1b2c3d4e5f6", "Smith residence", "relnotes-user"}
+	secret := []string{"dXNlcjpSZWxOb3Rlc1Bhc3M=", "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl", "RelUrlPass"}
+	for _, withPersonal := range []bool{false, true} {
+		var out bytes.Buffer
+		if err := WriteBundle(&out, BundleInput{StateDir: stateDir, IncludePersonal: withPersonal, Now: bundleNow}); err != nil {
+			t.Fatal(err)
+		}
+		files := untar(t, out.Bytes())
+		if _, ok := files["state/manifest.dsse.json"]; ok {
+			t.Error("the signed envelope itself is in the bundle")
+		}
+		view := files["state/manifest.dsse.decoded.json"]
+		for _, want := range []string{"ids-4.1.25", "k-release-1", `"payload_sha256"`, "mirror.example.net"} {
+			if !strings.Contains(view, want) {
+				t.Errorf("personal=%v: the decoded manifest lacks %q:\n%s", withPersonal, want, view)
+			}
+		}
+		all := ""
+		for _, c := range files {
+			all += c
+		}
+		for _, s := range secret {
+			if strings.Contains(all, s) {
+				t.Errorf("personal=%v: the bundle holds the secret %q", withPersonal, s)
+			}
+		}
+		for _, p := range personal {
+			if strings.Contains(all, p) != withPersonal {
+				t.Errorf("personal=%v: the bundle holds %q = %v", withPersonal, p, !withPersonal)
+			}
+		}
+		for _, fact := range []string{"iDS-9632NXI-I8/16S", "DS-1", "V4.1.25"} {
+			if !strings.Contains(files["state/identity.json"], fact) {
+				t.Errorf("personal=%v: identity lost %q:\n%s", withPersonal, fact, files["state/identity.json"])
+			}
+		}
+	}
+}
+
+// An envelope that cannot be decoded stays out rather than going in with a
+// payload the redactor cannot read.
+func TestBundleLeavesOutAnUndecodableEnvelope(t *testing.T) {
+	stateDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(stateDir, "manifest.dsse.json"), []byte(`{"payloadType":"x","payload":"!!not base64!!","signatures":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := WriteBundle(&out, BundleInput{StateDir: stateDir, Now: bundleNow}); err != nil {
+		t.Fatal(err)
+	}
+	files := untar(t, out.Bytes())
+	for name := range files {
+		if strings.HasPrefix(name, "state/manifest") {
+			t.Errorf("bundle holds %s", name)
+		}
+	}
+	if !strings.Contains(files["index.json"], "left out manifest.dsse.json") {
+		t.Errorf("index does not say the envelope was left out:\n%s", files["index.json"])
 	}
 }

@@ -56,6 +56,11 @@ type LogOptions struct {
 	// RotateTicks, when set, replaces the RotateEvery ticker: each value
 	// received rotates the active file (an injected clock for tests).
 	RotateTicks <-chan time.Time
+	// Now is the clock that stamps log lines and decides which rotated
+	// files have outlived RetentionDays; nil: time.Now. (lumberjack's own
+	// age-based cleanup reads the wall clock and cannot be injected: it is
+	// not used.)
+	Now func() time.Time
 
 	noCompress bool // tests: no asynchronous compression of rotated files
 }
@@ -83,8 +88,15 @@ func NewLogger(opts LogOptions) (*logrus.Logger, io.Closer, error) {
 	if opts.MaxSizeMB < 0 || opts.RetentionDays < 0 || opts.MaxBackups < 0 || opts.RotateEvery < 0 {
 		return nil, nil, errors.New("log.max_size_mb, log.retention_days, max backups and the rotation interval must not be negative")
 	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	log := logrus.New()
 	log.SetLevel(level)
+	if opts.Now != nil {
+		log.AddHook(clockHook{now})
+	}
 	text := &logrus.TextFormatter{FullTimestamp: true, TimestampFormat: time.RFC3339, ForceColors: false, DisableColors: true}
 	if opts.Dir == "" {
 		out := opts.Stderr
@@ -109,18 +121,24 @@ func NewLogger(opts LogOptions) (*logrus.Logger, io.Closer, error) {
 	if days == 0 {
 		days = DefaultRetentionDays
 	}
+	// Rotated files expire by our clock (expire), not lumberjack's MaxAge.
 	file := &lumberjack.Logger{
 		Filename:   filepath.Join(opts.Dir, LogFile),
 		MaxSize:    size,
-		MaxAge:     days,
 		MaxBackups: opts.MaxBackups,
 		Compress:   !opts.noCompress,
+	}
+	expire := func() {
+		if err := ExpireLogs(opts.Dir, now().AddDate(0, 0, -days)); err != nil {
+			log.WithError(err).Warn("cannot remove expired log files: old lines may outlive log.retention_days")
+		}
 	}
 	log.SetOutput(file)
 	log.SetFormatter(secretScrubber{jsonFormatter()})
 	if opts.Terminal && opts.Stderr != nil {
 		log.AddHook(&stderrHook{w: opts.Stderr, f: secretScrubber{text}})
 	}
+	expire()
 	ticks, stopTicker := opts.RotateTicks, func() {}
 	if ticks == nil {
 		every := opts.RotateEvery
@@ -130,7 +148,7 @@ func NewLogger(opts LogOptions) (*logrus.Logger, io.Closer, error) {
 		t := time.NewTicker(every)
 		ticks, stopTicker = t.C, t.Stop
 	}
-	rf := &rotatingFile{Logger: file, stop: make(chan struct{}), done: make(chan struct{})}
+	rf := &rotatingFile{Logger: file, expire: expire, stop: make(chan struct{}), done: make(chan struct{})}
 	go rf.run(ticks, stopTicker, log)
 	return log, rf, nil
 }
@@ -140,6 +158,7 @@ func NewLogger(opts LogOptions) (*logrus.Logger, io.Closer, error) {
 // fwagent.log would keep its lines past the retention.
 type rotatingFile struct {
 	*lumberjack.Logger
+	expire     func() // removes rotated files older than the retention
 	stop, done chan struct{}
 	once       sync.Once
 }
@@ -152,13 +171,12 @@ func (r *rotatingFile) run(ticks <-chan time.Time, stopTicker func(), log *logru
 		case <-r.stop:
 			return
 		case <-ticks:
-			st, err := os.Stat(r.Filename)
-			if err != nil || st.Size() == 0 {
-				continue // nothing to expire
+			if st, err := os.Stat(r.Filename); err == nil && st.Size() > 0 {
+				if err := r.Rotate(); err != nil {
+					log.WithError(err).Warn("cannot rotate the log file: old lines may outlive log.retention_days")
+				}
 			}
-			if err := r.Rotate(); err != nil {
-				log.WithError(err).Warn("cannot rotate the log file: old lines may outlive log.retention_days")
-			}
+			r.expire()
 		}
 	}
 }
@@ -170,6 +188,55 @@ func (r *rotatingFile) Close() error {
 		<-r.done
 	})
 	return r.Logger.Close()
+}
+
+// rotatedTimeFormat is the time lumberjack puts into rotated file names
+// (fwagent-2006-01-02T15-04-05.000.log), in UTC.
+const rotatedTimeFormat = "2006-01-02T15-04-05.000"
+
+// ExpireLogs removes the rotated log files in dir (also compressed ones)
+// whose rotation time, read from the name, is before cutoff. The active
+// file and files with other names stay.
+func ExpireLogs(dir string, cutoff time.Time) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		t, ok := rotatedTime(e.Name())
+		if !ok || !e.Type().IsRegular() || !t.Before(cutoff) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// rotatedTime reads the rotation time from a rotated log file's name.
+func rotatedTime(name string) (time.Time, bool) {
+	ts, ok := strings.CutPrefix(name, "fwagent-")
+	if !ok {
+		return time.Time{}, false
+	}
+	ts = strings.TrimSuffix(ts, ".gz")
+	if ts, ok = strings.CutSuffix(ts, ".log"); !ok {
+		return time.Time{}, false
+	}
+	t, err := time.ParseInLocation(rotatedTimeFormat, ts, time.UTC)
+	return t, err == nil
+}
+
+// clockHook stamps every entry with an injected clock (LogOptions.Now).
+type clockHook struct{ now func() time.Time }
+
+func (clockHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+func (h clockHook) Fire(e *logrus.Entry) error {
+	e.Time = h.now()
+	return nil
 }
 
 // jsonFormatter writes JSON lines without HTML escaping: an escaped

@@ -168,3 +168,64 @@ func TestFormatLogEntry(t *testing.T) {
 		t.Fatalf("FormatLogEntry =\n%s\nwant\n%s", got, want)
 	}
 }
+
+// Rotated files expire by the logger's clock (LogOptions.Now), at start and
+// on every tick, never by the wall clock.
+func TestLoggerExpiresRotatedFilesByItsClock(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"fwagent-2026-01-01T00-00-00.000.log.gz", "fwagent-2026-02-10T00-00-00.000.log", "fwagent-2026-02-20T00-00-00.000.log", "other.log"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("{}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	ticks := make(chan time.Time)
+	log, closer, err := NewLogger(LogOptions{Dir: dir, RetentionDays: 15, RotateTicks: ticks, noCompress: true,
+		Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func() []string {
+		var out []string
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	if got := strings.Join(names(), ","); got != "fwagent-2026-02-20T00-00-00.000.log,other.log" {
+		t.Errorf("after start: %s; want the files rotated within 15 days of 2026-03-01 and other.log", got)
+	}
+	log.Info("a line")
+	now = now.AddDate(0, 0, 10)
+	ticks <- now
+	closer.Close()
+	for _, n := range names() {
+		if n == "fwagent-2026-02-20T00-00-00.000.log" {
+			t.Errorf("a file rotated 19 days before the clock survived the tick: %v", names())
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "other.log"))
+	if err != nil || string(b) != "{}\n" {
+		t.Errorf("a file that is not a rotated log was touched: %v", err)
+	}
+}
+
+func TestLoggerStampsLinesWithItsClock(t *testing.T) {
+	dir := t.TempDir()
+	at := time.Date(2026, 3, 1, 2, 3, 4, 0, time.UTC)
+	log, closer, err := NewLogger(LogOptions{Dir: dir, Now: func() time.Time { return at }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("stamped")
+	closer.Close()
+	for e, err := range ReadLogs(dir, Query{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !e.Time.Equal(at) {
+			t.Errorf("line time = %v; want %v", e.Time, at)
+		}
+	}
+}

@@ -12,6 +12,7 @@ const (
 	MarkerPrivateKey = redact.MarkerPrivateKey
 	MarkerMAC        = redact.MarkerMAC
 	MarkerDeviceID   = redact.MarkerDeviceID
+	MarkerName       = redact.MarkerName
 )
 
 // Redact returns s with every secret replaced by a marker and, unless

@@ -26,8 +26,9 @@ func bundleCommand() *cobra.Command {
 		Use:   "support-bundle -o FILE.tar.gz",
 		Short: "Write a support bundle: logs, journal, history, audit trail, config, manifest, identity, system",
 		Long: "Write a tar.gz for support. Secrets (passwords, tokens, Authorization values, private keys)\n" +
-			"are always removed. IP addresses, emails and user names are replaced by [REDACTED:...]\n" +
-			"markers unless --include-personal is given; index.json records the mode.\n" +
+			"are always removed. IP and MAC addresses, device IDs and names, emails and user names are\n" +
+			"replaced by [REDACTED:...] markers unless --include-personal is given; index.json records\n" +
+			"the mode. The signed manifest goes in decoded and redacted. See docs/privacy.md.\n" +
 			"Works without a valid config too (then pass --state-dir and --log-dir, or the defaults are used).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -75,7 +76,7 @@ func bundleCommand() *cobra.Command {
 	}
 	f := c.Flags()
 	f.StringVarP(&out, "output", "o", "", "file to write (tar.gz)")
-	f.BoolVar(&personal, "include-personal", false, "keep IP addresses, emails and user names (secrets are removed anyway)")
+	f.BoolVar(&personal, "include-personal", false, "keep IP and MAC addresses, device IDs and names, emails and user names (secrets are removed anyway)")
 	f.StringVar(&stateDir, "state-dir", "", "state directory (default: state_dir from the config)")
 	f.StringVar(&logDir, "log-dir", "", "log directory (default: log.dir from the config)")
 	f.IntVar(&maxLogMB, "max-log-mb", int(support.DefaultMaxLogBytes>>20), "cap of the logs in the bundle, in MiB")

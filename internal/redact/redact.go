@@ -28,6 +28,7 @@ const (
 	MarkerPrivateKey = "[REDACTED:private_key]"
 	MarkerMAC        = "[REDACTED:mac]"
 	MarkerDeviceID   = "[REDACTED:device_id]"
+	MarkerName       = "[REDACTED:name]"
 	markerPrefix     = "[REDACTED:"
 )
 
@@ -45,7 +46,9 @@ const (
 // includePersonal is set, it also replaces personal data: IPv4 and IPv6
 // addresses, MAC addresses (aa:bb:cc:dd:ee:ff, aa-bb-cc-dd-ee-ff,
 // aabb.ccdd.eeff, and the values of mac/macAddress keys), device IDs
-// (deviceID/device_id keys, as the recorder's deviceInfo reports them),
+// (deviceID/device_id keys, as the recorder's deviceInfo reports them), the
+// name the owner gave the recorder (deviceName keys: often a place or a
+// person),
 // email addresses (also %40-encoded), and user names (URL userinfo,
 // user/username/login keys, the username of a Digest Authorization header).
 // Version strings, model IDs, serials and hex digests are left alone.
@@ -84,6 +87,7 @@ var personalKeys = []struct {
 }{
 	{"mac", macKeyRE, regexp.MustCompile(`(?i)(<` + xmlMACName + `>)([^<]*)(</)`), regexp.MustCompile(`(?i)(\\u003c` + xmlMACName + `\\u003e)(` + xmlEscText + `)(\\u003c/)`), MarkerMAC},
 	{"device", deviceIDKeyRE, regexp.MustCompile(`(?i)(<` + xmlDeviceIDName + `>)([^<]*)(</)`), regexp.MustCompile(`(?i)(\\u003c` + xmlDeviceIDName + `\\u003e)(` + xmlEscText + `)(\\u003c/)`), MarkerDeviceID},
+	{"device", deviceNameKeyRE, regexp.MustCompile(`(?i)(<` + xmlDeviceNameName + `>)([^<]*)(</)`), regexp.MustCompile(`(?i)(\\u003c` + xmlDeviceNameName + `\\u003e)(` + xmlEscText + `)(\\u003c/)`), MarkerName},
 }
 
 // line applies every rule but the private key one to a line.
@@ -180,11 +184,12 @@ var (
 	// secretWordKeyRE: keys too short to match inside other words (bypass).
 	secretWordKeyRE = regexp.MustCompile(`(?i)(?:pass)(\\?["']?)[ \t]*[:=][ \t]*`)
 	// cliSecretRE: command-line options with their value after a space.
-	cliSecretRE   = regexp.MustCompile(`(?i)--(?:password|passwd|pass|passphrase|token|secret|api[_-]?key|credentials?)[ \t]+`)
-	cookieRE      = regexp.MustCompile(`(?i)\b(?:set-)?cookie(?:\\?["'])?[ \t]*[:=][ \t]*\[?(?:\\?["'])?`)
-	userKeyRE     = regexp.MustCompile(`(?i)(?:user|username|user_name|login)(\\?["']?)[ \t]*[:=][ \t]*`)
-	macKeyRE      = regexp.MustCompile(`(?i)(?:mac|mac[_-]?address|mac[_-]?addr)(\\?["']?)[ \t]*[:=][ \t]*`)
-	deviceIDKeyRE = regexp.MustCompile(`(?i)(?:device[_-]?id)(\\?["']?)[ \t]*[:=][ \t]*`)
+	cliSecretRE     = regexp.MustCompile(`(?i)--(?:password|passwd|pass|passphrase|token|secret|api[_-]?key|credentials?)[ \t]+`)
+	cookieRE        = regexp.MustCompile(`(?i)\b(?:set-)?cookie(?:\\?["'])?[ \t]*[:=][ \t]*\[?(?:\\?["'])?`)
+	userKeyRE       = regexp.MustCompile(`(?i)(?:user|username|user_name|login)(\\?["']?)[ \t]*[:=][ \t]*`)
+	macKeyRE        = regexp.MustCompile(`(?i)(?:mac|mac[_-]?address|mac[_-]?addr)(\\?["']?)[ \t]*[:=][ \t]*`)
+	deviceNameKeyRE = regexp.MustCompile(`(?i)(?:device[_-]?name)(\\?["']?)[ \t]*[:=][ \t]*`)
+	deviceIDKeyRE   = regexp.MustCompile(`(?i)(?:device[_-]?id)(\\?["']?)[ \t]*[:=][ \t]*`)
 	// macRE: six two-digit groups joined by ':' or '-', or three
 	// four-digit groups joined by '.'; redactMACs checks what surrounds it.
 	macRE = regexp.MustCompile(`(?:[0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}|(?:[0-9A-Fa-f]{2}-){5}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}`)
@@ -524,6 +529,8 @@ const (
 	xmlUserName     = `(?:[A-Za-z0-9_.-]*[_.-])?(?:user|username|user_name|login)`
 	xmlMACName      = `(?:mac|macAddress|mac_address)`
 	xmlDeviceIDName = `(?:deviceID|device_id)`
+	// deviceName is the name the owner gave the recorder (often a place).
+	xmlDeviceNameName = `(?:deviceName|device_name)`
 	// xmlEscText is element text in escaped form: anything up to a \u003c.
 	xmlEscText = `(?:[^<\\]|\\[^u]|\\u(?:[^0]|0[^0]|00[^3]|003[^cC]))*`
 )
