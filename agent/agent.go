@@ -163,9 +163,6 @@ func (a *Agent) flashBound() time.Duration {
 	if a.Config.Device.Backend == config.BackendLocal {
 		d = a.Config.Device.Local.InstallTimeout
 	}
-	if d <= 0 {
-		d = 30 * time.Minute
-	}
 	return d
 }
 

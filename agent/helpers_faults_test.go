@@ -25,7 +25,7 @@ func (w *world) fast(t *testing.T, rebootTimeout time.Duration) {
 	a := w.agent
 	a.Downloader.Backoff = func(int) time.Duration { return time.Millisecond }
 	a.Downloader.Client = fetch.NewHTTPClient(fetch.ClientOptions{RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond, HeaderTimeout: 5 * time.Second}).StandardClient()
-	a.Fetcher.HTTP = fetch.NewHTTPClient(fetch.ClientOptions{RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond, Timeout: 10 * time.Second})
+	a.Fetcher.HTTP = fetch.NewHTTPClient(fetch.ClientOptions{RetryMax: a.Config.Manifest.RetryMax, RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond, Timeout: 10 * time.Second})
 	c := a.Config.Device.ISAPI
 	if rebootTimeout == 0 {
 		rebootTimeout = c.RebootTimeout

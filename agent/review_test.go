@@ -133,7 +133,9 @@ func TestAReplacedRecorderAbandonsTheUpdateInsteadOfQuarantining(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	dev, err := isapi.New(isapi.Config{BaseURL: other.URL(), Username: sc.User, Password: sc.Password, PollInterval: time.Millisecond, DownGrace: time.Second})
+	ic := w.agent.Config.Device.ISAPI
+	dev, err := isapi.New(isapi.Config{BaseURL: other.URL(), Username: sc.User, Password: sc.Password, PollInterval: time.Millisecond, DownGrace: time.Second,
+		RequestTimeout: ic.RequestTimeout, UploadTimeout: ic.UploadTimeout, FlashTimeout: ic.FlashTimeout, RebootTimeout: ic.RebootTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +170,9 @@ func TestAPendingImageTheAgentDidNotSendIsNeverRebootedInto(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := w.lab.Sim.Config()
-	tech, err := isapi.New(isapi.Config{BaseURL: w.lab.Sim.URL(), Username: sc.User, Password: sc.Password, PollInterval: time.Millisecond})
+	ic := w.agent.Config.Device.ISAPI
+	tech, err := isapi.New(isapi.Config{BaseURL: w.lab.Sim.URL(), Username: sc.User, Password: sc.Password, PollInterval: time.Millisecond,
+		RequestTimeout: ic.RequestTimeout, UploadTimeout: ic.UploadTimeout, FlashTimeout: ic.FlashTimeout, RebootTimeout: ic.RebootTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/fwagent/fwagent/device"
 	"github.com/fwagent/fwagent/device/isapi"
 	"github.com/fwagent/fwagent/device/local"
+	"github.com/fwagent/fwagent/internal/retry"
 	"github.com/fwagent/fwagent/manifest"
 )
 
@@ -62,14 +63,21 @@ func New(cfg *config.Config, opt Options) (*Agent, error) {
 			return nil, err
 		}
 	}
+	// One layer retries each kind of request, with the one backoff
+	// (docs/reference/retries.md): the manifest client, the Downloader
+	// (its client never retries), the ISAPI client, the report queue.
+	wait := cfg.Retry
 	a.Fetcher = &fetch.Fetcher{
-		HTTP:    fetch.NewHTTPClient(fetch.ClientOptions{Timeout: fetch.DefaultTimeout, Logger: log}),
+		HTTP: fetch.NewHTTPClient(fetch.ClientOptions{RetryMax: cfg.Manifest.RetryMax, RetryWaitMin: wait.WaitMin, RetryWaitMax: wait.WaitMax,
+			Timeout: fetch.DefaultTimeout, Logger: log}),
 		MaxSize: cfg.Manifest.MaxSize,
 		Logger:  log,
 	}
 	dl := cfg.Download
 	a.Downloader = &fetch.Downloader{
-		Client:         fetch.NewHTTPClient(fetch.ClientOptions{RetryMax: dl.RetryMax, HeaderTimeout: dl.RequestTimeout, Logger: log}).StandardClient(),
+		Client:         fetch.NewHTTPClient(fetch.ClientOptions{RetryMax: 0, HeaderTimeout: dl.RequestTimeout, Logger: log}).StandardClient(),
+		RetryMax:       dl.RetryMax,
+		Backoff:        retry.Policy{WaitMin: wait.WaitMin, WaitMax: wait.WaitMax}.Wait,
 		BandwidthLimit: dl.BandwidthLimit,
 		StallTimeout:   dl.StallTimeout,
 		Logger:         log,
@@ -90,7 +98,8 @@ func New(cfg *config.Config, opt Options) (*Agent, error) {
 	}
 	a.closers = append(a.closers, a.Audit.Close)
 	if cfg.Report.URL != "" {
-		a.Reports, err = report.NewQueue(cfg.StateDir, report.Options{URL: cfg.Report.URL, Token: cfg.Report.Token, Max: cfg.Report.QueueMax, Logger: log})
+		a.Reports, err = report.NewQueue(cfg.StateDir, report.Options{URL: cfg.Report.URL, Token: cfg.Report.Token, Max: cfg.Report.QueueMax, Logger: log,
+			Retry: retry.Policy{Max: cfg.Report.RetryMax, WaitMin: wait.WaitMin, WaitMax: wait.WaitMax}})
 		if err != nil {
 			return nil, err
 		}
@@ -135,6 +144,8 @@ func NewDevice(cfg *config.Config, log logrus.FieldLogger) (device.Device, error
 			DownGrace:          c.DownGrace,
 			PollInterval:       c.PollInterval,
 			RetryMax:           c.RetryMax,
+			RetryWaitMin:       cfg.Retry.WaitMin,
+			RetryWaitMax:       cfg.Retry.WaitMax,
 			Logger:             log,
 		})
 	case config.BackendLocal:

@@ -10,13 +10,19 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/fwagent/fwagent/internal/httplog"
+	"github.com/fwagent/fwagent/internal/retry"
 )
 
-// ClientOptions configures NewHTTPClient. Zero fields take the defaults below.
+// ClientOptions configures NewHTTPClient. The retry values are taken as
+// they are (the agent passes the config's): 0 retries means one request,
+// 0 waits mean no pause.
 type ClientOptions struct {
-	RetryMax     int           // retries after the first try (default 4; negative means none)
-	RetryWaitMin time.Duration // first backoff (default 1s)
-	RetryWaitMax time.Duration // backoff cap (default 30s)
+	// RetryMax is how often the client itself retries a request after a
+	// transient failure (0, or negative: never). Give 0 to a client that
+	// serves a Downloader: the Downloader owns the retries of image GETs.
+	RetryMax     int
+	RetryWaitMin time.Duration // pause before the first retry; doubles (retry.Policy)
+	RetryWaitMax time.Duration // longest pause, also the cap on Retry-After
 	// Timeout bounds one whole request, body included; 0 means no bound.
 	// Manifest clients should set it (DefaultTimeout); image downloads must
 	// leave it 0 and rely on the Downloader's stall timeout instead, or a
@@ -27,13 +33,10 @@ type ClientOptions struct {
 	Logger        logrus.FieldLogger // nil logs nothing
 }
 
-// Defaults for ClientOptions.
+// Transport bounds that are not configuration keys.
 const (
-	DefaultRetryMax      = 4
-	DefaultRetryWaitMin  = time.Second
-	DefaultRetryWaitMax  = 30 * time.Second
-	DefaultTimeout       = 30 * time.Second
-	DefaultHeaderTimeout = 30 * time.Second
+	DefaultTimeout       = 30 * time.Second // a whole manifest request
+	DefaultHeaderTimeout = 30 * time.Second // response headers, when HeaderTimeout is 0
 )
 
 // NewHTTPClient builds the retrying HTTP client every request of the agent
@@ -43,16 +46,11 @@ const (
 // Once retries are exhausted the last response is returned as is (not an
 // error), so callers can report the real status.
 func NewHTTPClient(opts ClientOptions) *retryablehttp.Client {
-	if opts.RetryMax == 0 {
-		opts.RetryMax = DefaultRetryMax
-	} else if opts.RetryMax < 0 {
+	if opts.RetryMax < 0 {
 		opts.RetryMax = 0
 	}
-	if opts.RetryWaitMin <= 0 {
-		opts.RetryWaitMin = DefaultRetryWaitMin
-	}
-	if opts.RetryWaitMax <= 0 {
-		opts.RetryWaitMax = DefaultRetryWaitMax
+	if opts.RetryWaitMin < 0 {
+		opts.RetryWaitMin = 0
 	}
 	if opts.RetryWaitMax < opts.RetryWaitMin {
 		opts.RetryWaitMax = opts.RetryWaitMin
@@ -106,13 +104,7 @@ func retryPolicy(ctx context.Context, resp *http.Response, err error) (bool, err
 	return statusTransient(resp.StatusCode), nil
 }
 
-// backoff is retryablehttp's exponential backoff, but it caps a server's
-// Retry-After at the configured maximum so a hostile header cannot park the
-// agent for days.
-func backoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
-	d := retryablehttp.DefaultBackoff(min, max, attempt, resp)
-	if d > max {
-		d = max
-	}
-	return d
-}
+// backoff is the one backoff (retry.Backoff): exponential, and a server's
+// Retry-After is capped at the configured maximum so a hostile header
+// cannot park the agent for days.
+var backoff retryablehttp.Backoff = retry.Backoff

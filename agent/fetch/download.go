@@ -24,7 +24,6 @@ import (
 // Download defaults, used when the Downloader's fields are zero.
 const (
 	DefaultStallTimeout = 60 * time.Second
-	DefaultAttempts     = 3
 	// DefaultBufferSize is the copy buffer when no bandwidth limit is set.
 	DefaultBufferSize = 256 << 10
 )
@@ -50,16 +49,21 @@ type DownloadResult struct {
 // the final proof needs no second read of the file.
 type Downloader struct {
 	// Client sends the requests (e.g. NewHTTPClient(...).StandardClient()
-	// with Timeout 0). Nil builds a default one.
+	// with Timeout 0 and RetryMax 0: the Downloader is the one layer that
+	// retries image GETs, since a body cut mid-copy needs a new request
+	// that resumes). Nil builds one that never retries.
 	Client grab.HTTPClient
 	// BandwidthLimit caps the average rate in bytes/s; 0 means no limit.
 	BandwidthLimit int64
 	// StallTimeout is how long a request may go without receiving a byte
 	// (headers included) before it is abandoned (default 60s).
 	StallTimeout time.Duration
-	// Attempts per URL for transient failures (default 3).
-	Attempts int
-	// Backoff is the pause before attempt n+1 of the same URL (n >= 1).
+	// RetryMax is how often one URL is tried again after a transient
+	// failure before the next URL: 0 means one GET per URL (plus a HEAD
+	// when a partial file is resumed), N at most N+1.
+	RetryMax int
+	// Backoff is the pause before retry n (n >= 1) of the same URL
+	// (retry.Policy.Wait); nil means no pause.
 	Backoff func(n int) time.Duration
 	// Progress, if set, is called as bytes arrive (throttled to about every
 	// half percent) for a progress bar.
@@ -86,11 +90,7 @@ func (d *Downloader) backoff(n int) time.Duration {
 	if d.Backoff != nil {
 		return d.Backoff(n)
 	}
-	b := time.Second << (n - 1)
-	if n > 6 || b > 30*time.Second {
-		b = 30 * time.Second
-	}
-	return b
+	return 0
 }
 
 // Download brings req.Path to exactly req.Size bytes whose SHA-256 is
@@ -122,7 +122,7 @@ func (d *Downloader) Download(ctx context.Context, req Request) (DownloadResult,
 		if stall <= 0 {
 			stall = DefaultStallTimeout
 		}
-		st.client = NewHTTPClient(ClientOptions{Logger: d.Logger, HeaderTimeout: stall}).StandardClient()
+		st.client = NewHTTPClient(ClientOptions{RetryMax: 0, Logger: d.Logger, HeaderTimeout: stall}).StandardClient()
 	} else {
 		st.client = d.Client
 	}
@@ -253,10 +253,7 @@ func (d *Downloader) fromURL(ctx context.Context, raw string, st *state, res *Do
 		return &Error{Op: "download image", URL: raw, Code: CodeBadRequest,
 			Err: fmt.Errorf("unsupported url scheme %q: use https://, http:// or file://", u.Scheme)}
 	}
-	attempts := d.Attempts
-	if attempts <= 0 {
-		attempts = DefaultAttempts
-	}
+	attempts := max(d.RetryMax, 0) + 1
 	var lastErr error
 	for n := 1; n <= attempts; n++ {
 		if n > 1 {

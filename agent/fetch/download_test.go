@@ -114,7 +114,7 @@ func TestDownloadSurvivesSeveralCutsInOneCall(t *testing.T) {
 	img, sum := testImage(t, imgSize)
 	srv := fetchtest.New(t, fetchtest.Options{Body: img, AcceptRanges: true, CutAt: []int64{1000, 20000, 50000, 90000}})
 	d := fastClient(t)
-	d.Attempts = 5
+	d.RetryMax = 4
 	path := destPath(t)
 	res, err := d.Download(context.Background(), Request{URLs: []string{srv.URL}, Path: path, Size: imgSize, SHA256: sum})
 	if err != nil {

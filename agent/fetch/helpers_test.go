@@ -26,11 +26,11 @@ func testImage(t *testing.T, n int) ([]byte, string) {
 // fastClient is the production client with millisecond backoffs.
 func fastClient(t *testing.T) *Downloader {
 	t.Helper()
-	c := NewHTTPClient(ClientOptions{RetryMax: 2, RetryWaitMin: time.Millisecond, RetryWaitMax: 2 * time.Millisecond})
+	c := NewHTTPClient(ClientOptions{RetryWaitMin: time.Millisecond, RetryWaitMax: 2 * time.Millisecond})
 	return &Downloader{
 		Client:       c.StandardClient(),
 		StallTimeout: 5 * time.Second,
-		Attempts:     3,
+		RetryMax:     2,
 		Backoff:      func(int) time.Duration { return time.Millisecond },
 	}
 }

@@ -194,7 +194,7 @@ func TestNewHTTPClientTakesTheProxyFromTheEnvironment(t *testing.T) {
 	if !ok || tr.Proxy == nil {
 		t.Fatalf("transport %T has no proxy function", c.HTTPClient.Transport)
 	}
-	if c.RetryMax != DefaultRetryMax || c.HTTPClient.Timeout != 0 || tr.ResponseHeaderTimeout != DefaultHeaderTimeout {
+	if c.RetryMax != 0 || c.HTTPClient.Timeout != 0 || tr.ResponseHeaderTimeout != DefaultHeaderTimeout {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 	if NewHTTPClient(ClientOptions{RetryMax: -1}).RetryMax != 0 {

@@ -22,6 +22,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/fwagent/fwagent/internal/redact"
+	"github.com/fwagent/fwagent/internal/retry"
 )
 
 // DefaultMax is the queue bound when Options.Max is not set.
@@ -37,8 +38,13 @@ type Options struct {
 	// Max bounds the queue (default DefaultMax); beyond it the oldest
 	// reports are dropped and counted in the next report's Dropped field.
 	Max int
-	// HTTPClient sends the reports; nil builds one with bounded retries and
-	// backoff (3 retries, 1s to 30s, 30s per request).
+	// Retry is how often one upload is retried after a transient failure,
+	// and the pauses (the agent passes report.retry_max and the retry
+	// section); the zero Policy sends each upload once. A report still not
+	// delivered stays queued for the next Flush.
+	Retry retry.Policy
+	// HTTPClient sends the reports; nil builds one from Retry with 30s
+	// per request.
 	HTTPClient *retryablehttp.Client
 	// Logger receives the queue's log lines (nil: discard).
 	Logger logrus.FieldLogger
@@ -85,9 +91,10 @@ func NewQueue(stateDir string, opt Options) (*Queue, error) {
 	}
 	if q.client == nil {
 		c := retryablehttp.NewClient()
-		c.RetryMax = 3
-		c.RetryWaitMin = time.Second
-		c.RetryWaitMax = 30 * time.Second
+		c.RetryMax = max(opt.Retry.Max, 0)
+		c.RetryWaitMin = opt.Retry.WaitMin
+		c.RetryWaitMax = max(opt.Retry.WaitMax, opt.Retry.WaitMin)
+		c.Backoff = retry.Backoff
 		c.HTTPClient.Timeout = 30 * time.Second
 		c.ErrorHandler = retryablehttp.PassthroughErrorHandler
 		c.Logger = leveled{log}

@@ -13,11 +13,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sirupsen/logrus"
+
+	"github.com/fwagent/fwagent/internal/retry"
 )
 
 const token = "tok-SECRET-4711"
@@ -332,13 +335,44 @@ func TestUnreadableQueuedFilesAreSetAside(t *testing.T) {
 	}
 }
 
-func TestTheDefaultClientHasBoundedRetries(t *testing.T) {
-	q, err := NewQueue(t.TempDir(), Options{URL: "http://x"})
+func TestTheBuiltClientHasBoundedRetries(t *testing.T) {
+	q, err := NewQueue(t.TempDir(), Options{URL: "http://x", Retry: retry.Policy{Max: 3, WaitMin: time.Second, WaitMax: 30 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if q.client.RetryMax != 3 || q.client.HTTPClient.Timeout == 0 {
 		t.Fatalf("retry %d, timeout %v", q.client.RetryMax, q.client.HTTPClient.Timeout)
+	}
+}
+
+// The queue's client is the one layer that retries an upload within a
+// Flush: report.retry_max N makes N+1 POSTs of a report to a server
+// answering 500, 0 exactly one; the report stays queued.
+func TestAnUploadMakesRetryMaxPlusOneRequests(t *testing.T) {
+	for _, retryMax := range []int{0, 2} {
+		t.Run(fmt.Sprintf("report.retry_max %d", retryMax), func(t *testing.T) {
+			var n atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n.Add(1)
+				http.Error(w, "broken", http.StatusInternalServerError)
+			}))
+			defer srv.Close()
+			q, err := NewQueue(t.TempDir(), Options{URL: srv.URL, Token: token,
+				Retry: retry.Policy{Max: retryMax, WaitMin: time.Millisecond, WaitMax: 2 * time.Millisecond}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			enqueue(t, q, "one")
+			if _, err := q.Flush(context.Background()); err == nil {
+				t.Fatal("a server answering 500 took the report")
+			}
+			if got := int(n.Load()); got != retryMax+1 {
+				t.Errorf("%d POSTs, want %d", got, retryMax+1)
+			}
+			if q.Len() != 1 {
+				t.Errorf("the report left the queue: %d queued", q.Len())
+			}
+		})
 	}
 }
 

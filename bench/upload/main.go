@@ -107,6 +107,7 @@ func upload(url, image string, stdout io.Writer) error {
 	c, err := isapi.New(isapi.Config{
 		BaseURL: url, Username: "admin", Password: "admin12345",
 		PollInterval: 10 * time.Millisecond, UploadTimeout: time.Hour,
+		RequestTimeout: 30 * time.Second, FlashTimeout: time.Hour, RebootTimeout: time.Hour,
 	})
 	if err != nil {
 		return err

@@ -32,6 +32,7 @@ import (
 	"github.com/fwagent/fwagent/device"
 	"github.com/fwagent/fwagent/internal/httplog"
 	"github.com/fwagent/fwagent/internal/redact"
+	"github.com/fwagent/fwagent/internal/retry"
 )
 
 // ISAPI paths used by the client.
@@ -42,8 +43,9 @@ const (
 	PathReboot         = "/ISAPI/System/reboot"
 )
 
-// Config configures a Client. Zero durations and counts take the defaults
-// named on each field.
+// Config configures a Client. Every value is explicit (the agent passes
+// the config's device.isapi keys, whose defaults live in agent/config):
+// New refuses a zero timeout or poll interval rather than guess one.
 type Config struct {
 	BaseURL            string // http(s)://host[:port], no credentials in it
 	Username           string
@@ -53,15 +55,18 @@ type Config struct {
 	CertSHA256         string // pinned SHA-256 fingerprint of the device certificate (hex, colons allowed)
 	InsecureSkipVerify bool   // accept any certificate; logged loudly; for tests only
 
-	RequestTimeout time.Duration // one API request (default 30s)
-	UploadTimeout  time.Duration // the image upload (default 30m)
-	FlashTimeout   time.Duration // from the end of the upload until flashing ends (default 30m)
-	RebootTimeout  time.Duration // from WaitReady's start until the device answers again (default 10m)
-	DownGrace      time.Duration // how long WaitReady waits to see the device go down (default 60s, at most RebootTimeout/2)
-	PollInterval   time.Duration // between upgradeStatus and deviceInfo polls (default 2s)
-	RetryMax       int           // retries of a failed API request (default 3; negative: none)
-	RetryWaitMin   time.Duration // first backoff (default 500ms)
-	RetryWaitMax   time.Duration // longest backoff (default 10s)
+	RequestTimeout time.Duration // one API request
+	UploadTimeout  time.Duration // the image upload
+	FlashTimeout   time.Duration // from the end of the upload until flashing ends
+	RebootTimeout  time.Duration // from WaitReady's start until the device answers again
+	DownGrace      time.Duration // how long WaitReady waits to see the device go down (at most RebootTimeout/2)
+	PollInterval   time.Duration // between upgradeStatus and deviceInfo polls
+	// RetryMax is how often an idempotent request (deviceInfo,
+	// upgradeStatus) is retried after a transient failure: 0 means one
+	// request. This client is the only layer that retries them.
+	RetryMax     int
+	RetryWaitMin time.Duration // pause before the first retry, doubling (retry.Policy); 0 = none
+	RetryWaitMax time.Duration // longest pause
 
 	Logger logrus.FieldLogger // default: discard
 }
@@ -86,8 +91,7 @@ var _ device.Device = (*Client)(nil)
 // ErrConfig means the Config is unusable; the message names the field.
 var ErrConfig = errors.New("isapi config")
 
-// New checks cfg, fills in defaults and returns a Client. It does not
-// contact the device.
+// New checks cfg and returns a Client. It does not contact the device.
 func New(cfg Config) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -110,27 +114,20 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"request_timeout", cfg.RequestTimeout}, {"upload_timeout", cfg.UploadTimeout}, {"flash_timeout", cfg.FlashTimeout},
+		{"reboot_timeout", cfg.RebootTimeout}, {"poll_interval", cfg.PollInterval}} {
+		if d.v <= 0 {
+			return nil, fmt.Errorf("%w: %s is %s: give a duration more than zero", ErrConfig, d.name, d.v)
 		}
 	}
-	def(&cfg.RequestTimeout, 30*time.Second)
-	def(&cfg.UploadTimeout, 30*time.Minute)
-	def(&cfg.FlashTimeout, 30*time.Minute)
-	def(&cfg.RebootTimeout, 10*time.Minute)
-	def(&cfg.DownGrace, 60*time.Second)
-	def(&cfg.PollInterval, 2*time.Second)
-	def(&cfg.RetryWaitMin, 500*time.Millisecond)
-	def(&cfg.RetryWaitMax, 10*time.Second)
+	if cfg.RetryMax < 0 || cfg.RetryWaitMin < 0 || cfg.RetryWaitMax < cfg.RetryWaitMin {
+		return nil, fmt.Errorf("%w: retry_max %d, retry waits %s..%s: give a count of 0 or more and 0 <= min <= max", ErrConfig, cfg.RetryMax, cfg.RetryWaitMin, cfg.RetryWaitMax)
+	}
 	if cfg.DownGrace > cfg.RebootTimeout/2 {
 		cfg.DownGrace = cfg.RebootTimeout / 2
-	}
-	switch {
-	case cfg.RetryMax == 0:
-		cfg.RetryMax = 3
-	case cfg.RetryMax < 0:
-		cfg.RetryMax = 0
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -168,14 +165,14 @@ func New(cfg Config) (*Client, error) {
 		RetryWaitMax: cfg.RetryWaitMax,
 		RetryMax:     cfg.RetryMax,
 		CheckRetry:   retryPolicy,
-		Backoff:      retryablehttp.DefaultBackoff,
+		Backoff:      retry.Backoff,
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
 	c.once = &retryablehttp.Client{
 		HTTPClient:   httpc,
 		RetryMax:     0,
 		CheckRetry:   retryPolicy,
-		Backoff:      retryablehttp.DefaultBackoff,
+		Backoff:      retry.Backoff,
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
 	c.upload = &http.Client{Transport: c.auth, CheckRedirect: noRedirect}

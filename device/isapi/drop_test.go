@@ -82,7 +82,7 @@ func TestAFinishedFlashIsTrustedOnlyAfterTheWholeImageWasSent(t *testing.T) {
 		srv := f.start(t)
 		c, _ := newTestClient(t, srv.URL, nil)
 		// A real dial error, as the upload would get from a closed port.
-		dead, _ := newTestClient(t, closedURL(t), func(cfg *Config) { cfg.RetryMax = -1 })
+		dead, _ := newTestClient(t, closedURL(t), func(cfg *Config) { cfg.RetryMax = 0 })
 		_, _, dialErr := dead.do(testCtx(t), dead.once, http.MethodGet, PathUpdateFirmware)
 		if !isDialError(dialErr) {
 			t.Fatalf("setup: %v is not a dial error", dialErr)

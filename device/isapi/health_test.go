@@ -340,7 +340,7 @@ func TestExportConfigRefusesWhatIsNoConfigurationFile(t *testing.T) {
 				_, _ = io.WriteString(w, tt.body)
 			}))
 			t.Cleanup(srv.Close)
-			c, _ := newTestClient(t, srv.URL, func(cfg *Config) { cfg.RetryMax = -1 })
+			c, _ := newTestClient(t, srv.URL, func(cfg *Config) { cfg.RetryMax = 0 })
 			_, err := c.ExportConfig(testCtx(t), io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tt.wantSub) || errors.Is(err, device.ErrNotSupported) != tt.notSup {
 				t.Errorf("error %v, want one saying %q (not supported: %v)", err, tt.wantSub, tt.notSup)

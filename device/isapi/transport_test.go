@@ -35,7 +35,7 @@ func TestADeviceNeverReachedIsReportedUnreachable(t *testing.T) {
 	}
 	for _, tt := range ops {
 		t.Run(tt.name, func(t *testing.T) {
-			c, _ := newTestClient(t, url, func(cfg *Config) { cfg.RetryMax = -1 })
+			c, _ := newTestClient(t, url, func(cfg *Config) { cfg.RetryMax = 0 })
 			err := tt.run(c)
 			if err == nil {
 				t.Fatal("err = nil, want an error: the device was never reached")

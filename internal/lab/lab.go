@@ -357,6 +357,8 @@ func (l *Lab) writeConfig() error {
 	fmt.Fprintf(&b, "state_dir: %s\n", l.StateDir)
 	fmt.Fprintf(&b, "log:\n  dir: %s\n  level: info\n", l.LogDir)
 	fmt.Fprintf(&b, "poll:\n  interval: 1h\n  jitter: 1m\n")
+	// Retries pause milliseconds on loopback, through the config.
+	fmt.Fprintf(&b, "retry:\n  wait_min: 1ms\n  wait_max: 5ms\n")
 	b.WriteString(l.opts.ExtraYAML)
 	l.ConfigPath = filepath.Join(l.Dir, "agent.yaml")
 	return os.WriteFile(l.ConfigPath, []byte(b.String()), 0o600)

@@ -1,0 +1,86 @@
+package fetch
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fwagent/fwagent/internal/retry"
+)
+
+// failing is a loopback server that answers every request with status and
+// counts the requests by method.
+type failing struct {
+	*httptest.Server
+	mu    sync.Mutex
+	count map[string]int
+}
+
+func newFailing(t *testing.T, status int) *failing {
+	t.Helper()
+	f := &failing{count: map[string]int{}}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.count[r.Method]++
+		f.mu.Unlock()
+		http.Error(w, "broken", status)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *failing) requests(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.count[method]
+}
+
+// The worst cases of docs/reference/retries.md, counted on the wire: the
+// Downloader is the one layer that retries image GETs, so retry_max N
+// makes N+1 GETs per url per call and 0 exactly one.
+func TestImageGETsPerURLAreRetryMaxPlusOne(t *testing.T) {
+	img, sum := testImage(t, 4096)
+	for _, retryMax := range []int{0, 1, 3} {
+		t.Run(fmt.Sprintf("download.retry_max %d", retryMax), func(t *testing.T) {
+			a, b := newFailing(t, http.StatusInternalServerError), newFailing(t, http.StatusInternalServerError)
+			pol := retry.Policy{Max: retryMax, WaitMin: time.Millisecond, WaitMax: 2 * time.Millisecond}
+			d := &Downloader{
+				// The production wiring: a client that does not retry.
+				Client:       NewHTTPClient(ClientOptions{RetryMax: 0}).StandardClient(),
+				StallTimeout: 5 * time.Second,
+				RetryMax:     pol.Max,
+				Backoff:      pol.Wait,
+			}
+			_, err := d.Download(context.Background(), Request{URLs: []string{a.URL + "/i.dav", b.URL + "/i.dav"}, Path: destPath(t), Size: int64(len(img)), SHA256: sum})
+			if err == nil || !IsTransient(err) {
+				t.Fatalf("err = %v, want a transient failure", err)
+			}
+			for name, srv := range map[string]*failing{"first": a, "second": b} {
+				if got := srv.requests(http.MethodGet); got != retryMax+1 {
+					t.Errorf("%s url: %d GETs, want %d", name, got, retryMax+1)
+				}
+			}
+		})
+	}
+}
+
+func TestManifestRequestsPerURLAreRetryMaxPlusOne(t *testing.T) {
+	for _, retryMax := range []int{0, 1, 3} {
+		t.Run(fmt.Sprintf("manifest.retry_max %d", retryMax), func(t *testing.T) {
+			a, b := newFailing(t, http.StatusServiceUnavailable), newFailing(t, http.StatusInternalServerError)
+			f := &Fetcher{HTTP: NewHTTPClient(ClientOptions{RetryMax: retryMax, RetryWaitMin: time.Millisecond, RetryWaitMax: 2 * time.Millisecond, Timeout: DefaultTimeout})}
+			if _, err := f.Fetch(context.Background(), []string{a.URL + "/m", b.URL + "/m"}, Conditional{}); err == nil {
+				t.Fatal("a failing server gave a manifest")
+			}
+			for name, srv := range map[string]*failing{"first": a, "second": b} {
+				if got := srv.requests(http.MethodGet); got != retryMax+1 {
+					t.Errorf("%s url: %d GETs, want %d", name, got, retryMax+1)
+				}
+			}
+		})
+	}
+}
