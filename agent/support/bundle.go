@@ -207,6 +207,8 @@ func WriteBundle(w io.Writer, in BundleInput) error {
 			auditResult = "no audit trail"
 		} else if n, err := audit.Verify(in.StateDir); err != nil {
 			auditResult = "broken: " + err.Error()
+		} else if n == 0 {
+			auditResult = "empty: no decision recorded yet"
 		} else {
 			auditResult = fmt.Sprintf("intact: %d entries", n)
 		}
@@ -215,14 +217,14 @@ func WriteBundle(w io.Writer, in BundleInput) error {
 	if in.ConfigYAML != nil {
 		add("config.yaml", "", in.ConfigYAML, false)
 	}
-	// The identity the caller read now; without one, state/identity.json
-	// (the last one the agent read) stands in.
+	// The identity the caller read now goes in as state/identity.json;
+	// without one, the file (the last identity the agent read) does.
 	if in.Identity != nil {
 		ident, err := json.MarshalIndent(in.Identity, "", "  ")
 		if err != nil {
 			return fmt.Errorf("encode identity for the bundle: %w", err)
 		}
-		add("identity.json", "", append(ident, '\n'), false)
+		add("state/identity.json", "", append(ident, '\n'), false)
 	}
 	free := freeBytes(in.StateDir)
 	add("system.txt", "", systemText(in, free), false)

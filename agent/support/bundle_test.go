@@ -136,7 +136,7 @@ func buildBundle(t *testing.T, personal bool) map[string]string {
 func TestBundleRedactsPersonalDataAndSecrets(t *testing.T) {
 	files := buildBundle(t, false)
 	for _, name := range []string{"index.json", "logs/fwagent.log", "logs/fwagent-2026-02-01T00-00-00.000.log", "logs/fwagent-2026-01-01T00-00-00.000.log",
-		"state/journal.json", "state/history.jsonl", "state/manifest.json", "state/audit.jsonl", "config.yaml", "identity.json", "system.txt"} {
+		"state/journal.json", "state/history.jsonl", "state/manifest.json", "state/audit.jsonl", "config.yaml", "state/identity.json", "system.txt"} {
 		if _, ok := files[name]; !ok {
 			t.Errorf("bundle lacks %s", name)
 		}

@@ -42,6 +42,10 @@ func auditCommand() *cobra.Command {
 			if err != nil {
 				return cli.WithCode(exitError, fmt.Errorf("audit trail broken after %d intact entries: %w", n, err))
 			}
+			if n == 0 {
+				fmt.Fprintln(cmd.OutOrStdout(), "audit trail empty: the agent has recorded no decision yet")
+				return nil
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "audit trail intact: %d entries\n", n)
 			return nil
 		},

@@ -85,3 +85,16 @@ func TestAuditVerifyWithoutStateDirNeedsAConfig(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q; want 1 and a hint at --state-dir", code, errOut)
 	}
 }
+
+// Regression: an agent that had opened but not yet written its trail was
+// reported as "intact: 0 entries".
+func TestAuditVerifyOfAnEmptyTrailSaysEmpty(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, audit.FileName), nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runFwagent(t, "audit", "verify", "--state-dir", dir)
+	if code != exitOK || strings.Contains(out, "intact") || !strings.Contains(out, "empty") {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and \"empty\"", code, out, errOut)
+	}
+}

@@ -180,9 +180,10 @@ var (
 	// A user name starting a marker takes the first form (idempotence).
 	// The configuration's own marker "<redacted>" is a password too.
 	urlUserinfoRE = regexp.MustCompile(`(?i)\b[a-z][a-z0-9+.-]*://([^/\s@"'<>\\:\[\]]*:(?:<redacted>|[^\s"'<>\\]*)|[^/\s@"'<>\\]+)@`)
-	secretKeyRE   = regexp.MustCompile(`(?i)(?:password|passwd|pwd|secret(?:[_-]?access)?[_-]?key|secret|token|api[_-]?key|passphrase|credentials?|session(?:[_-]?id)?)(\\?["']?)[ \t]*[:=][ \t]*`)
+	secretKeyRE   = regexp.MustCompile(`(?i)(?:password|passwd|pwd|secret(?:[_-]?access)?[_-]?key|secret|token|api[_-]?key|passphrase|session(?:[_-]?id)?)(\\?["']?)[ \t]*[:=][ \t]*`)
 	// secretWordKeyRE: keys too short to match inside other words (bypass).
-	secretWordKeyRE = regexp.MustCompile(`(?i)(?:pass)(\\?["']?)[ \t]*[:=][ \t]*`)
+	// "credentials" is one of them: the reason code badCredentials is no key.
+	secretWordKeyRE = regexp.MustCompile(`(?i)(?:pass|credentials?)(\\?["']?)[ \t]*[:=][ \t]*`)
 	// cliSecretRE: command-line options with their value after a space.
 	cliSecretRE     = regexp.MustCompile(`(?i)--(?:password|passwd|pass|passphrase|token|secret|api[_-]?key|credentials?)[ \t]+`)
 	cookieRE        = regexp.MustCompile(`(?i)\b(?:set-)?cookie(?:\\?["'])?[ \t]*[:=][ \t]*\[?(?:\\?["'])?`)

@@ -60,6 +60,7 @@ func TestRedact(t *testing.T) {
 		{"a macAddress key is personal in any notation", `{"macAddress":"4419B60A1B2C","model":"x"}`, `{"macAddress":"[REDACTED:mac]","model":"x"}`, `{"macAddress":"4419B60A1B2C","model":"x"}`},
 		{"an XML macAddress is personal", "<macAddress>4419b60a1b2c</macAddress>", "<macAddress>[REDACTED:mac]</macAddress>", "<macAddress>4419b60a1b2c</macAddress>"},
 		{"a deviceID is personal", `{"deviceID":"88e3c1f0-1b2c-4d5e-8f90-a1b2c3d4e5f6"} <deviceID>abc-1</deviceID> device_id=xyz`, `{"deviceID":"[REDACTED:device_id]"} <deviceID>[REDACTED:device_id]</deviceID> device_id=[REDACTED:device_id]`, `{"deviceID":"88e3c1f0-1b2c-4d5e-8f90-a1b2c3d4e5f6"} <deviceID>abc-1</deviceID> device_id=xyz`},
+		{"a reason code ending in Credentials is no key", "badCredentials: the device refused; credentials=abc isapi_credential: def", "badCredentials: the device refused; credentials=[REDACTED:secret] isapi_credential: [REDACTED:secret]", ""},
 		{"a deviceName is personal", `<deviceName>Smith residence</deviceName> "deviceName": "Shop 4"`, `<deviceName>[REDACTED:name]</deviceName> "deviceName": "[REDACTED:name]"`, `<deviceName>Smith residence</deviceName> "deviceName": "Shop 4"`},
 		{"longer colon runs, times and HMACs are not MAC addresses", "id aa:bb:cc:dd:ee:ff:00 at 15:04:05 hmac=abc", "id aa:bb:cc:dd:ee:ff:00 at 15:04:05 hmac=abc", ""},
 		{"a Basic credential in text is a secret", "use Basic YWRtaW46aHVudGVyMg== for the mirror", "use Basic [REDACTED:secret] for the mirror", ""},
