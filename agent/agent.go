@@ -55,15 +55,16 @@ type Agent struct {
 	// (default journal.DefaultMaxStepEntries) so a crash loop ends in a
 	// reported failure.
 	MaxStepEntries int
-	// BeforeStep, when set, is called after a step is recorded in the
-	// journal and before it runs. A non-nil error stops the cycle on the
-	// spot and records nothing more, exactly as if the process had died
-	// there: a test seam for crash and restart tests, never set in
-	// production.
-	BeforeStep func(step journal.Step) error
 	// ConfirmPoll is the pause between device polls while the agent waits
 	// for a device that is still flashing after a restart (default 2s).
 	ConfirmPoll time.Duration
+
+	// beforeStep, when set, is called after a step is recorded in the
+	// journal and before it runs. A non-nil error stops the cycle on the
+	// spot and records nothing more, exactly as if the process had died
+	// there: a test seam for crash and restart tests (export_test.go),
+	// never set in production.
+	beforeStep func(step journal.Step) error
 
 	ids      attemptFields // stamped on every log line of an attempt
 	mu       sync.Mutex

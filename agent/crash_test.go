@@ -80,12 +80,12 @@ func crashChild() int {
 	case "flashing":
 		// The parent kills the child while the recorder flashes.
 	default:
-		a.BeforeStep = func(step journal.Step) error {
+		agent.SetBeforeStep(a, func(step journal.Step) error {
 			if string(step) == at {
 				hang()
 			}
 			return nil
-		}
+		})
 	}
 	out := a.Cycle(context.Background(), agent.ModeUpdateNow)
 	fmt.Printf("RESULT %s %v %s\n", out.Result, out.Codes, out.Message)
@@ -246,12 +246,12 @@ func TestRestartFromEveryJournalStep(t *testing.T) {
 		t.Run("stopped at "+string(step), func(t *testing.T) {
 			w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
 			w.fast(t, 0)
-			w.agent.BeforeStep = func(s journal.Step) error {
+			agent.SetBeforeStep(w.agent, func(s journal.Step) error {
 				if s == step {
 					return errCrash
 				}
 				return nil
-			}
+			})
 			if out := w.cycle(t, agent.ModeUpdateNow); out.Result != agent.ResultStopped || !errors.Is(out.Err, errCrash) {
 				t.Fatalf("%s (%v), want stopped by the crash seam", out.Result, out.Err)
 			}

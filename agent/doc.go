@@ -7,8 +7,11 @@
 // install goes through verify's Decision, whose built-in rules no manifest,
 // config or flag can loosen.
 //
-// The cycle is a state machine (see states.go); each state is a function that
-// returns the next one, and one runner sends every error to one failure path:
+// The cycle is a state machine (runner.go); each state is a function that
+// returns the next one, declared in its step_*.go file together with its
+// failure table, and one runner sends every error of every state to one
+// failure path (cycle.fail), which does what the failing step's table says
+// for the error's class (failures.go):
 //
 //	resume ──(journal at install/reboot/confirm)──> settle ──> reboot or confirm
 //	   │
@@ -16,18 +19,17 @@
 //	                                         │
 //	                                         └──> download ──> verify ──> wait_window ──┬──> (outside a window: end)
 //	                                                                                    │
-//	                         done (reported) <── confirm <── reboot <── install <───────┘
+//	               done (reported) <── confirm <── reboot <── flash <── install <───────┘
 //
-//	any step ──(error)──> failed: transient -> the next cycle resumes the step, or starts a
-//	                                           new attempt after a failed upload (bounded)
-//	                              fatal     -> report and quarantine the release
+//	any step ──(error)──> the step's failure table: retry next cycle (the update stays at the step),
+//	                      a new attempt next cycle (bounded by max_attempts), or quarantine the release
 //
 // Only download, verify, wait_window, install, reboot and confirm are
-// journal steps (written before they run); identify, fetch_manifest and
-// decide change nothing and are simply run again. On start the agent resumes
-// from the journal: an interrupted download resumes; a verified image is
-// re-verified before install; an interrupted install, reboot or confirm
-// first asks the device what it runs before doing anything else (settle),
-// and never uploads blindly. Step names are stable strings (journal.Step*)
-// that are never renamed.
+// journal steps (written before they run; flash continues install);
+// identify, fetch_manifest and decide change nothing and are simply run
+// again. On start the agent resumes from the journal: an interrupted
+// download resumes; a verified image is re-verified before install; an
+// interrupted install, reboot or confirm first asks the device what it runs
+// before doing anything else (settle), and never uploads blindly. Step names
+// are stable strings (journal.Step*) that are never renamed.
 package agent

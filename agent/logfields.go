@@ -6,14 +6,21 @@ import (
 	"github.com/sirupsen/logrus"
 )
 
-// attemptFields is a logrus hook that stamps the release and attempt ids of
-// the update in progress on every log line that lacks them, so the lines the
+// attemptFields is a logrus hook that stamps the step running and the
+// release and attempt ids of the update in progress on every log line that
+// lacks them, so the lines the
 // downloader and the device backend write during an attempt can be found
 // with fwagent logs --release / --attempt like the agent's own. The agent
 // runs one attempt at a time, so one pair of ids is enough.
 type attemptFields struct {
-	mu               sync.Mutex
-	release, attempt string
+	mu                     sync.Mutex
+	release, attempt, step string
+}
+
+func (h *attemptFields) setStep(step string) {
+	h.mu.Lock()
+	h.step = step
+	h.mu.Unlock()
 }
 
 func (h *attemptFields) set(release, attempt string) {
@@ -28,8 +35,11 @@ func (h *attemptFields) Levels() []logrus.Level { return logrus.AllLevels }
 // Fire adds the ids to e.
 func (h *attemptFields) Fire(e *logrus.Entry) error {
 	h.mu.Lock()
-	release, attempt := h.release, h.attempt
+	release, attempt, step := h.release, h.attempt, h.step
 	h.mu.Unlock()
+	if _, ok := e.Data["step"]; !ok && step != "" {
+		e.Data["step"] = step
+	}
 	if attempt == "" {
 		return nil
 	}

@@ -59,10 +59,15 @@ type Outcome struct {
 	Attempt    string           `json:"attempt,omitempty"`
 	// Step is the journal step an update attempt was in when the cycle
 	// ended (install, reboot, confirm, ...); empty when no update was in
-	// progress. The commands tell a failed install from other failures by it.
-	Step       string    `json:"step,omitempty"`
-	Transient  bool      `json:"transient,omitempty"` // a failure worth retrying soon
-	NextWindow time.Time `json:"next_window,omitzero"`
-	Err        error     `json:"-"`
-	Finished   time.Time `json:"finished"`
+	// progress.
+	Step      string `json:"step,omitempty"`
+	Transient bool   `json:"transient,omitempty"` // a failure worth retrying soon
+	// InstallFailed marks a failure after the image reached the device
+	// (flash, reboot, confirm, settle): a failed install, which the
+	// commands exit with a code of its own. A failure of the checks just
+	// before the upload is not one: nothing was sent.
+	InstallFailed bool      `json:"install_failed,omitempty"`
+	NextWindow    time.Time `json:"next_window,omitzero"`
+	Err           error     `json:"-"`
+	Finished      time.Time `json:"finished"`
 }

@@ -49,12 +49,12 @@ func TestAStopBetweenTheFlashAndTheRebootRecordIsSettledByRebooting(t *testing.T
 	// Stop the agent when it is about to record the reboot, then put the
 	// journal back where a power cut just after the flash leaves it: at
 	// install, the image flashed and waiting for a reboot.
-	w.agent.BeforeStep = func(s journal.Step) error {
+	agent.SetBeforeStep(w.agent, func(s journal.Step) error {
 		if s == journal.StepReboot {
 			return errCrash
 		}
 		return nil
-	}
+	})
 	w.cycle(t, agent.ModeUpdateNow)
 	if err := w.agent.Journal.Update(func(s *journal.State) error {
 		s.Current.Step = journal.StepInstall

@@ -152,6 +152,7 @@ func (d *Downloader) Download(ctx context.Context, req Request) (DownloadResult,
 
 	var errs []error
 	transient := false
+	evidence := true // every URL served a body contradicting the declared size or digest
 	var last *Error
 	for _, u := range req.URLs {
 		err := d.fromURL(ctx, u, st, &res)
@@ -178,12 +179,14 @@ func (d *Downloader) Download(ctx context.Context, req Request) (DownloadResult,
 		d.log().WithFields(logrus.Fields{"url": redact.URL(u), "code": e.Code}).WithError(err).Warn("download from this url failed; trying the next one")
 		errs = append(errs, e)
 		transient = transient || e.Transient
+		evidence = evidence && contradictsImage(e)
 		last = e
 	}
 	if len(errs) == 1 {
+		last.ImageEvidence = evidence
 		return res, last
 	}
-	return res, &Error{Op: "download image", Code: last.Code, Status: last.Status, Transient: transient,
+	return res, &Error{Op: "download image", Code: last.Code, Status: last.Status, Transient: transient, ImageEvidence: evidence,
 		Err: fmt.Errorf("all %d urls failed: %w", len(errs), errors.Join(errs...))}
 }
 

@@ -50,7 +50,10 @@ type Error struct {
 	Code      Code   // stable reason
 	Status    int    // HTTP status, when Code is CodeStatus
 	Transient bool   // worth retrying later
-	Err       error  // the cause
+	// ImageEvidence: every URL tried served a complete body that
+	// contradicts the declared size or SHA-256 (see IsImageEvidence).
+	ImageEvidence bool
+	Err           error // the cause
 }
 
 func (e *Error) Error() string {
@@ -118,4 +121,20 @@ func classify(op, url string, err error) *Error {
 		e.Code, e.Transient = CodeNetwork, true
 	}
 	return e
+}
+
+// IsImageEvidence reports whether err is evidence about the image itself
+// rather than about a server: every URL served a complete body that
+// contradicts the declared size or SHA-256. A lying Content-Range, an
+// ignored Range, an error status or a cut body is a server's fault, never
+// evidence.
+func IsImageEvidence(err error) bool {
+	var fe *Error
+	return errors.As(err, &fe) && fe.ImageEvidence
+}
+
+// contradictsImage reports whether e says a complete body contradicts the
+// declared size or digest.
+func contradictsImage(e *Error) bool {
+	return e.Code == CodeDigestMismatch || e.Code == CodeSizeMismatch
 }

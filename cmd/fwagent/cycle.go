@@ -19,7 +19,6 @@ import (
 
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/agent/config"
-	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/agent/support"
 	"github.com/fwagent/fwagent/device"
 	"github.com/fwagent/fwagent/internal/cli"
@@ -131,8 +130,7 @@ func exitFor(out agent.Outcome) int {
 	case agent.ResultRefused:
 		return exitRefused
 	case agent.ResultFailed:
-		switch journal.Step(out.Step) {
-		case journal.StepInstall, journal.StepReboot, journal.StepConfirm:
+		if out.InstallFailed {
 			return exitInstallFailed
 		}
 	}

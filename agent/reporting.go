@@ -1,0 +1,82 @@
+package agent
+
+import (
+	"strings"
+
+	"github.com/fwagent/fwagent/agent/audit"
+	"github.com/fwagent/fwagent/agent/journal"
+	"github.com/fwagent/fwagent/agent/report"
+	"github.com/fwagent/fwagent/agent/support"
+	"github.com/fwagent/fwagent/device"
+)
+
+// report records a step change for the integrator.
+func (c *cycle) report(step journal.Step, result string, codes []string, msg string) {
+	if c.mode == ModeCheck {
+		return
+	}
+	u := c.current()
+	r := report.Report{Step: string(step), Result: result, Codes: codes, Message: msg}
+	if u != nil {
+		r.ReleaseID, r.AttemptID = u.ReleaseID, u.AttemptID
+	}
+	c.sendReport(r)
+}
+
+// sendReport queues r durably; the daemon flushes the queue.
+func (c *cycle) sendReport(r report.Report) {
+	a := c.a
+	if a.Reports == nil || c.mode == ModeCheck {
+		return
+	}
+	r.Time = a.now().UTC()
+	r.DeviceSerial = reportSerial(c.id)
+	r.Model = c.id.Model
+	// Reports leave the site: they carry no personal data (addresses,
+	// user names) and no secret, and fit the server's limits.
+	r.Message = support.Redact(r.Message, false)
+	if len(r.Message) > report.MaxMessage {
+		r.Message = strings.ToValidUTF8(r.Message[:report.MaxMessage-3], "") + "..."
+	}
+	r.FirmwareVersion = c.id.FirmwareVersion
+	if r.Version == "" && c.release != nil && r.ReleaseID == c.release.ID {
+		r.Version = c.release.Version
+	}
+	r.AgentVersion = a.Version
+	if a.Audit != nil {
+		r.AuditSeq, r.AuditHead = a.Audit.Head()
+	}
+	if err := a.Reports.Enqueue(r); err != nil {
+		c.log.WithError(err).Error("could not queue a report")
+	}
+}
+
+// reportSerial names the device in reports: its serial, or, for a device
+// that reports none, its MAC address, so that its reports are still
+// accepted and counted.
+func reportSerial(id device.Identity) string {
+	if s := strings.TrimSpace(id.Serial); s != "" {
+		return s
+	}
+	if mac := strings.TrimSpace(id.Raw["macAddress"]); mac != "" {
+		return "mac:" + mac
+	}
+	return "unknown-serial"
+}
+
+// audit appends e to the audit trail with the cycle's ids.
+func (c *cycle) audit(e audit.Entry) {
+	if c.a.Audit == nil || c.mode == ModeCheck {
+		return
+	}
+	if e.Release == "" {
+		e.Release = c.out.Release
+	}
+	if e.Attempt == "" {
+		e.Attempt = c.out.Attempt
+	}
+	e.Time = c.a.now().UTC()
+	if err := c.a.Audit.Append(e); err != nil {
+		c.log.WithError(err).Error("could not append to the audit trail")
+	}
+}

@@ -1,0 +1,123 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/fwagent/fwagent/agent/audit"
+	"github.com/fwagent/fwagent/agent/journal"
+	"github.com/fwagent/fwagent/agent/report"
+	"github.com/fwagent/fwagent/device"
+	"github.com/fwagent/fwagent/verify"
+)
+
+// stateReboot reboots the device (-> stateConfirm).
+var stateReboot = &state{
+	name:    string(journal.StepReboot),
+	journal: journal.StepReboot,
+	run:     (*cycle).reboot,
+	device:  true,
+	sent:    true,
+	failures: failureTable{
+		classUnavailable: nextCycle,
+		classLocal:       nextCycle,
+		classDevice:      quarantine,
+		classBroken:      quarantine,
+	},
+}
+
+// stateConfirm waits for the device and checks its new version (-> end).
+// Whatever keeps it from an answer, the flash happened: the update stays in
+// the journal and the next cycle settles it by asking the device.
+var stateConfirm = &state{
+	name:    string(journal.StepConfirm),
+	journal: journal.StepConfirm,
+	run:     (*cycle).confirm,
+	device:  true,
+	sent:    true,
+	retries: "polls the device until reboot_timeout",
+	failures: failureTable{
+		classUnavailable: nextCycle,
+		classDevice:      nextCycle,
+		classLocal:       nextCycle,
+		classInterrupted: newAttempt, // settle rebooted a flash that had not been taken
+		classRefused:     quarantine, // post_install_mismatch: another model or version
+		classBroken:      quarantine,
+	},
+}
+
+// reboot restarts the device onto the new firmware.
+func (c *cycle) reboot(ctx context.Context) (*state, error) {
+	c.log.Info("rebooting the device")
+	if err := c.a.Device.Reboot(ctx); err != nil {
+		return nil, err
+	}
+	return stateConfirm, nil
+}
+
+// confirm waits for the device and checks it now runs the release.
+func (c *cycle) confirm(ctx context.Context) (*state, error) {
+	if c.seen != nil {
+		// settle asked the device already: it runs the release.
+		after := *c.seen
+		c.seen = nil
+		return c.confirmed(after)
+	}
+	after, err := c.a.Device.WaitReady(ctx)
+	if err != nil {
+		// Whatever the device says now (it is slow, its new firmware has
+		// a new certificate, ...), the flash happened: the update stays in
+		// the journal and the next cycle settles it by asking the device.
+		return nil, err
+	}
+	return c.confirmed(after)
+}
+
+// confirmed checks after against the release and finishes the update.
+func (c *cycle) confirmed(after device.Identity) (*state, error) {
+	a := c.a
+	u := c.current()
+	before := c.id
+	if len(u.Before) > 0 {
+		_ = json.Unmarshal(u.Before, &before)
+	}
+	c.out.Identity = &after
+	a.setStatus(func(s *Status) { s.Identity = &after })
+	d := verify.ConfirmInstall(before, after, c.release.Target())
+	if !d.Allowed && c.settled && after.FirmwareVersion == before.FirmwareVersion {
+		return nil, failed(classInterrupted, CodeInstallInterrupted, fmt.Errorf("after the reboot the device still runs %s: the interrupted upload was not taken; recorded as a failed attempt", after.FirmwareVersion))
+	}
+	if !d.Allowed {
+		return nil, &refusal{decision: d, what: "after install"}
+	}
+	c.id = after
+	msg := fmt.Sprintf("installed and confirmed: %s now reports %s", after.Model, after.FirmwareVersion)
+	c.log.WithField("firmware", after.FirmwareVersion).Info(msg)
+	c.audit(audit.Entry{Event: audit.EventInstallConfirmed, Message: msg})
+	if err := os.Remove(u.ImagePath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		c.log.WithError(err).Warn("could not delete the installed image")
+	}
+	if err := a.Journal.Update(func(s *journal.State) error {
+		delete(s.Attempts, u.ReleaseID)
+		return nil
+	}); err != nil {
+		c.log.WithError(err).Warn("could not reset the attempt count")
+	}
+	// The report is queued before the journal forgets the update: a crash
+	// in between sends it twice (the attempt id lets the server see that),
+	// never not at all.
+	c.sendReport(report.Report{ReleaseID: u.ReleaseID, AttemptID: u.AttemptID, Step: string(journal.StepDone), Result: string(ResultInstalled), Message: msg})
+	if err := a.Journal.Finish(journal.Result{Outcome: journal.OutcomeSuccess, Step: journal.StepDone, Message: msg}); err != nil {
+		return nil, failed(classLocal, CodeInternal, err)
+	}
+	if a.Metrics != nil {
+		a.Metrics.Result(string(ResultInstalled), "")
+		a.Metrics.SetLastSuccess(a.now())
+	}
+	c.out.Result = ResultInstalled
+	c.out.Message = msg
+	return nil, nil
+}
