@@ -429,7 +429,11 @@ func readLogFile(path string, q Query, yield func(LogEntry, error) bool) bool {
 func ParseLogLine(line []byte) LogEntry {
 	raw := append([]byte(nil), line...)
 	var m map[string]any
-	if err := json.Unmarshal(line, &m); err != nil || m == nil {
+	// Numbers stay as written (json.Number): a byte count of 200000000
+	// prints as 200000000, not 2e+08.
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil || m == nil {
 		return LogEntry{Msg: string(raw), Raw: raw}
 	}
 	e := LogEntry{Raw: raw, Fields: map[string]any{}}

@@ -229,3 +229,11 @@ func TestLoggerStampsLinesWithItsClock(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatLogEntryPrintsIntegersAsIntegers(t *testing.T) {
+	e := ParseLogLine([]byte(`{"level":"info","msg":"download verified","bytes":200000000,"size":4294967296,"rate":0.5,"nested":{"n":123456789},"time":"2026-03-01T02:00:00Z"}`))
+	want := `2026-03-01T02:00:00Z INFO  download verified bytes=200000000 nested="{\"n\":123456789}" rate=0.5 size=4294967296`
+	if got := FormatLogEntry(e); got != want {
+		t.Fatalf("FormatLogEntry =\n%s\nwant\n%s", got, want)
+	}
+}
