@@ -13,14 +13,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/agent/support"
-	"github.com/fwagent/fwagent/device"
 	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/manifest"
 )
@@ -31,9 +29,14 @@ type session struct {
 	log    *logrus.Logger
 	agent  *agent.Agent
 	closer io.Closer
+	// progress, when set, shows download and install progress on stderr.
+	progress *progressView
 }
 
 func (s *session) Close() {
+	if s.progress != nil {
+		s.progress.Finish()
+	}
 	if s.agent != nil {
 		_ = s.agent.Close()
 	}
@@ -47,7 +50,7 @@ type sessionOptions struct {
 	readOnly bool   // check: no lock, no writes
 	fileLog  bool   // write the JSON log file in log.dir
 	level    string // overrides log.level when set
-	progress bool   // draw progress bars on a terminal
+	progress bool   // show progress on stderr: a bar on a terminal, a line per 10% elsewhere
 	offline  string // --from DIR
 	// forceText writes readable log lines to stderr even when it is not a
 	// terminal (the demo shows its steps).
@@ -70,6 +73,15 @@ func newSession(cmd *cobra.Command, cfg *config.Config, opt sessionOptions) (*se
 	if f, ok := stderr.(*os.File); ok {
 		terminal = support.IsTerminal(f)
 	}
+	// Progress goes to stderr; on a terminal, log lines go through the
+	// progress view so that they appear above its bar.
+	var progress *progressView
+	if opt.progress {
+		progress = newProgressView(stderr, terminal)
+		if terminal {
+			stderr = progress
+		}
+	}
 	lo := support.LogOptions{Level: cfg.Log.Level, Stderr: stderr, Terminal: terminal || opt.forceText}
 	if opt.level != "" {
 		lo.Level = opt.level
@@ -89,35 +101,11 @@ func newSession(cmd *cobra.Command, cfg *config.Config, opt sessionOptions) (*se
 	}
 	s.agent = a
 	a.OfflineDir = opt.offline
-	if opt.progress && terminal {
-		attachProgress(a, stderr)
+	if progress != nil {
+		progress.attach(a)
+		s.progress = progress
 	}
 	return s, nil
-}
-
-// attachProgress draws download and upload progress bars on the terminal.
-func attachProgress(a *agent.Agent, w io.Writer) {
-	var dl *progressbar.ProgressBar
-	a.Downloader.Progress = func(done, total int64) {
-		if dl == nil {
-			dl = progressbar.NewOptions64(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription("download"),
-				progressbar.OptionShowBytes(true), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
-		}
-		_ = dl.Set64(done)
-	}
-	var up *progressbar.ProgressBar
-	phase := ""
-	a.InstallProgress = func(p device.InstallProgress) {
-		if up == nil || phase != p.Phase {
-			if up != nil {
-				_ = up.Finish()
-			}
-			phase = p.Phase
-			up = progressbar.NewOptions64(p.Total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(p.Phase),
-				progressbar.OptionShowBytes(p.Phase == "upload"), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
-		}
-		_ = up.Set64(p.Done)
-	}
 }
 
 // exitFor maps a cycle's result to the documented exit codes.
