@@ -14,8 +14,9 @@ fwctl keygen --out keys/release-2
 # 2. The release: the image (here a test image) described with its size and SHA-256.
 mkdir -p www                              # stands for any static HTTP host, CDN or object store
 nvrsim mkimage --version 4.1.25 --build 200316 --variant custom -o www/digicap.dav
-fwctl release --image www/digicap.dav --model iDS-9632NXI-I8/16S --version 4.1.25 --build 200316 \
-  --variant custom --url "file://$PWD/www/digicap.dav" > release.json
+vendor_sha256=$(sha256sum www/digicap.dav | cut -d' ' -f1)   # real image: the digest on the vendor's product page
+fwctl release --image www/digicap.dav --expect-sha256 "$vendor_sha256" --model iDS-9632NXI-I8/16S \
+  --version 4.1.25 --build 200316 --variant custom --url "file://$PWD/www/digicap.dav" > release.json
 release=iDS-9632NXI-I8-16S-4.1.25        # the id fwctl release gave it (--id to choose another)
 
 # 3. The manifest, signed by both; checked as a device checks it.

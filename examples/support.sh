@@ -10,7 +10,7 @@ mkdir -p www keys
 nvrsim mkimage --version 4.1.25 --build 200316 --variant custom -o www/digicap.dav > /dev/null
 fwctl keygen --out keys/release > /dev/null
 fwctl release --image www/digicap.dav --model iDS-9632NXI-I8/16S --version 4.1.25 --build 200316 \
-  --variant custom --url "file://$PWD/www/digicap.dav" > release.json
+  --variant custom --url "file://$PWD/www/digicap.dav" > release.json 2> /dev/null
 fwctl manifest new --release release.json --serial 1 -o manifest.json > /dev/null
 fwctl sign --key keys/release.key -o www/manifest.dsse.json manifest.json 2> /dev/null
 umask 077 && echo wrong-password > nvr.password
