@@ -12,5 +12,12 @@
 // Every failure is an *Error with a stable Code and a Transient flag: transient
 // failures (network errors, 5xx, stalls, cut connections) are worth retrying
 // later; the others (404, too large, digest or size mismatch, a server that
-// lies about ranges) will not heal by themselves for that URL.
+// lies about ranges) will not heal by themselves for that URL. None of them
+// is evidence about the image itself unless every URL served a complete body
+// that contradicts the signed size or SHA-256 (IsImageEvidence): a bad
+// mirror or proxy is the likely cause of one contradicting body.
+//
+// The Downloader is the one layer that retries image GETs (RetryMax per URL,
+// its client never retries); a manifest client built by NewHTTPClient is the
+// one layer that retries manifest requests (docs/reference/retries.md).
 package fetch

@@ -250,7 +250,7 @@ func (d *Downloader) fromURL(ctx context.Context, raw string, st *state, res *Do
 	}
 	switch u.Scheme {
 	case "file":
-		return d.fromFile(u, raw, st, res)
+		return d.fromFile(ctx, u, raw, st, res)
 	case "http", "https":
 	default:
 		return &Error{Op: "download image", URL: raw, Code: CodeBadRequest,
@@ -280,13 +280,6 @@ func (d *Downloader) fromURL(ctx context.Context, raw string, st *state, res *Do
 		e := classify("download image", raw, err)
 		fields := logrus.Fields{"url": redact.URL(raw), "attempt": n, "of": attempts, "code": e.Code, "have": st.hashed, "total": st.size}
 		switch {
-		case e.Code == CodeRangeIgnored:
-			// Start over from zero on the same URL: without a partial
-			// file grab sends no Range header at all.
-			d.log().WithFields(fields).Warn("server ignored the range request; restarting the download from zero")
-			if derr := st.discard(); derr != nil {
-				return derr
-			}
 		case e.Code == CodeNoSpace:
 			return e
 		case !e.Transient:
@@ -330,6 +323,9 @@ func (d *Downloader) attempt(ctx context.Context, raw string, st *state, res *Do
 	resp := gc.Do(greq)
 	err = resp.Err()
 	res.BytesFetched += ac.received
+	if errors.Is(err, errWholeBodyWritten) {
+		err = nil
+	}
 	if err != nil {
 		if errors.Is(context.Cause(actx), ErrStalled) && ctx.Err() == nil {
 			return &Error{Op: "download image", URL: raw, Code: CodeStalled, Transient: true,
@@ -363,8 +359,9 @@ func limitedBuffer(limit int64) int {
 }
 
 // fromFile copies a file:// image through the sink: no resume (local copies
-// are fast), same size and digest checks.
-func (d *Downloader) fromFile(u *url.URL, raw string, st *state, res *DownloadResult) error {
+// are fast), same size and digest checks, same bandwidth limit (a USB stick
+// or a network mount shares the recorder's I/O and links too).
+func (d *Downloader) fromFile(ctx context.Context, u *url.URL, raw string, st *state, res *DownloadResult) error {
 	src, err := filePath(u)
 	if err != nil {
 		return &Error{Op: "download image", URL: raw, Code: CodeBadRequest, Err: err}
@@ -382,6 +379,26 @@ func (d *Downloader) fromFile(u *url.URL, raw string, st *state, res *DownloadRe
 		return &Error{Op: "download image", URL: raw, Code: CodeSizeMismatch,
 			Err: fmt.Errorf("%w: %s has %d bytes, the release declares %d", ErrSizeMismatch, src, fi.Size(), st.size)}
 	}
+	var n int64
+	err = st.writeWhole(ctx, raw, in, func() {}, &n)
+	res.BytesFetched += n
+	var fe *Error
+	if err != nil && !errors.As(err, &fe) && ctx.Err() == nil {
+		return classifyLocal(raw, err)
+	}
+	return err
+}
+
+// errWholeBodyWritten tells attempt that attemptClient wrote a whole-file
+// answer itself (a 200 to a Range request); grab did nothing.
+var errWholeBodyWritten = errors.New("the whole body was written from offset 0")
+
+// writeWhole replaces the partial file with body, read from offset 0
+// through the sink, at most the declared size plus one byte, paced by the
+// bandwidth limit. It serves file:// urls and servers that answer a Range
+// request with the whole file. n counts the bytes read. Errors other than
+// *Error are the reader's or the context's, for the caller to classify.
+func (st *state) writeWhole(ctx context.Context, raw string, body io.Reader, kick func(), n *int64) error {
 	if err := st.discard(); err != nil {
 		return err
 	}
@@ -389,20 +406,48 @@ func (d *Downloader) fromFile(u *url.URL, raw string, st *state, res *DownloadRe
 	if err != nil {
 		return &Error{Op: "download image", URL: raw, Code: CodeLocalFile, Err: err}
 	}
-	body := &teeBody{r: io.LimitReader(in, st.size+1), st: st, kick: func() {}}
-	n, err := io.CopyBuffer(out, body, make([]byte, DefaultBufferSize))
+	var r io.Reader = &teeBody{r: io.LimitReader(body, st.size+1), st: st, kick: kick, count: n}
+	bufSize := DefaultBufferSize
+	if l := st.d.limiter; l != nil {
+		r = &limitedReader{ctx: ctx, r: r, l: l}
+		bufSize = limitedBuffer(st.d.BandwidthLimit)
+	}
+	_, err = io.CopyBuffer(onlyWriter{out}, r, make([]byte, bufSize))
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
-	res.BytesFetched += n
 	if err != nil {
 		if isNoSpace(err) {
-			return &Error{Op: "download image", URL: raw, Code: CodeNoSpace,
-				Err: fmt.Errorf("%w: copying to %s: %v: free some space", ErrNoSpace, st.path, err)}
+			return &Error{Op: "download image", URL: raw, Code: CodeNoSpace, Transient: true,
+				Err: fmt.Errorf("%w: writing %s: %v: free some space", ErrNoSpace, st.path, err)}
 		}
-		return classifyLocal(raw, err)
+		return err
 	}
 	return nil
+}
+
+// onlyWriter hides the file's ReadFrom so io.CopyBuffer uses the buffer
+// (whose size paces the bandwidth limit).
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
+
+// limitedReader waits on the limiter for every read, as grab does for
+// http(s) bodies.
+type limitedReader struct {
+	ctx context.Context
+	r   io.Reader
+	l   *RateLimiter
+}
+
+func (lr *limitedReader) Read(p []byte) (int, error) {
+	n, err := lr.r.Read(p)
+	if n > 0 {
+		if werr := lr.l.WaitN(lr.ctx, n); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return n, err
 }
 
 func classifyLocal(raw string, err error) error {
@@ -590,7 +635,25 @@ func (c *attemptClient) Do(req *http.Request) (*http.Response, error) {
 	size := c.st.size
 	switch {
 	case ranged && resp.StatusCode == http.StatusOK:
-		return fail(CodeRangeIgnored, fmt.Errorf("%w: asked for bytes %d- and got the whole file", ErrRangeIgnored, offset))
+		// The server ignored the Range and sends the whole file: use it
+		// from offset 0 rather than throw it away and ask again. grab
+		// would append it to the partial file, so it is written here and
+		// grab is told the request is done (errWholeBodyWritten).
+		if resp.ContentLength >= 0 && resp.ContentLength != size {
+			return fail(CodeSizeMismatch, fmt.Errorf("%w: asked for bytes %d- and got a whole file of %d bytes, the release declares %d", ErrSizeMismatch, offset, resp.ContentLength, size))
+		}
+		c.st.d.log().WithFields(logrus.Fields{"url": redact.URL(c.url), "have": offset, "total": size}).Warn("server ignored the range request and sends the whole file; using it from the start")
+		err := c.st.writeWhole(req.Context(), c.url, resp.Body, c.kick, &c.received)
+		resp.Body.Close()
+		var fe *Error
+		switch {
+		case err == nil:
+			return nil, errWholeBodyWritten
+		case errors.As(err, &fe), req.Context().Err() != nil:
+			return nil, err
+		}
+		return nil, &Error{Op: "download image", URL: c.url, Code: CodeNetwork, Transient: true,
+			Err: fmt.Errorf("the whole-file answer broke off at %d of %d bytes: %w", c.st.hashed, size, err)}
 	case ranged && resp.StatusCode == http.StatusPartialContent:
 		cr := resp.Header.Get("Content-Range")
 		start, end, total, err := parseContentRange(cr)

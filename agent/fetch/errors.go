@@ -24,7 +24,7 @@ const (
 	CodeTooLong         Code = "too_long"          // the server sent more bytes than declared
 	CodeDigestMismatch  Code = "digest_mismatch"   // the SHA-256 of the image is not the declared one
 	CodeBadContentRange Code = "bad_content_range" // a 206 whose Content-Range is not what was asked
-	CodeRangeIgnored    Code = "range_ignored"     // a 200 answer to a Range request
+	CodeRangeIgnored    Code = "range_ignored"     // no longer returned: a 200 answer to a Range request is used from offset 0
 	CodeNoSpace         Code = "no_space"          // not enough free disk space
 	CodeLocalFile       Code = "local_file"        // a file:// URL could not be read
 	CodeBadRequest      Code = "bad_request"       // the caller's request is unusable (no URL, bad path)
