@@ -244,6 +244,10 @@ func classify(err error) *failure {
 			c = classUnavailable
 		}
 		return &failure{class: c, fatal: !transient && c != classLocal, codes: []string{code}, err: err}
+	case errors.Is(err, device.ErrFlashInterrupted):
+		// One rule for the running and the restarted agent: a flash is
+		// finished only at 100% or with the new version reported.
+		return &failure{class: classInterrupted, codes: []string{CodeInstallInterrupted}, err: err}
 	case errors.As(err, &de):
 		code := de.Code
 		if code == "" {

@@ -138,6 +138,7 @@ func TestFailuresAreClassifiedByTheirTypedError(t *testing.T) {
 		{"an unreachable device is unavailable", fmt.Errorf("x: %w", device.ErrUnreachable), classUnavailable},
 		{"a busy device is unavailable", &device.Error{Op: "install", Code: "deviceBusy", Transient: true, Err: errors.New("busy")}, classUnavailable},
 		{"refused credentials are the device's", &device.Error{Op: "identify", Code: "badCredentials", Err: device.ErrBadCredentials}, classDevice},
+		{"a flash the device stopped before 100% is interrupted", &device.Error{Op: "install", Code: "flashInterrupted", Transient: true, Err: device.ErrFlashInterrupted}, classInterrupted},
 		{"a refused manifest is the manifest's", &manifest.Error{Code: manifest.CodeExpired, Msg: "expired"}, classManifest},
 		{"a policy refusal is refused", &refusal{decision: verify.Decision{Reasons: []verify.Reason{{Code: verify.CodeModelMismatch}}}, what: "test"}, classRefused},
 		{"a lying Content-Range is a server's fault", &fetch.Error{Code: fetch.CodeBadContentRange}, classServer},

@@ -18,6 +18,11 @@ var (
 	// waits for a reboot (ISAPI rebootRequired). A backend never reboots
 	// into it on its own: the agent alone knows whether it sent that image.
 	ErrPendingImage = errors.New("device holds a flashed image waiting for a reboot")
+	// ErrFlashInterrupted means the device stopped flashing before it
+	// reported 100% (a power loss, a crash): the image was not taken. A
+	// flash is finished only at 100% or when the device reports the new
+	// version.
+	ErrFlashInterrupted = errors.New("device stopped flashing before 100%")
 	// ErrNotSupported means the recorder does not offer what was asked
 	// (older firmware answers 404 or ResponseStatus notSupport), or the
 	// backend has no way to ask. Callers degrade, they do not fail.

@@ -289,6 +289,13 @@ func (c *Client) waitFlash(ctx context.Context, progress device.ProgressFunc) er
 				progress(device.InstallProgress{Phase: "flash", Done: int64(st.Percent), Total: 100})
 				lastPercent = st.Percent
 			}
+			if !st.Upgrading && st.Percent < 100 {
+				// Not flashing and not at 100%: the flash was lost (the
+				// recorder lost power and came back on its old firmware). A
+				// flash is finished only at 100%.
+				return &device.Error{Op: "install", Code: "flashInterrupted", Transient: true,
+					Err: fmt.Errorf("%w: the device reports upgrading=false at %d%%: the image was not taken; it is proven again before another try", device.ErrFlashInterrupted, st.Percent)}
+			}
 			if !st.Upgrading {
 				if lastPercent != 100 {
 					progress(device.InstallProgress{Phase: "flash", Done: 100, Total: 100})

@@ -120,6 +120,10 @@ type Faults struct {
 	// a ResponseStatus carrying this subStatusCode, e.g. "badVersion",
 	// "badLanguage", "rebootRequired", "upgrading".
 	RejectUpload string `json:"reject_upload,omitempty"`
+	// LoseFlashAt makes the recorder lose power when a flash reaches this
+	// percent (1-99; 0 = never): it comes back on its old firmware, not
+	// upgrading, at 0%, as real recorders do.
+	LoseFlashAt int `json:"lose_flash_at,omitempty"`
 	// NeverReturnFromReboot keeps the recorder down after the next reboot.
 	NeverReturnFromReboot bool `json:"never_return_from_reboot,omitempty"`
 	// ReturnOnOldFirmware makes the recorder come back from a reboot still

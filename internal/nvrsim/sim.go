@@ -273,6 +273,10 @@ func (s *Sim) startFlash(img Image) {
 	s.st.Pending = nil
 	log := s.cfg.Logger.WithFields(map[string]any{"image_model": img.Model, "image_version": img.Version, "image_variant": img.Variant, "sha256": img.SHA256})
 	log.Info("flashing started")
+	if lose := s.faults.LoseFlashAt; lose > 0 && lose < 100 && s.cfg.FlashDuration <= 0 {
+		s.powerCut()
+		return
+	}
 	if s.cfg.FlashDuration <= 0 {
 		s.finishFlash(img)
 		return
@@ -285,6 +289,9 @@ func (s *Sim) startFlash(img Image) {
 			// never touch a finished flash.
 			if s.st.Upgrading && pct > s.st.Percent {
 				s.st.Percent = pct
+			}
+			if lose := s.faults.LoseFlashAt; s.st.Upgrading && lose > 0 && pct >= lose {
+				s.powerCut()
 			}
 		})
 	}
@@ -307,6 +314,23 @@ func (s *Sim) finishFlash(img Image) {
 	p := img
 	s.st.Pending = &p
 	s.cfg.Logger.WithField("version", img.Version).Info("flashing finished: reboot to activate")
+}
+
+// PowerCut makes the recorder lose power and come back at once: a flash in
+// progress and a flashed image waiting for a reboot are lost; it runs its
+// old firmware, not upgrading, at 0%.
+func (s *Sim) PowerCut() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.powerCut()
+	s.notify()
+}
+
+// powerCut is PowerCut with s.mu held.
+func (s *Sim) powerCut() {
+	s.gen++ // the flash's and a reboot's timers no longer apply
+	s.st.Upgrading, s.st.Percent, s.st.Pending, s.st.Rebooting = false, 0, nil, false
+	s.cfg.Logger.Warn("fault: the recorder lost power; it is back on its old firmware, not upgrading, at 0%")
 }
 
 // startReboot takes the recorder down. The caller holds s.mu.
