@@ -57,10 +57,12 @@ type Config struct {
 	// StatusCommand, optional, prints upgrading=true|false and percent=N.
 	StatusCommand []string
 
-	InstallTimeout time.Duration // the install command (default 30m)
-	CommandTimeout time.Duration // every other command (default 60s)
-	RebootTimeout  time.Duration // WaitReady's bound (default 10m)
-	PollInterval   time.Duration // between identity polls in WaitReady (default 2s)
+	// Timings are explicit (the agent passes the config's device.local
+	// keys, whose defaults live in agent/config); New refuses a zero one.
+	InstallTimeout time.Duration // the install command
+	CommandTimeout time.Duration // every other command
+	RebootTimeout  time.Duration // WaitReady's bound
+	PollInterval   time.Duration // between identity polls in WaitReady
 
 	Logger logrus.FieldLogger // default: discard
 }
@@ -80,7 +82,7 @@ var ErrConfig = errors.New("local device config")
 // ErrNotConfigured means an operation's command is not configured.
 var ErrNotConfigured = errors.New("command not configured")
 
-// New checks cfg, fills in defaults and returns a Device. It runs nothing.
+// New checks cfg and returns a Device. It runs nothing.
 func New(cfg Config) (*Device, error) {
 	switch {
 	case cfg.IdentityFile == "" && len(cfg.IdentityCommand) == 0:
@@ -96,15 +98,15 @@ func New(cfg Config) (*Device, error) {
 			return nil, fmt.Errorf("%w: %s starts with an empty program name", ErrConfig, name)
 		}
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"install_timeout", cfg.InstallTimeout}, {"command_timeout", cfg.CommandTimeout},
+		{"reboot_timeout", cfg.RebootTimeout}, {"poll_interval", cfg.PollInterval}} {
+		if d.v <= 0 {
+			return nil, fmt.Errorf("%w: %s is %s: give a duration more than zero", ErrConfig, d.name, d.v)
 		}
 	}
-	def(&cfg.InstallTimeout, 30*time.Minute)
-	def(&cfg.CommandTimeout, 60*time.Second)
-	def(&cfg.RebootTimeout, 10*time.Minute)
-	def(&cfg.PollInterval, 2*time.Second)
 	log := cfg.Logger
 	if log == nil {
 		l := logrus.New()

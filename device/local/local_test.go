@@ -51,8 +51,15 @@ func newDevice(t *testing.T, cfg Config) (*Device, *syncBuffer) {
 	l.SetOutput(logs)
 	l.SetLevel(logrus.DebugLevel)
 	cfg.Logger = l
-	if cfg.PollInterval == 0 {
-		cfg.PollInterval = time.Millisecond
+	// Timings the case leaves out, explicit and short (New has no defaults).
+	for _, d := range []struct {
+		p *time.Duration
+		v time.Duration
+	}{{&cfg.PollInterval, time.Millisecond}, {&cfg.InstallTimeout, 20 * time.Second},
+		{&cfg.CommandTimeout, 10 * time.Second}, {&cfg.RebootTimeout, 10 * time.Second}} {
+		if *d.p == 0 {
+			*d.p = d.v
+		}
 	}
 	d, err := New(cfg)
 	if err != nil {
@@ -302,6 +309,7 @@ func TestNewRefusesBadConfigs(t *testing.T) {
 		"no identity source":   {},
 		"two identity sources": {IdentityFile: "f", IdentityCommand: []string{"id"}},
 		"an empty program":     {IdentityFile: "f", InstallCommand: []string{""}},
+		"no timings":           {IdentityFile: "f"},
 	} {
 		t.Run(name+" is refused", func(t *testing.T) {
 			if _, err := New(cfg); !errors.Is(err, ErrConfig) {
