@@ -36,7 +36,8 @@ func (e *InvalidError) Unwrap() error { return ErrMalformed }
 
 // StatusError is a non-2xx answer of the fleet server, with the reason it
 // gave. Permanent tells the agent's report queue whether sending the same
-// message again can ever succeed (4xx other than 408/429: no).
+// message again can ever succeed: a 4xx other than 408, 409 (the device
+// waits for enrolment approval) and 429 cannot.
 type StatusError struct {
 	Status int
 	Reason string // the server's "error" field, or the status text
@@ -51,5 +52,5 @@ func (e *StatusError) Unwrap() error { return ErrHTTP }
 
 // Permanent reports whether the same request can never succeed.
 func (e *StatusError) Permanent() bool {
-	return e.Status >= 400 && e.Status < 500 && e.Status != 408 && e.Status != 429
+	return e.Status >= 400 && e.Status < 500 && e.Status != 408 && e.Status != 409 && e.Status != 429
 }

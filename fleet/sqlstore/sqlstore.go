@@ -456,7 +456,7 @@ func (s *Store) StateCounts(ctx context.Context, now time.Time) (map[fleet.State
 
 // Reports returns the accepted reports on a release in receive order.
 func (s *Store) Reports(ctx context.Context, releaseID string) ([]fleet.ReportRecord, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT received, key_id, body FROM reports WHERE release_id = ? ORDER BY id"), releaseID)
+	rows, err := s.db.QueryContext(ctx, s.q("SELECT received, key_id, body FROM reports WHERE release_id = ? ORDER BY received, id"), releaseID)
 	if err != nil {
 		return nil, fmt.Errorf("read reports: %w", err)
 	}

@@ -1,0 +1,420 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/fwagent/fwagent/fleet"
+	"github.com/fwagent/fwagent/manifest"
+	"github.com/fwagent/fwagent/reports"
+)
+
+// MaxAdminBody bounds an admin request body (an import of an old reports
+// file may be large).
+const MaxAdminBody = 256 << 20
+
+// DeviceJSON is a device as the admin API lists it.
+type DeviceJSON struct {
+	Serial         string    `json:"serial"`
+	State          string    `json:"state"`
+	Enrolment      string    `json:"enrolment"`
+	KeyID          string    `json:"key_id,omitempty"`
+	Model          string    `json:"model,omitempty"`
+	Firmware       string    `json:"firmware,omitempty"`
+	DeviceName     string    `json:"device_name,omitempty"`
+	Site           string    `json:"site,omitempty"`
+	Step           string    `json:"step,omitempty"`
+	ReleaseID      string    `json:"release_id,omitempty"`
+	Progress       int       `json:"progress,omitempty"`
+	LastResult     string    `json:"last_result,omitempty"`
+	LastCode       string    `json:"last_code,omitempty"`
+	LastReleaseID  string    `json:"last_release_id,omitempty"`
+	QueueDepth     int       `json:"queue_depth,omitempty"`
+	AgentVersion   string    `json:"agent_version,omitempty"`
+	ManifestSerial uint64    `json:"manifest_serial,omitempty"`
+	Groups         []string  `json:"groups,omitempty"`
+	LastSeen       time.Time `json:"last_seen,omitzero"`
+	FirstSeen      time.Time `json:"first_seen,omitzero"`
+}
+
+// ToJSON converts a device for the API at now.
+func ToJSON(d fleet.Device, now time.Time) DeviceJSON {
+	return DeviceJSON{Serial: d.Serial, State: string(d.StateAt(now)), Enrolment: d.Enrolment, KeyID: d.KeyID,
+		Model: d.Model, Firmware: d.Firmware, DeviceName: d.DeviceName, Site: d.Site, Step: d.Step,
+		ReleaseID: d.ReleaseID, Progress: d.Progress, LastResult: d.LastResult, LastCode: d.LastCode,
+		LastReleaseID: d.LastReleaseID, QueueDepth: d.QueueDepth, AgentVersion: d.AgentVersion,
+		ManifestSerial: d.ManifestSerial, Groups: d.Groups, LastSeen: d.LastSeen, FirstSeen: d.FirstSeen}
+}
+
+func (s *Server) handleDevices(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := fleet.DeviceFilter{Model: q.Get("model"), ReleaseID: q.Get("release"), Now: s.Now()}
+	if st := q.Get("state"); st != "" {
+		var err error
+		if f.State, err = fleet.ParseState(st); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	ds, err := s.store.Devices(r.Context(), f)
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	out := make([]DeviceJSON, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, ToJSON(d, f.Now))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// DeviceHistory is one device with its history.
+type DeviceHistory struct {
+	Device DeviceJSON    `json:"device"`
+	Events []fleet.Event `json:"events"`
+}
+
+func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
+	h, err := s.history(r.Context(), r.PathValue("serial"))
+	if errors.Is(err, fleet.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "unknown serial "+r.PathValue("serial"))
+		return
+	}
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+func (s *Server) history(ctx context.Context, serial string) (DeviceHistory, error) {
+	d, err := s.store.Device(ctx, serial)
+	if err != nil {
+		return DeviceHistory{}, err
+	}
+	ev, err := s.store.Events(ctx, serial, 200)
+	if err != nil {
+		return DeviceHistory{}, err
+	}
+	return DeviceHistory{Device: ToJSON(d, s.Now()), Events: ev}, nil
+}
+
+// ApproveRequest lists the serials to approve.
+type ApproveRequest struct {
+	Serials []string `json:"serials"`
+}
+
+// ApproveResult says what became of each serial.
+type ApproveResult struct {
+	Approved   []string `json:"approved"`   // a pending key accepted
+	Registered []string `json:"registered"` // unknown serial: its first key will be accepted
+	Already    []string `json:"already"`    // already enrolled: nothing changed
+}
+
+func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r, MaxAdminBody)
+	if !ok {
+		return
+	}
+	var req ApproveRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "malformed JSON: want {\"serials\": [...]}: "+err.Error())
+		return
+	}
+	var serials []string
+	for _, sn := range req.Serials {
+		sn = strings.TrimSpace(sn)
+		if sn == "" {
+			continue
+		}
+		if len(sn) > 128 || strings.ContainsFunc(sn, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("serial %q is not a serial", sn))
+			return
+		}
+		serials = append(serials, sn)
+	}
+	if len(serials) == 0 {
+		writeError(w, http.StatusBadRequest, "no serial to approve")
+		return
+	}
+	who := actor(r)
+	var res ApproveResult
+	err := s.store.Update(r.Context(), func(tx fleet.Tx) error {
+		res = ApproveResult{Approved: []string{}, Registered: []string{}, Already: []string{}}
+		now := s.Now().UTC()
+		devs, err := tx.DevicesForUpdate(r.Context(), serials)
+		if err != nil {
+			return err
+		}
+		var put []*fleet.Device
+		var events []fleet.Event
+		for _, sn := range serials {
+			d := devs[sn]
+			switch {
+			case d == nil:
+				d = &fleet.Device{Serial: sn, Enrolment: fleet.EnrolRegistered}
+				d.Refresh()
+				devs[sn] = d
+				res.Registered = append(res.Registered, sn)
+				events = append(events, fleet.Event{At: now, Serial: sn, Kind: fleet.EventApproved, Detail: "serial approved by " + who + " before its first check-in: its first key will be enrolled"})
+			case d.Enrolment == fleet.EnrolPending:
+				d.Enrolment = fleet.EnrolAccepted
+				d.Refresh()
+				res.Approved = append(res.Approved, sn)
+				events = append(events, fleet.Event{At: now, Serial: sn, Kind: fleet.EventApproved, Detail: "key " + d.KeyID + " approved by " + who})
+			default:
+				res.Already = append(res.Already, sn)
+				continue
+			}
+			put = append(put, d)
+		}
+		if err := tx.PutDevices(r.Context(), put); err != nil {
+			return err
+		}
+		return tx.AddEvents(r.Context(), events)
+	})
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// ReleaseJSON is a release with its rollout statistics.
+type ReleaseJSON struct {
+	ID         string            `json:"id"`
+	Paused     bool              `json:"paused"`
+	PausedAt   time.Time         `json:"paused_at,omitzero"`
+	PausedBy   string            `json:"paused_by,omitempty"`
+	PauseCause string            `json:"pause_cause,omitempty"`
+	Rollout    *manifest.Rollout `json:"rollout,omitempty"`
+}
+
+func releaseJSON(r fleet.Release) ReleaseJSON {
+	return ReleaseJSON{ID: r.ID, Paused: r.Paused, PausedAt: r.PausedAt, PausedBy: r.PausedBy, PauseCause: r.PauseCause, Rollout: r.Rollout}
+}
+
+func (s *Server) handleReleases(w http.ResponseWriter, r *http.Request) {
+	rels, err := s.store.Releases(r.Context())
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	out := make([]ReleaseJSON, 0, len(rels))
+	for _, rel := range rels {
+		out = append(out, releaseJSON(rel))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// handleSetRollout records a release's rollout (read from the manifest by
+// fwctl) so devices are counted by stage.
+func (s *Server) handleSetRollout(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	body, ok := readBody(w, r, fleet.MaxBody)
+	if !ok {
+		return
+	}
+	var ro manifest.Rollout
+	if err := json.Unmarshal(body, &ro); err != nil {
+		writeError(w, http.StatusBadRequest, "malformed rollout JSON: "+err.Error())
+		return
+	}
+	err := s.store.Update(r.Context(), func(tx fleet.Tx) error {
+		rel, err := tx.ReleaseForUpdate(r.Context(), id)
+		if err != nil && !errors.Is(err, fleet.ErrNotFound) {
+			return err
+		}
+		rel.ID, rel.Rollout = id, &ro
+		return tx.PutRelease(r.Context(), rel)
+	})
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"release": id})
+}
+
+// PauseRequest is the body of a pause or resume.
+type PauseRequest struct {
+	Cause string `json:"cause"`
+}
+
+func (s *Server) handlePause(pause bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		body, ok := readBody(w, r, fleet.MaxBody)
+		if !ok {
+			return
+		}
+		var req PauseRequest
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := json.Unmarshal(body, &req); err != nil {
+				writeError(w, http.StatusBadRequest, "malformed JSON: want {\"cause\": \"...\"}: "+err.Error())
+				return
+			}
+		}
+		if req.Cause == "" {
+			req.Cause = "no cause given"
+		}
+		changed, err := s.setPaused(r.Context(), id, pause, actor(r), req.Cause)
+		if err != nil {
+			s.unavailable(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"release": id, "paused": pause, "changed": changed})
+	}
+}
+
+// setPaused pauses or resumes a release and logs it; changed is false when
+// it already was so (logged all the same).
+func (s *Server) setPaused(ctx context.Context, id string, pause bool, who, cause string) (changed bool, err error) {
+	err = s.store.Update(ctx, func(tx fleet.Tx) error {
+		now := s.Now().UTC()
+		rel, err := tx.ReleaseForUpdate(ctx, id)
+		if err != nil && !errors.Is(err, fleet.ErrNotFound) {
+			return err
+		}
+		rel.ID = id
+		changed = rel.Paused != pause
+		rel.Paused = pause
+		if pause {
+			rel.PausedAt, rel.PausedBy, rel.PauseCause = now, who, cause
+		} else {
+			rel.PausedAt, rel.PausedBy, rel.PauseCause = time.Time{}, "", ""
+		}
+		if err := tx.PutRelease(ctx, rel); err != nil {
+			return err
+		}
+		return tx.AddPause(ctx, fleet.PauseEvent{At: now, ReleaseID: id, Paused: pause, Actor: who, Cause: cause})
+	})
+	if err == nil {
+		s.holds.Store(nil) // this server's agents see it at once
+		verb := "resumed"
+		if pause {
+			verb = "paused"
+		}
+		s.log.WithField("release", id).WithField("actor", who).WithField("cause", cause).Warn("release " + verb)
+	}
+	return changed, err
+}
+
+// handleReports streams the accepted reports on a release in the reports
+// file format (JSON Lines of reports.Record), for fwctl rollout status and
+// advance.
+func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
+	recs, err := s.store.Reports(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	for _, rec := range recs {
+		_ = enc.Encode(ToRecord(rec))
+	}
+	_ = bw.Flush()
+}
+
+// ImportResult counts what an import stored.
+type ImportResult struct {
+	Reports    int      `json:"reports"`
+	Devices    int      `json:"devices"` // serials registered by the import
+	Duplicates int      `json:"duplicates"`
+	Bad        []string `json:"bad,omitempty"`
+}
+
+// handleImport stores an old reports file (JSON Lines written by fwctl
+// reports serve). Its reports were never signed: they are stored as the
+// administrator's evidence (key "import"), and their serials registered
+// (never_seen) if unknown, so the first key of each still enrols.
+func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r, MaxAdminBody)
+	if !ok {
+		return
+	}
+	f, err := reports.ParseReports(bytes.NewReader(body))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	res := ImportResult{Duplicates: f.Duplicates}
+	for _, b := range f.Bad {
+		res.Bad = append(res.Bad, b.String())
+	}
+	recs := make([]fleet.ReportRecord, 0, len(f.Records))
+	serials := []string{}
+	seen := map[string]bool{}
+	for _, rec := range f.Records {
+		recs = append(recs, FromRecord(rec))
+		if sn := rec.Report.DeviceSerial; sn != "" && !seen[sn] {
+			seen[sn] = true
+			serials = append(serials, sn)
+		}
+	}
+	err = s.store.Update(r.Context(), func(tx fleet.Tx) error {
+		now := s.Now().UTC()
+		devs, err := tx.DevicesForUpdate(r.Context(), serials)
+		if err != nil {
+			return err
+		}
+		var put []*fleet.Device
+		var events []fleet.Event
+		for _, sn := range serials {
+			if devs[sn] != nil {
+				continue
+			}
+			d := &fleet.Device{Serial: sn, Enrolment: fleet.EnrolRegistered}
+			d.Refresh()
+			put = append(put, d)
+			events = append(events, fleet.Event{At: now, Serial: sn, Kind: fleet.EventImported, Detail: "registered by an import of old reports by " + actor(r)})
+		}
+		res.Devices = len(put)
+		if err := tx.PutDevices(r.Context(), put); err != nil {
+			return err
+		}
+		if err := tx.AddEvents(r.Context(), events); err != nil {
+			return err
+		}
+		res.Reports = len(recs)
+		return tx.AddReports(r.Context(), recs)
+	})
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// CountersJSON is the counters answer.
+type CountersJSON struct {
+	Counters map[string]int64 `json:"counters"`
+	States   map[string]int   `json:"states"`
+}
+
+func (s *Server) handleCounters(w http.ResponseWriter, r *http.Request) {
+	c, err := s.store.Counters(r.Context())
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	c[fleet.CounterDBErrors] = s.storeErr.Load()
+	st, err := s.store.StateCounts(r.Context(), s.Now())
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	states := map[string]int{}
+	for k, v := range st {
+		states[string(k)] = v
+	}
+	writeJSON(w, http.StatusOK, CountersJSON{Counters: c, States: states})
+}

@@ -1,0 +1,407 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/fwagent/fwagent/fleet"
+)
+
+// verdict is what became of one agent message.
+type verdict int
+
+const (
+	accepted verdict = iota
+	pending          // the key waits for approval
+	forged           // a known serial under another key
+	replayed         // sequence not above the last accepted
+)
+
+type checkInJob struct {
+	ci   fleet.CheckIn
+	key  ed25519.PublicKey
+	done chan checkInResult
+}
+
+type checkInResult struct {
+	v   verdict
+	err error
+}
+
+// open reads, verifies and parses an agent message; on failure it answers
+// (400, 403, 413) and returns ok false. Nothing is stored for a refused
+// message but a counter.
+func (s *Server) open(w http.ResponseWriter, r *http.Request, typ string) (payload []byte, key ed25519.PublicKey, ok bool) {
+	body, ok := readBody(w, r, fleet.MaxBody)
+	if !ok {
+		s.count(r.Context(), fleet.CounterOversized)
+		return nil, nil, false
+	}
+	env, err := fleet.ParseEnvelope(body)
+	if err != nil {
+		s.count(r.Context(), fleet.CounterMalformed)
+		writeError(w, http.StatusBadRequest, "the body is not a signed envelope: "+err.Error())
+		return nil, nil, false
+	}
+	payload, key, err = env.Open(typ)
+	switch {
+	case errors.Is(err, fleet.ErrBadSignature):
+		s.count(r.Context(), fleet.CounterBadSignature)
+		writeError(w, http.StatusForbidden, err.Error())
+		return nil, nil, false
+	case err != nil:
+		s.count(r.Context(), fleet.CounterWrongType)
+		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, nil, false
+	}
+	return payload, key, true
+}
+
+// count adds one to a refusal counter, best effort (the refusal stands
+// even if the database is down).
+func (s *Server) count(ctx context.Context, name string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.store.Update(ctx, func(tx fleet.Tx) error {
+		return tx.AddCounters(ctx, map[string]int64{name: 1})
+	}); err != nil {
+		s.storeErr.Add(1)
+	}
+}
+
+func (s *Server) handleCheckIn(w http.ResponseWriter, r *http.Request) {
+	payload, key, ok := s.open(w, r, fleet.TypeCheckIn)
+	if !ok {
+		return
+	}
+	ci, err := fleet.ParseCheckIn(payload)
+	if err != nil {
+		s.count(r.Context(), fleet.CounterMalformed)
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	job := &checkInJob{ci: ci, key: key, done: make(chan checkInResult, 1)}
+	select {
+	case s.checkins <- job:
+	case <-r.Context().Done():
+		return
+	case <-s.closing:
+		writeError(w, http.StatusServiceUnavailable, "the server is shutting down: check in again later")
+		return
+	}
+	var res checkInResult
+	select {
+	case res = <-job.done:
+	case <-r.Context().Done():
+		return
+	}
+	if res.err != nil {
+		s.unavailable(w, res.err)
+		return
+	}
+	switch res.v {
+	case forged:
+		writeError(w, http.StatusForbidden, fmt.Sprintf("serial %s is enrolled with another key: refused and counted", ci.Serial))
+		return
+	case replayed:
+		writeError(w, http.StatusConflict, fmt.Sprintf("sequence %d is not above the last accepted: a replayed or reordered check-in, ignored and counted", ci.Seq))
+		return
+	}
+	reply := fleet.CheckInReply{Enrolment: fleet.EnrolAccepted, Holds: []fleet.Hold{}, ServerTime: s.Now().UTC()}
+	if res.v == pending {
+		reply.Enrolment = fleet.EnrolPending
+	}
+	if s.opt.CheckInInterval > 0 {
+		reply.CheckInSeconds = int64(s.opt.CheckInInterval / time.Second)
+	}
+	holds, err := s.currentHolds(r.Context())
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	reply.Holds = holds
+	status := http.StatusOK
+	if res.v == pending {
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, reply)
+}
+
+// currentHolds returns the paused releases as holds, read at most
+// HoldCacheTTL ago.
+func (s *Server) currentHolds(ctx context.Context) ([]fleet.Hold, error) {
+	now := s.Now()
+	if c := s.holds.Load(); c != nil && now.Sub(c.at) < s.opt.HoldCacheTTL && !now.Before(c.at) {
+		return c.holds, nil
+	}
+	rels, err := s.store.Held(ctx)
+	if err != nil {
+		return nil, err
+	}
+	holds := make([]fleet.Hold, 0, len(rels))
+	for _, r := range rels {
+		holds = append(holds, fleet.Hold{ReleaseID: r.ID, Reason: "paused by " + r.PausedBy + ": " + r.PauseCause, Since: r.PausedAt})
+	}
+	s.holds.Store(&holdCache{at: now, holds: holds})
+	return holds, nil
+}
+
+// writer stores check-ins in batches: it takes what is queued (up to
+// MaxBatch) and stores it in one transaction.
+func (s *Server) writer() {
+	defer s.wg.Done()
+	batch := make([]*checkInJob, 0, s.opt.MaxBatch)
+	for {
+		select {
+		case j := <-s.checkins:
+			batch = append(batch[:0], j)
+		case <-s.closing:
+			return
+		}
+	fill:
+		for len(batch) < s.opt.MaxBatch {
+			select {
+			case j := <-s.checkins:
+				batch = append(batch, j)
+			default:
+				break fill
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		verdicts, err := s.storeCheckIns(ctx, batch)
+		cancel()
+		for i, j := range batch {
+			if err != nil {
+				j.done <- checkInResult{err: err}
+			} else {
+				j.done <- checkInResult{v: verdicts[i]}
+			}
+		}
+	}
+}
+
+// enrol finds or creates the device for a message signed with key; it
+// returns the device and the verdict so far (accepted, pending or forged).
+func (s *Server) enrol(devs map[string]*fleet.Device, serial string, key ed25519.PublicKey, now time.Time, events *[]fleet.Event) (*fleet.Device, verdict) {
+	d := devs[serial]
+	kid := fleet.KeyID(key)
+	switch {
+	case d == nil:
+		d = &fleet.Device{Serial: serial, PubKey: key, KeyID: kid, Enrolment: fleet.EnrolPending}
+		kind, detail := fleet.EventPending, "key "+kid+" waits for approval (fwctl fleet approve "+serial+")"
+		if s.opt.Enrolment == EnrolOpen {
+			d.Enrolment, kind, detail = fleet.EnrolAccepted, fleet.EventEnrolled, "key "+kid+" enrolled (open enrolment: first key wins)"
+		}
+		devs[serial] = d
+		*events = append(*events, fleet.Event{At: now, Serial: serial, Kind: kind, Detail: detail})
+	case d.Enrolment == fleet.EnrolRegistered:
+		d.PubKey, d.KeyID, d.Enrolment = key, kid, fleet.EnrolAccepted
+		*events = append(*events, fleet.Event{At: now, Serial: serial, Kind: fleet.EventEnrolled, Detail: "key " + kid + " enrolled (serial approved before)"})
+	case !bytes.Equal(d.PubKey, key):
+		*events = append(*events, fleet.Event{At: now, Serial: serial, Kind: fleet.EventForged, Detail: "a message signed by key " + kid + " claimed this serial (enrolled key " + d.KeyID + "): refused"})
+		return d, forged
+	}
+	if d.Enrolment == fleet.EnrolPending {
+		return d, pending
+	}
+	return d, accepted
+}
+
+// storeCheckIns decides and stores a batch in one transaction.
+func (s *Server) storeCheckIns(ctx context.Context, batch []*checkInJob) ([]verdict, error) {
+	verdicts := make([]verdict, len(batch))
+	err := s.store.Update(ctx, func(tx fleet.Tx) error {
+		now := s.Now().UTC()
+		serials := make([]string, 0, len(batch))
+		seen := map[string]bool{}
+		for _, j := range batch {
+			if !seen[j.ci.Serial] {
+				seen[j.ci.Serial] = true
+				serials = append(serials, j.ci.Serial)
+			}
+		}
+		devs, err := tx.DevicesForUpdate(ctx, serials)
+		if err != nil {
+			return err
+		}
+		var (
+			events  []fleet.Event
+			changed = map[string]*fleet.Device{}
+			counts  = map[string]int64{}
+		)
+		for i, j := range batch {
+			d, v := s.enrol(devs, j.ci.Serial, j.key, now, &events)
+			if v == forged {
+				verdicts[i] = forged
+				counts[fleet.CounterForged]++
+				continue
+			}
+			changed[d.Serial] = d // a new enrolment is stored even if what follows is refused
+			if j.ci.Seq <= d.CheckInSeq {
+				verdicts[i] = replayed
+				counts[fleet.CounterReplayed]++
+				events = append(events, fleet.Event{At: now, Serial: d.Serial, Kind: fleet.EventReplay, Detail: fmt.Sprintf("check-in sequence %d not above %d: ignored", j.ci.Seq, d.CheckInSeq)})
+				continue
+			}
+			before, beforeStep, beforeRel := d.Stored, d.Step, d.ReleaseID
+			d.Apply(j.ci, now)
+			verdicts[i] = v
+			if v == accepted {
+				counts[fleet.CounterCheckIns]++
+			}
+			if d.Stored != before || d.Step != beforeStep || d.ReleaseID != beforeRel {
+				events = append(events, fleet.Event{At: now, Serial: d.Serial, Kind: fleet.EventState, Detail: describe(d)})
+			}
+		}
+		list := make([]*fleet.Device, 0, len(changed))
+		for _, sn := range serials {
+			if d, ok := changed[sn]; ok {
+				list = append(list, d)
+			}
+		}
+		if err := tx.PutDevices(ctx, list); err != nil {
+			return err
+		}
+		if err := tx.AddEvents(ctx, events); err != nil {
+			return err
+		}
+		return tx.AddCounters(ctx, counts)
+	})
+	return verdicts, err
+}
+
+// describe is a history line for a device's state.
+func describe(d *fleet.Device) string {
+	s := string(d.Stored)
+	if d.Step != "" {
+		s += ": step " + d.Step
+		if d.ReleaseID != "" {
+			s += " of " + d.ReleaseID
+		}
+		if d.Progress > 0 {
+			s += fmt.Sprintf(" (%d%%)", d.Progress)
+		}
+	}
+	if d.LastResult != "" {
+		s += "; last result " + d.LastResult
+		if d.LastCode != "" {
+			s += " (" + d.LastCode + ")"
+		}
+		if d.LastReleaseID != "" {
+			s += " on " + d.LastReleaseID
+		}
+	}
+	return s + "; firmware " + d.Firmware
+}
+
+// reportAnswer is the body of a 200 answer to a report.
+type reportAnswer struct {
+	Stored  string `json:"stored,omitempty"`  // the report id
+	Ignored string `json:"ignored,omitempty"` // why it was not counted
+}
+
+func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
+	payload, key, ok := s.open(w, r, fleet.TypeReport)
+	if !ok {
+		return
+	}
+	rep, err := fleet.ParseReport(payload)
+	if err != nil {
+		s.count(r.Context(), fleet.CounterMalformed)
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	var v verdict
+	var last uint64
+	err = s.store.Update(r.Context(), func(tx fleet.Tx) error {
+		now := s.Now().UTC()
+		devs, err := tx.DevicesForUpdate(r.Context(), []string{rep.DeviceSerial})
+		if err != nil {
+			return err
+		}
+		var events []fleet.Event
+		var d *fleet.Device
+		d, v = s.enrol(devs, rep.DeviceSerial, key, now, &events)
+		counts := map[string]int64{}
+		switch {
+		case v == forged:
+			counts[fleet.CounterForged]++
+		case v == pending:
+			counts[fleet.CounterPending]++
+			if err := tx.PutDevices(r.Context(), []*fleet.Device{d}); err != nil {
+				return err
+			}
+		case rep.Seq <= d.ReportSeq:
+			v, last = replayed, d.ReportSeq
+			counts[fleet.CounterReplayed]++
+			events = append(events, fleet.Event{At: now, Serial: d.Serial, Kind: fleet.EventReplay, Detail: fmt.Sprintf("report %s sequence %d not above %d: ignored", rep.ID, rep.Seq, d.ReportSeq)})
+		default:
+			d.ReportSeq = rep.Seq
+			if d.Stored == "" {
+				d.Refresh()
+			}
+			counts[fleet.CounterReports]++
+			if err := tx.PutDevices(r.Context(), []*fleet.Device{d}); err != nil {
+				return err
+			}
+			if err := tx.AddReports(r.Context(), []fleet.ReportRecord{{Received: now, Report: rep, KeyID: d.KeyID}}); err != nil {
+				return err
+			}
+			events = append(events, fleet.Event{At: now, Serial: d.Serial, Kind: fleet.EventReport, Detail: reportLine(rep)})
+		}
+		if err := tx.AddEvents(r.Context(), events); err != nil {
+			return err
+		}
+		return tx.AddCounters(r.Context(), counts)
+	})
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	log := s.log.WithFields(logrus.Fields{"serial": rep.DeviceSerial, "release": rep.ReleaseID, "seq": rep.Seq, "id": rep.ID})
+	switch v {
+	case forged:
+		log.Warn("report refused: the serial is enrolled with another key")
+		writeError(w, http.StatusForbidden, fmt.Sprintf("serial %s is enrolled with another key: refused and counted", rep.DeviceSerial))
+	case pending:
+		writeError(w, http.StatusConflict, fmt.Sprintf("serial %s waits for enrolment approval (fwctl fleet approve): keep the report and send it again later", rep.DeviceSerial))
+	case replayed:
+		log.Info("report ignored: replayed or reordered")
+		writeJSON(w, http.StatusOK, reportAnswer{Ignored: fmt.Sprintf("sequence %d is not above the last accepted %d: a replay or a report already stored, not counted", rep.Seq, last)})
+	default:
+		log.WithField("result", rep.Result).Info("report stored")
+		writeJSON(w, http.StatusOK, reportAnswer{Stored: rep.ID})
+		if rep.ReleaseID != "" && (rep.Result == fleet.ResultInstalled || rep.Result == fleet.ResultFailed) {
+			s.checkAutoPause(context.WithoutCancel(r.Context()), rep.ReleaseID)
+		}
+	}
+}
+
+func reportLine(r fleet.Report) string {
+	s := "step " + r.Step
+	if r.ReleaseID != "" {
+		s += " of " + r.ReleaseID
+	}
+	if r.Result != "" {
+		s += ": " + r.Result
+	}
+	for i, c := range r.Codes {
+		if i == 0 {
+			s += " ("
+		} else {
+			s += ", "
+		}
+		s += c
+		if i == len(r.Codes)-1 {
+			s += ")"
+		}
+	}
+	return s
+}

@@ -1,0 +1,83 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fwagent/fwagent/fleet"
+	"github.com/fwagent/fwagent/reports"
+)
+
+// ActorAutoPause is the actor of the pauses the server makes on its own.
+const ActorAutoPause = "auto-pause"
+
+// checkAutoPause pauses release when its current stage (every device that
+// reported, without a rollout) has at least MinInstalls finished installs
+// (confirmed or failed) and a failure rate above MaxFailureRate. Only
+// signed, verified reports are in the store; the counting rules are the
+// ones fwctl rollout status and advance use (reports.Summarize).
+func (s *Server) checkAutoPause(ctx context.Context, releaseID string) {
+	if s.opt.MaxFailureRate <= 0 {
+		return
+	}
+	s.autoMu.Lock()
+	defer s.autoMu.Unlock()
+	paused, cause, err := s.autoPauseCause(ctx, releaseID)
+	if err != nil {
+		s.log.WithError(err).WithField("release", releaseID).Error("auto-pause check failed")
+		return
+	}
+	if paused || cause == "" {
+		return
+	}
+	changed, err := s.setPaused(ctx, releaseID, true, ActorAutoPause, cause)
+	if err != nil {
+		s.log.WithError(err).WithField("release", releaseID).Error("auto-pause failed")
+		return
+	}
+	if changed {
+		_ = s.store.Update(ctx, func(tx fleet.Tx) error {
+			return tx.AddCounters(ctx, map[string]int64{fleet.CounterAutoPauses: 1})
+		})
+	}
+}
+
+// autoPauseCause returns why the release must be paused ("" if not), or
+// paused true if it already is.
+func (s *Server) autoPauseCause(ctx context.Context, releaseID string) (paused bool, cause string, err error) {
+	var rel fleet.Release
+	err = s.store.Update(ctx, func(tx fleet.Tx) error {
+		var err error
+		rel, err = tx.ReleaseForUpdate(ctx, releaseID)
+		return err
+	})
+	if err != nil && !errors.Is(err, fleet.ErrNotFound) {
+		return false, "", err
+	}
+	if rel.Paused {
+		return true, "", nil
+	}
+	recs, err := s.store.Reports(ctx, releaseID)
+	if err != nil {
+		return false, "", err
+	}
+	records := make([]reports.Record, len(recs))
+	for i, r := range recs {
+		records[i] = ToRecord(r)
+	}
+	sum := reports.Summarize(records, releaseID, rel.Rollout, s.Now())
+	counts, name := sum.Total, "all devices (no rollout known)"
+	if cur := sum.CurrentStage(); cur != nil {
+		counts, name = cur.Counts, sum.StageName(cur.Index)
+	}
+	if counts.Finished() < s.opt.MinInstalls || counts.Finished() == 0 {
+		return false, "", nil
+	}
+	rate, _ := counts.FailureRate()
+	if rate <= s.opt.MaxFailureRate {
+		return false, "", nil
+	}
+	return false, fmt.Sprintf("%s: %d failed of %d finished (%s), above the %g%% limit; failures: %s",
+		name, counts.Failed, counts.Finished(), reports.FormatRate(rate, true), s.opt.MaxFailureRate*100, reports.FormatCodes(counts.FailureCodes)), nil
+}

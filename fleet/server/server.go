@@ -1,0 +1,249 @@
+// Package server is the fleet server's HTTP side: thin handlers per
+// resource (check-ins, reports, devices, releases, the web page) over a
+// fleet.Store. It verifies every agent message before anything is stored,
+// binds each serial to one key, ignores replays, answers check-ins with
+// holds, and pauses a release on its own when a stage fails too often.
+//
+// It never tells an agent to start anything: a Hold can only stop. It must
+// not sign or change manifests (that is fwctl's, with the release keys).
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/fwagent/fwagent/fleet"
+)
+
+// Enrolment modes.
+const (
+	// EnrolApprove: an unknown key waits as pending until an administrator
+	// approves its serial (the default).
+	EnrolApprove = "approve"
+	// EnrolOpen: the first key that claims a serial owns it.
+	EnrolOpen = "open"
+)
+
+// ActorHeader carries who runs an admin command (fwctl sends user@host),
+// recorded in the pause log next to "admin".
+const ActorHeader = "X-Fleet-Actor"
+
+// Options configure a Server.
+type Options struct {
+	// Enrolment is EnrolApprove (default) or EnrolOpen.
+	Enrolment string
+	// AdminToken guards the admin API; empty disables it (403).
+	AdminToken string
+	// MaxFailureRate (a fraction, 0.2 for 20%) and MinInstalls arm the
+	// auto-pause: a release is paused when its current stage has at least
+	// MinInstalls finished installs and more than MaxFailureRate of them
+	// failed. MaxFailureRate 0 disables it.
+	MaxFailureRate float64
+	MinInstalls    int
+	// CheckInInterval, if set, is sent to agents as the interval to use.
+	CheckInInterval time.Duration
+	// HoldCacheTTL bounds how long a server answers with holds it read
+	// before (default 1 s): a pause made through another server reaches
+	// this server's agents within it.
+	HoldCacheTTL time.Duration
+	// MaxBatch bounds the check-ins stored in one transaction (default 500).
+	MaxBatch int
+	// Writers is the number of concurrent check-in transactions (default 4).
+	Writers int
+	// Logger (nil: discard).
+	Logger logrus.FieldLogger
+}
+
+// Server is the fleet server. Build it with New, serve Handler, Close it.
+type Server struct {
+	// Now is the clock (tests set it).
+	Now func() time.Time
+
+	store    fleet.Store
+	opt      Options
+	adminSum [sha256.Size]byte
+	log      logrus.FieldLogger
+
+	checkins chan *checkInJob
+	wg       sync.WaitGroup
+	closing  chan struct{}
+	once     sync.Once
+
+	holds    atomic.Pointer[holdCache]
+	storeErr atomic.Int64 // requests answered 503
+	autoMu   sync.Mutex   // one auto-pause check at a time
+}
+
+type holdCache struct {
+	at    time.Time
+	holds []fleet.Hold
+}
+
+// New returns a server over store and starts its check-in writers.
+func New(store fleet.Store, opt Options) (*Server, error) {
+	switch opt.Enrolment {
+	case "":
+		opt.Enrolment = EnrolApprove
+	case EnrolApprove, EnrolOpen:
+	default:
+		return nil, fmt.Errorf("enrolment %q: use approve or open", opt.Enrolment)
+	}
+	if opt.MaxFailureRate < 0 || opt.MaxFailureRate > 1 {
+		return nil, fmt.Errorf("max failure rate %g: use a fraction from 0 to 1", opt.MaxFailureRate)
+	}
+	if opt.MinInstalls < 0 {
+		return nil, errors.New("min installs must be 0 or more")
+	}
+	if opt.HoldCacheTTL <= 0 {
+		opt.HoldCacheTTL = time.Second
+	}
+	if opt.MaxBatch <= 0 {
+		opt.MaxBatch = 500
+	}
+	if opt.Writers <= 0 {
+		opt.Writers = 4
+	}
+	log := opt.Logger
+	if log == nil {
+		l := logrus.New()
+		l.Out = io.Discard
+		log = l
+	}
+	s := &Server{Now: time.Now, store: store, opt: opt, log: log,
+		checkins: make(chan *checkInJob, 4*opt.MaxBatch), closing: make(chan struct{})}
+	if opt.AdminToken != "" {
+		s.adminSum = sha256.Sum256([]byte(opt.AdminToken))
+	}
+	for i := 0; i < opt.Writers; i++ {
+		s.wg.Add(1)
+		go s.writer()
+	}
+	return s, nil
+}
+
+// Close stops the writers (after the check-ins already queued); it does
+// not close the store.
+func (s *Server) Close() error {
+	s.once.Do(func() { close(s.closing) })
+	s.wg.Wait()
+	return nil
+}
+
+// Handler returns the server's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+fleet.CheckInPath, s.handleCheckIn)
+	mux.HandleFunc("POST "+fleet.ReportPath, s.handleReport)
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.Handle("GET /v1/admin/devices", s.admin(s.handleDevices))
+	mux.Handle("GET /v1/admin/devices/{serial}", s.admin(s.handleDevice))
+	mux.Handle("POST /v1/admin/approve", s.admin(s.handleApprove))
+	mux.Handle("GET /v1/admin/releases", s.admin(s.handleReleases))
+	mux.Handle("PUT /v1/admin/releases/{id}/rollout", s.admin(s.handleSetRollout))
+	mux.Handle("POST /v1/admin/releases/{id}/pause", s.admin(s.handlePause(true)))
+	mux.Handle("POST /v1/admin/releases/{id}/resume", s.admin(s.handlePause(false)))
+	mux.Handle("GET /v1/admin/releases/{id}/reports", s.admin(s.handleReports))
+	mux.Handle("POST /v1/admin/import", s.admin(s.handleImport))
+	mux.Handle("GET /v1/admin/counters", s.admin(s.handleCounters))
+	s.webRoutes(mux)
+	return mux
+}
+
+// admin guards a handler with the admin token (compared as SHA-256
+// digests in constant time).
+func (s *Server) admin(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.opt.AdminToken == "" {
+			writeError(w, http.StatusForbidden, "the admin API is off: start the server with --admin-token-file")
+			return
+		}
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="fwagent fleet admin"`)
+			writeError(w, http.StatusUnauthorized, "missing admin token: pass --admin-token-file (the server's own)")
+			return
+		}
+		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		if subtle.ConstantTimeCompare(sum[:], s.adminSum[:]) != 1 {
+			s.log.WithField("remote", r.RemoteAddr).Warn("admin request with a wrong token refused")
+			writeError(w, http.StatusUnauthorized, "wrong admin token")
+			return
+		}
+		h(w, r)
+	})
+}
+
+// actor names who made an admin change.
+func actor(r *http.Request) string {
+	a := strings.TrimSpace(r.Header.Get(ActorHeader))
+	if len(a) > 64 {
+		a = a[:64]
+	}
+	for _, c := range a {
+		if c < 0x20 || c == 0x7f {
+			a = ""
+			break
+		}
+	}
+	if a == "" {
+		return "admin"
+	}
+	return "admin (" + a + ")"
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "the fleet database does not answer")
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// unavailable answers 503 for a store error and logs it.
+func (s *Server) unavailable(w http.ResponseWriter, err error) {
+	s.storeErr.Add(1)
+	s.log.WithError(err).Error("fleet database error")
+	writeError(w, http.StatusServiceUnavailable, "the fleet database is unavailable: nothing was stored, send it again later")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// readBody reads at most max bytes; it answers 413 or 400 itself and
+// returns ok false.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is larger than %d bytes", max))
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, "read the request body: "+err.Error())
+		return nil, false
+	}
+	return body, true
+}
