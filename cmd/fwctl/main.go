@@ -60,5 +60,6 @@ func subcommands() []*cobra.Command {
 		newRolloutCmd(),
 		newImageCmd(),
 		newReportsCmd(),
+		newFleetCmd(),
 	}
 }

@@ -45,7 +45,13 @@ bearer token held in --token-file (the agents' report.token). Each accepted
 report is appended to --out as one line and fsynced before the agent gets its
 2xx, so an accepted report survives a crash. Bodies above --max-body get 413,
 invalid reports 400 with the reason, a wrong token 401. GET /healthz answers
-200 while reports can be written. Runs until SIGINT or SIGTERM.`,
+200 while reports can be written. Runs until SIGINT or SIGTERM.
+
+Legacy: every agent holds the same token here, so anyone with it can post a
+report for any serial. The fleet server (fwctl fleet serve, docs/fleet.md)
+takes reports signed by each device's own key; bring this file's reports
+into it with fwctl fleet import. This command stays for agents not yet
+configured with fleet.url.`,
 		Example: `  openssl rand -hex 32 > reports.token && chmod 600 reports.token
   fwctl reports serve --listen 0.0.0.0:8470 --token-file reports.token --out reports.jsonl`,
 		Args: cli.ExactArgs(0),

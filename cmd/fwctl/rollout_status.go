@@ -20,9 +20,10 @@ func newRolloutStatusCmd() *cobra.Command {
 	var (
 		release, reportsPath, at string
 		devices                  bool
+		fleetFlags               adminFlags
 	)
 	c := &cobra.Command{
-		Use:   "status --release ID --reports FILE.jsonl [--at TIME] [--devices] [ENVELOPE]",
+		Use:   "status --release ID (--reports FILE.jsonl | --server URL --admin-token-file F) [--at TIME] [--devices] [ENVELOPE]",
 		Short: "Count, per rollout stage, the devices downloading, installing, confirmed, failed and refused",
 		Long: `Read the reports file written by fwctl reports serve and count the devices
 that reported on the release, each by its latest report: downloading,
@@ -33,12 +34,13 @@ retries ("failed, retrying" in --devices). Report messages are printed with
 control characters escaped. With the
 ENVELOPE each device is counted in its rollout stage (see the Staged rollouts section of README.md);
 without it, counts only. --devices also lists every device. Checks no
-signature.`,
-		Example: "  fwctl rollout status --release iDS-9632NXI-I8-16S-4.1.25 --reports reports.jsonl manifest.dsse.json",
+signature. With --server the reports come from the fleet server (signed and
+verified there) instead of a file.`,
+		Example: "  fwctl rollout status --release iDS-9632NXI-I8-16S-4.1.25 --reports reports.jsonl manifest.dsse.json\n  fwctl rollout status --release iDS-9632NXI-I8-16S-4.1.25 --server https://fleet.example:8471 --admin-token-file admin.token manifest.dsse.json",
 		Args:    cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if release == "" || reportsPath == "" {
-				return cli.Usage(errors.New("--release ID and --reports FILE.jsonl are required"))
+			if release == "" || (reportsPath == "") == !cmd.Flags().Changed("server") {
+				return cli.Usage(errors.New("--release ID and one of --reports FILE.jsonl or --server URL are required"))
 			}
 			now, err := parseAt(at)
 			if err != nil {
@@ -54,7 +56,7 @@ signature.`,
 					fmt.Fprintf(cmd.ErrOrStderr(), "release %s has no rollout: counts only\n", release)
 				}
 			}
-			s, err := summarize(cmd.ErrOrStderr(), reportsPath, release, ro, now)
+			s, err := summarizeFrom(cmd, &fleetFlags, reportsPath, release, ro, now)
 			if err != nil {
 				return err
 			}
@@ -73,6 +75,7 @@ signature.`,
 	c.Flags().StringVar(&reportsPath, "reports", "", "reports file written by fwctl reports serve")
 	c.Flags().StringVar(&at, "at", "", "evaluate stages at this RFC 3339 time instead of now")
 	c.Flags().BoolVar(&devices, "devices", false, "also list every device with its latest report")
+	fleetFlags.register(c)
 	return c
 }
 
@@ -81,6 +84,7 @@ func newRolloutAdvanceCmd() *cobra.Command {
 		f                 resignFlags
 		reportsPath, rate string
 		minFinished       int
+		fleetFlags        adminFlags
 	)
 	c := &cobra.Command{
 		Use:   "advance --release ID --reports FILE.jsonl --max-failure-rate PCT --key FILE --pub FILE [--threshold N] [-o OUT] ENVELOPE",
@@ -98,8 +102,8 @@ rollout with fwctl rollout pause if the failures call for it.`,
 		Example: "  fwctl rollout advance --release iDS-9632NXI-I8-16S-4.1.25 --reports reports.jsonl --max-failure-rate 2% --key keys/release-1.key --pub keys/release-1.pub --pub keys/release-2.pub --threshold 2 manifest.dsse.json",
 		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.release == "" || reportsPath == "" || rate == "" {
-				return cli.Usage(errors.New("--release ID, --reports FILE.jsonl and --max-failure-rate PCT are required"))
+			if f.release == "" || rate == "" || (reportsPath == "") == !cmd.Flags().Changed("server") {
+				return cli.Usage(errors.New("--release ID, --max-failure-rate PCT and one of --reports FILE.jsonl or --server URL are required"))
 			}
 			if len(f.keys) == 0 {
 				return cli.Usage(errors.New("--key FILE is required (a private key from `fwctl keygen` or openssl)"))
@@ -123,7 +127,7 @@ rollout with fwctl rollout pause if the failures call for it.`,
 				return cli.Failure(fmt.Errorf("release %s: %w: give it stages with fwctl rollout set", f.release, manifest.ErrNoRollout))
 			}
 			now := time.Now()
-			s, err := summarize(cmd.ErrOrStderr(), reportsPath, f.release, rel.Rollout, now)
+			s, err := summarizeFrom(cmd, &fleetFlags, reportsPath, f.release, rel.Rollout, now)
 			if err != nil {
 				return err
 			}
@@ -161,6 +165,7 @@ rollout with fwctl rollout pause if the failures call for it.`,
 	c.Flags().StringVar(&reportsPath, "reports", "", "reports file written by fwctl reports serve")
 	c.Flags().StringVar(&rate, "max-failure-rate", "", `highest failure rate of the current stage that allows advancing, like "2%"`)
 	c.Flags().IntVar(&minFinished, "min-finished", 1, "devices of the current stage that must have finished (confirmed or failed)")
+	fleetFlags.register(c)
 	return c
 }
 
@@ -253,4 +258,17 @@ func summarize(stderr io.Writer, path, release string, ro *manifest.Rollout, now
 		fmt.Fprintf(stderr, "%s: %d repeated report(s) (same id, sent again by an agent) counted once\n", path, f.Duplicates)
 	}
 	return reports.Summarize(f.Records, release, ro, now), nil
+}
+
+// summarizeFrom summarizes the release from the reports file, or from the
+// fleet server when --server is given.
+func summarizeFrom(cmd *cobra.Command, fl *adminFlags, path, release string, ro *manifest.Rollout, now time.Time) (*reports.Summary, error) {
+	if path != "" {
+		return summarize(cmd.ErrOrStderr(), path, release, ro, now)
+	}
+	recs, err := serverRecords(cmd, fl, release)
+	if err != nil {
+		return nil, err
+	}
+	return reports.Summarize(recs, release, ro, now), nil
 }

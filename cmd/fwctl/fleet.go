@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/fwagent/fwagent/fleet"
+	"github.com/fwagent/fwagent/fleet/postgres"
+	"github.com/fwagent/fwagent/fleet/server"
+	"github.com/fwagent/fwagent/fleet/sqlite"
+	"github.com/fwagent/fwagent/internal/cli"
+)
+
+// newFleetCmd groups the fleet server and the integrator's commands that
+// talk to it.
+func newFleetCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "fleet",
+		Short: "Run the fleet server and manage the fleet through it (devices, enrolment, pauses)",
+		Long: `The fleet server receives the agents' signed check-ins and reports, binds
+each serial to its device key, shows every recorder's state, and can hold
+a release (agents start no new install of it). See docs/fleet.md.`,
+		Args: cli.ExactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cli.Usage(errors.New("fwctl fleet needs a subcommand: serve, devices, approve, pause, resume, rollout or import (see fwctl fleet --help)"))
+		},
+	}
+	c.AddCommand(newFleetServeCmd(), newFleetDevicesCmd(), newFleetApproveCmd(), newFleetPauseCmd(true), newFleetPauseCmd(false),
+		newFleetImportCmd(), newFleetRolloutCmd())
+	return c
+}
+
+// DefaultFleetListen is where fleet serve listens by default: loopback.
+const DefaultFleetListen = "127.0.0.1:8471"
+
+func newFleetServeCmd() *cobra.Command {
+	var (
+		listen, db, enrolment, tokenFile, tlsCert, tlsKey, rate string
+		minInstalls                                             int
+		insecure                                                bool
+		interval                                                time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "serve [--listen ADDR] [--db URL] [--enrolment approve|open] [--admin-token-file F] [--max-failure-rate PCT --min-installs N] [--tls-cert F --tls-key F]",
+		Short: "Run the fleet server: signed check-ins and reports, enrolment, holds, auto-pause, the web page",
+		Long: `Serve the agents' API (POST /v1/checkin, /v1/report), the admin API
+(/v1/admin/..., with the token in --admin-token-file; agents never hold it)
+and a read-only web page at /.
+
+--db is a PostgreSQL URL (postgres://user@host/db, several servers may share
+it) or a SQLite file (default fleet.db in the current directory; one server).
+Migrations run at start.
+
+--enrolment approve (default): an unknown device key waits as
+pending_enrolment until fwctl fleet approve SERIAL. --enrolment open: the first
+key that claims a serial owns it. A report or check-in for an enrolled serial
+under another key is refused (403) and counted.
+
+--max-failure-rate PCT with --min-installs N: pause a release on its own when
+its current stage has at least N finished installs and more than PCT failed.
+Resume is explicit (fwctl fleet resume).
+
+Without --tls-cert/--tls-key the server refuses to listen beyond loopback
+unless --insecure-listen says so (the admin token and the inventory would
+travel in clear). Runs until SIGINT or SIGTERM.`,
+		Example: `  openssl rand -hex 32 > admin.token && chmod 600 admin.token
+  fwctl fleet serve --admin-token-file admin.token --max-failure-rate 5% --min-installs 10
+  fwctl fleet serve --listen 0.0.0.0:8471 --tls-cert fleet.crt --tls-key fleet.key \
+    --db postgres://fleet@db.example/fleet --admin-token-file admin.token`,
+		Args: cli.ExactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (tlsCert == "") != (tlsKey == "") {
+				return cli.Usage(errors.New("--tls-cert and --tls-key go together"))
+			}
+			if tlsCert == "" && !insecure {
+				if err := checkLoopback(listen); err != nil {
+					return cli.Usage(err)
+				}
+			}
+			opt := server.Options{Enrolment: enrolment, MinInstalls: minInstalls, CheckInInterval: interval}
+			if rate != "" {
+				pct, err := parsePercent(rate)
+				if err != nil {
+					return cli.Usage(fmt.Errorf("--max-failure-rate: %w", err))
+				}
+				opt.MaxFailureRate = pct / 100
+			}
+			if tokenFile != "" {
+				tok, err := readToken(cmd, tokenFile)
+				if err != nil {
+					return err
+				}
+				if len(tok) < 16 {
+					return cli.Usage(fmt.Errorf("the admin token in %s is %d bytes long, use at least 16 (for example `openssl rand -hex 32`)", tokenFile, len(tok)))
+				}
+				opt.AdminToken = tok
+			} else {
+				fmt.Fprintln(cmd.ErrOrStderr(), "no --admin-token-file: the admin API (devices, approve, pause, resume, import) is off")
+			}
+			log := logrus.New()
+			log.Out = cmd.ErrOrStderr()
+			log.Formatter = &logrus.TextFormatter{DisableColors: true, FullTimestamp: true}
+			opt.Logger = log
+			store, err := openFleetStore(cmd.Context(), db)
+			if err != nil {
+				return cli.Failure(err)
+			}
+			defer store.Close()
+			srv, err := server.New(store, opt)
+			if err != nil {
+				return cli.Usage(err)
+			}
+			defer srv.Close()
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return cli.Failure(fmt.Errorf("listen on %s: %w", listen, err))
+			}
+			return serveFleet(cmd.Context(), cmd, srv.Handler(), ln, tlsCert, tlsKey)
+		},
+	}
+	c.Flags().StringVar(&listen, "listen", DefaultFleetListen, "address to listen on")
+	c.Flags().StringVar(&db, "db", "fleet.db", "PostgreSQL URL (postgres://...) or SQLite file")
+	c.Flags().StringVar(&enrolment, "enrolment", server.EnrolApprove, "approve (unknown keys wait for fwctl fleet approve) or open (first key wins)")
+	c.Flags().StringVar(&tokenFile, "admin-token-file", "", "file holding the admin API's bearer token (never given to agents)")
+	c.Flags().StringVar(&rate, "max-failure-rate", "", `auto-pause a release when its current stage's failure rate is above this, like "5%" (default: off)`)
+	c.Flags().IntVar(&minInstalls, "min-installs", 5, "finished installs a stage needs before --max-failure-rate applies")
+	c.Flags().StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
+	c.Flags().StringVar(&tlsKey, "tls-key", "", "private key of --tls-cert (PEM)")
+	c.Flags().BoolVar(&insecure, "insecure-listen", false, "allow a non-loopback --listen without TLS (behind a TLS proxy only)")
+	c.Flags().DurationVar(&interval, "checkin-interval", 0, "interval to ask agents to check in at (default: each agent's fleet.checkin_interval)")
+	return c
+}
+
+// checkLoopback refuses a listen address beyond loopback.
+func checkLoopback(listen string) error {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: want HOST:PORT: %w", listen, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--listen %s is not a loopback address and there is no TLS: give --tls-cert and --tls-key, or --insecure-listen if a TLS proxy is in front", listen)
+}
+
+// openFleetStore opens PostgreSQL for a postgres:// URL, else SQLite.
+func openFleetStore(ctx context.Context, db string) (fleet.Store, error) {
+	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+		return postgres.Open(ctx, db, 0)
+	}
+	return sqlite.Open(ctx, strings.TrimPrefix(db, "sqlite://"))
+}
+
+// serveFleet serves h on ln until ctx ends, then shuts down gracefully.
+func serveFleet(ctx context.Context, cmd *cobra.Command, h http.Handler, ln net.Listener, cert, key string) error {
+	scheme := "http"
+	if cert != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "fleet server at %s://%s\n", scheme, ln.Addr())
+	fmt.Fprintln(cmd.ErrOrStderr(), "set the agents' fleet.url to that URL (with this host's name); the web page is at /")
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if cert != "" {
+			errc <- hs.ServeTLS(ln, cert, key)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return cli.Failure(fmt.Errorf("serve: %w", err))
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return cli.Failure(fmt.Errorf("shut down the fleet server: %w", err))
+	}
+	fmt.Fprintln(cmd.ErrOrStderr(), "fleet server stopped")
+	return nil
+}
