@@ -265,7 +265,7 @@ func newFleetPauseCmd(pause bool) *cobra.Command {
 A hold only stops: an agent honours it before it starts a download and before
 it uploads the image, and never interrupts a flash in progress. It cannot
 start or change an install: that takes the signed manifest.`,
-		Example: "  fwctl fleet " + name + " --release ids-4.1.25 --cause \"site B reports badFlash\" --admin-token-file admin.token",
+		Example: "  fwctl fleet " + name + " --release iDS-9632NXI-I8-16S-4.1.25 --cause \"site B reports badFlash\" --admin-token-file admin.token",
 		Args:    cli.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if release == "" {
