@@ -64,7 +64,7 @@ type cycle struct {
 	onDevice bool             // a device step has started: finish them before stopping
 	settled  bool             // settle found a finished flash after a stop and sent it to reboot
 	seen     *device.Identity // settle already asked the device what it runs: confirm uses it
-	sent     bool             // image bytes reached the device in this cycle
+	flashing bool             // the device reported flashing this cycle's image
 }
 
 // Cycle runs one pass of the update cycle in the given mode and returns what

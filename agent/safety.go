@@ -16,23 +16,19 @@ import (
 var unresponsiveCodes = []string{"unreachable", "flashTimeout", "rebootTimeout", "uploadTimeout"}
 
 // protectedUnresponsive reports whether err means that a recorder of the
-// protected model stopped answering after an image was sent to it: during
-// the install once the upload began, or in the reboot and confirm steps
-// (also when a later cycle settles them). Such a recorder may be damaged;
-// its failure carries CodeProtectedUnresponsive and advice of its own
-// rather than a generic timeout.
+// protected model stopped answering after it took an image: in the install
+// step once it flashed (flashTimeout, or no answer after it reported
+// flashing), or in the reboot and confirm steps (also when a later cycle
+// settles them). Such a recorder may be damaged; its failure carries
+// CodeProtectedUnresponsive and advice of its own rather than a generic
+// timeout. An upload cut before the device flashed is not such a case: the
+// device answered, or nothing says it took the image.
 func (c *cycle) protectedUnresponsive(err error) bool {
 	if c.mode == ModeCheck {
 		return false
 	}
 	u := c.current()
-	if u == nil {
-		return false
-	}
-	switch {
-	case u.Step == journal.StepReboot || u.Step == journal.StepConfirm:
-	case u.Step == journal.StepInstall && c.sent:
-	default:
+	if u == nil || (u.Step != journal.StepInstall && u.Step != journal.StepReboot && u.Step != journal.StepConfirm) {
 		return false
 	}
 	var before device.Identity
@@ -42,11 +38,16 @@ func (c *cycle) protectedUnresponsive(err error) bool {
 	if !verify.IsProtectedModel(c.id.Model) && !verify.IsProtectedModel(before.Model) {
 		return false
 	}
-	if errors.Is(err, device.ErrUnreachable) {
-		return true
-	}
 	var de *device.Error
-	return errors.As(err, &de) && slices.Contains(unresponsiveCodes, de.Code)
+	code := ""
+	if errors.As(err, &de) {
+		code = de.Code
+	}
+	silent := errors.Is(err, device.ErrUnreachable) || slices.Contains(unresponsiveCodes, code)
+	if u.Step == journal.StepInstall {
+		return code == "flashTimeout" || (c.flashing && silent)
+	}
+	return silent
 }
 
 // protectedUnresponsiveError puts the safety advice in front of err.

@@ -88,8 +88,8 @@ func (c *cycle) flash(ctx context.Context) (*state, error) {
 	c.log.WithFields(logrus.Fields{"from": id.FirmwareVersion, "to": c.release.Version}).Info("install started")
 	last := int64(-1)
 	err := a.Device.Install(ctx, u.ImagePath, func(p device.InstallProgress) {
-		if p.Phase == "flash" || p.Done > 0 {
-			c.sent = true // image bytes reached the device
+		if p.Phase == "flash" {
+			c.flashing = true // the device said it is writing the image
 		}
 		if a.InstallProgress != nil {
 			a.InstallProgress(p)

@@ -48,6 +48,10 @@ var (
 	releaseVersions    = []string{"4.1.25", "4.1.25", "V4.1.25", "4.1.24", "4.1.26", "4.1.30", "5.0.1", "5.2.0", "4.1.20"}
 	variants           = []string{"custom", "custom", "standard", "standard"}
 	manifestFaults     = []string{"bad_signature", "unknown_key", "expired", "issued_in_future", "tampered_payload"}
+	// trapVersions are what a careless integrator may declare for the
+	// standard image: the exact version and spellings the rule refuses.
+	trapVersions = []string{"4.1.25", "V4.1.25", "4.1.25.0", "04.01.25", " 4.1.25", "4.1.25 ", "4.1.25 build 200316"}
+	trapSigning  = []string{"one key", "two keys, one signs", "one key signs twice", "one key and a wrong pin"}
 )
 
 // scenario is one randomly drawn world.
@@ -60,6 +64,25 @@ type scenario struct {
 	PinHonest, PinUnknown    bool // pin the honest releases' digests / a digest no image has
 	Busy                     int
 	DropUploadAfter          int64
+	// Keys is how many keys the config trusts and sign (0: the lab's two).
+	Keys int
+	// SignWithFirst publishes the manifest signed by the first key only;
+	// DupSignature lists the first key's signature twice.
+	SignWithFirst, DupSignature bool
+	// Trap is issue 14's attack: the only release declares custom for the
+	// protected model, but its image is the standard firmware, published
+	// with its true size and digest. TrapSigning names how it is signed.
+	Trap        bool
+	TrapSigning string
+}
+
+// signers is how many distinct trusted keys sign the scenario's manifest.
+func (s scenario) signers() int {
+	switch {
+	case s.Keys == 1, s.SignWithFirst:
+		return 1
+	}
+	return 2
 }
 
 func (s scenario) String() string {
@@ -80,8 +103,9 @@ func (s scenario) String() string {
 		}
 		rels = append(rels, d+"}")
 	}
-	return fmt.Sprintf("scenario %d: device %q %s %s; releases %s; manifest fault %q; allow_downgrade=%v pin_honest=%v pin_unknown=%v busy=%d drop_upload_after=%d",
-		s.Index, s.Model, s.Firmware, s.Variant, strings.Join(rels, ", "), s.ManifestFault, s.AllowDowngrade, s.PinHonest, s.PinUnknown, s.Busy, s.DropUploadAfter)
+	return fmt.Sprintf("scenario %d: device %q %s %s; releases %s; manifest fault %q; allow_downgrade=%v pin_honest=%v pin_unknown=%v busy=%d drop_upload_after=%d; keys=%d sign_with_first=%v dup_signature=%v trap=%v (%s)",
+		s.Index, s.Model, s.Firmware, s.Variant, strings.Join(rels, ", "), s.ManifestFault, s.AllowDowngrade, s.PinHonest, s.PinUnknown, s.Busy, s.DropUploadAfter,
+		s.Keys, s.SignWithFirst, s.DupSignature, s.Trap, s.TrapSigning)
 }
 
 // honest reports whether r's image is what r claims and is intact.
@@ -203,16 +227,57 @@ func draw(seed uint64, i int) scenario {
 	case p == 1:
 		s.DropUploadAfter = pick(r, []int64{64, 1024, 1 << 40})
 	}
+	// Sometimes one key alone signs: the protected model then needs a pin.
+	switch p := r.IntN(8); {
+	case p == 0:
+		s.Keys = 1
+	case p == 1:
+		s.SignWithFirst = true
+	}
+	if simProtected(s.Model) && r.IntN(5) == 0 {
+		drawTrap(r, &s)
+	}
 	return s
+}
+
+// drawTrap turns s into issue 14's attack and its variants: the signed
+// standard image declared custom (in some spelling of 4.1.25) with one
+// proof only. They must all be refused before the download.
+func drawTrap(r *rand.Rand, s *scenario) {
+	s.Trap = true
+	s.ManifestFault = ""
+	s.PinHonest, s.PinUnknown = false, false
+	s.Keys, s.SignWithFirst, s.DupSignature = 0, false, false
+	s.Releases = []lab.Release{{
+		ID:           "trap",
+		Models:       []string{strings.TrimSpace(pick(r, protectedSpellings))},
+		Version:      pick(r, trapVersions),
+		Variant:      "custom",
+		Size:         int64(2048 + r.IntN(4096)),
+		ImageVariant: "standard",
+		ImageVersion: pick(r, []string{"4.1.30", "4.1.25", "4.1.64"}),
+	}}
+	s.TrapSigning = pick(r, trapSigning)
+	switch s.TrapSigning {
+	case "one key":
+		s.Keys = 1
+	case "two keys, one signs":
+		s.SignWithFirst = true
+	case "one key signs twice":
+		s.Keys, s.DupSignature = 1, true
+	case "one key and a wrong pin":
+		s.Keys, s.PinUnknown = 1, true
+	}
 }
 
 // result is what one scenario produced.
 type result struct {
-	out   agent.Outcome
-	st    nvrsim.State
-	pub   *manifest.Manifest
-	setup time.Duration
-	cycle time.Duration
+	out        agent.Outcome
+	st         nvrsim.State
+	pub        *manifest.Manifest
+	imageBytes int64 // image bytes the update server served
+	setup      time.Duration
+	cycle      time.Duration
 }
 
 // run starts a lab for s, runs one update cycle and returns what happened.
@@ -227,6 +292,7 @@ func run(dir string, s scenario, log logrus.FieldLogger) (*result, error) {
 			RebootDelay: 10 * time.Millisecond,
 		},
 		Releases: s.Releases,
+		Keys:     s.Keys,
 	}
 	switch s.ManifestFault {
 	case "expired":
@@ -241,6 +307,9 @@ func run(dir string, s scenario, log logrus.FieldLogger) (*result, error) {
 	}
 	defer l.Close()
 	pub := l.Manifest()
+	if err := signing(l, s); err != nil {
+		return nil, err
+	}
 	if err := forge(l, s.ManifestFault); err != nil {
 		return nil, err
 	}
@@ -291,7 +360,29 @@ func run(dir string, s scenario, log logrus.FieldLogger) (*result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	out := a.Cycle(ctx, agent.ModeUpdateNow)
-	return &result{out: out, st: l.Sim.State(), pub: pub, setup: t1.Sub(t0), cycle: time.Since(t1)}, nil
+	return &result{out: out, st: l.Sim.State(), pub: pub, imageBytes: l.ImageBytes.Load(), setup: t1.Sub(t0), cycle: time.Since(t1)}, nil
+}
+
+// signing republishes the lab's manifest signed by the first key only, or
+// with its signature listed twice.
+func signing(l *lab.Lab, s scenario) error {
+	if !s.SignWithFirst && !s.DupSignature {
+		return nil
+	}
+	m := l.Manifest()
+	if err := l.PublishSigned(m, l.Key); err != nil || !s.DupSignature {
+		return err
+	}
+	var e dsse.Envelope
+	if err := json.Unmarshal(l.Envelope(), &e); err != nil {
+		return err
+	}
+	e.Signatures = append(e.Signatures, e.Signatures[0])
+	env, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return l.PublishEnvelope(m, env)
 }
 
 // forge replaces the lab's manifest with a forged or broken envelope.
@@ -361,7 +452,7 @@ func check(s scenario, res *result) []string {
 		switch {
 		case img == nil:
 			bad = append(bad, "the simulator flashed an image it could not identify")
-		case simProtected(s.Model) && (!strings.EqualFold(img.Variant, "custom") || strings.TrimPrefix(img.Version, "V") != nvrsim.ProtectedVersion):
+		case simProtected(s.Model) && (!strings.EqualFold(img.Variant, "custom") || !exactProtected(img.Version)):
 			bad = append(bad, fmt.Sprintf("the protected model was flashed with %s %s", img.Variant, img.Version))
 		}
 		if st.Installs > 1 {
@@ -386,6 +477,23 @@ func check(s scenario, res *result) []string {
 	if s.ManifestFault != "" && st.Uploads > 0 {
 		bad = append(bad, "an image was uploaded from a manifest with fault "+s.ManifestFault)
 	}
+	// In these worlds a recorder stops answering only when damaged: the
+	// safety code is never a false alarm.
+	if slices.Contains(out.Codes, agent.CodeProtectedUnresponsive) && !st.Bricked {
+		bad = append(bad, "protected_model_unresponsive reported, but the recorder answers")
+	}
+	// The trap and its variants never get past the decision: nothing is
+	// downloaded, the recorder sees no upload.
+	if s.Trap {
+		if res.imageBytes != 0 || st.Uploads != 0 || st.Installs != 0 || st.LastUpload != nil {
+			bad = append(bad, fmt.Sprintf("the trap (%s) was not refused before the download: %d image bytes served, %d uploads", s.TrapSigning, res.imageBytes, st.Uploads))
+		}
+		if out.Result != agent.ResultRefused || !slices.ContainsFunc(out.Codes, func(c string) bool {
+			return c == string(verify.CodeProtectedNeedsSecondProof) || c == string(verify.CodeCustomVersionForbidden) || c == string(verify.CodeDigestNotPinned)
+		}) {
+			bad = append(bad, fmt.Sprintf("the trap (%s) ended %s %v, not refused by the second-proof, version or pin rule", s.TrapSigning, out.Result, out.Codes))
+		}
+	}
 	if out.Result == agent.ResultInstalled {
 		var chosen *agent.Candidate
 		for i := range out.Candidates {
@@ -396,8 +504,10 @@ func check(s scenario, res *result) []string {
 		switch {
 		case chosen == nil:
 			bad = append(bad, "installed, but no candidate is marked chosen")
-		case simProtected(s.Model) && (chosen.Release.Variant != "custom" || !sameVersion(chosen.Release.Version, nvrsim.ProtectedVersion)):
+		case simProtected(s.Model) && (chosen.Release.Variant != "custom" || !exactProtected(chosen.Release.Version)):
 			bad = append(bad, fmt.Sprintf("installed release %s (%s %s) on the protected model", chosen.Release.ID, chosen.Release.Variant, chosen.Release.Version))
+		case simProtected(s.Model) && s.signers() < 2 && !s.PinHonest:
+			bad = append(bad, fmt.Sprintf("installed release %s on the protected model with %d signer(s) and no pin: no second proof", chosen.Release.ID, s.signers()))
 		case !sameVersion(st.Firmware, chosen.Release.Version):
 			bad = append(bad, fmt.Sprintf("reported installed, but the recorder runs %s, not %s", st.Firmware, chosen.Release.Version))
 		}
@@ -426,6 +536,15 @@ func namesModel(rels []lab.Release, model string) bool {
 		}
 	}
 	return false
+}
+
+// exactProtected is the simulator's own reading of the protected version:
+// 4.1.25 with an optional leading V, nothing else.
+func exactProtected(v string) bool {
+	if v != "" && (v[0] == 'V' || v[0] == 'v') {
+		v = v[1:]
+	}
+	return v == nvrsim.ProtectedVersion
 }
 
 func sameVersion(a, b string) bool {
@@ -492,6 +611,7 @@ func TestNoScenarioBricksTheRecorder(t *testing.T) {
 		failures                                     int
 		setup, cycle                                 time.Duration
 		installs, protectedInstalls, protectedOffers atomic.Int64
+		traps                                        atomic.Int64
 	)
 	base := t.TempDir()
 	workers := 4 * runtime.GOMAXPROCS(0)
@@ -551,11 +671,15 @@ func TestNoScenarioBricksTheRecorder(t *testing.T) {
 				if simProtected(s.Model) {
 					protectedOffers.Add(1)
 				}
+				if s.Trap {
+					traps.Add(1)
+				}
 			}
 		}()
 	}
 	wg.Wait()
 	t.Logf("results: %v; flashes: %d; scenarios on the protected model: %d, of which flashed (custom 4.1.25): %d", results, installs.Load(), protectedOffers.Load(), protectedInstalls.Load())
+	t.Logf("signed standard images declared custom (the trap, issue 14): %d, each refused before the download", traps.Load())
 	t.Logf("codes: %v", codes)
 	t.Logf("cycle time by result: %v", byResult)
 	t.Logf("time summed over scenarios: setup %v, cycle %v", setup.Round(time.Millisecond), cycle.Round(time.Millisecond))
