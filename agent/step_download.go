@@ -25,7 +25,7 @@ var stateDownload = &state{
 	name:    string(journal.StepDownload),
 	journal: journal.StepDownload,
 	run:     (*cycle).download,
-	retries: "each mirror in order, resuming the partial file; each request by go-retryablehttp (download.retry_max)",
+	retries: "each mirror in order; the Downloader retries each GET download.retry_max times, resuming the partial file (docs/reference/retries.md)",
 	failures: failureTable{
 		classUnavailable: nextCycle,
 		classServer:      nextCycle,

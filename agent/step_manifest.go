@@ -23,7 +23,7 @@ import (
 var stateFetch = &state{
 	name:    string(journal.StepFetchManifest),
 	run:     (*cycle).fetchManifest,
-	retries: "each manifest URL in order; each request by go-retryablehttp",
+	retries: "each manifest URL in order; each request by go-retryablehttp (manifest.retry_max)",
 	failures: failureTable{
 		classUnavailable: nextCycle,
 		classServer:      nextCycle,

@@ -123,9 +123,11 @@ func classify(op, url string, err error) *Error {
 	return e
 }
 
-// IsImageEvidence reports whether err is evidence about the image itself
-// rather than about a server: every URL served a complete body that
-// contradicts the declared size or SHA-256. A lying Content-Range, an
+// IsImageEvidence reports whether err is evidence about the image as served
+// rather than about one server: every URL served a complete body that
+// contradicts the declared size or SHA-256. It is still not proof against
+// the release (a proxy may rewrite every mirror): the agent counts it as a
+// failed attempt; only proven bytes refused by verify quarantine at once. A lying Content-Range, an
 // ignored Range, an error status or a cut body is a server's fault, never
 // evidence.
 func IsImageEvidence(err error) bool {
