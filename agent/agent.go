@@ -65,6 +65,22 @@ type Agent struct {
 	// there: a test seam for crash and restart tests (export_test.go),
 	// never set in production.
 	beforeStep func(step journal.Step) error
+	// Images, when set, is the image cache the recorders of a site share
+	// (one download per release per site); nil: state_dir/images.
+	Images *ImageCache
+	// ManifestSource, when set, replaces the manifest fetch: a site fetches
+	// the manifest once per cycle for all its recorders.
+	ManifestSource func(ctx context.Context, urls []string, cond fetch.Conditional) (fetch.Result, error)
+	// InstallGate, when set, is asked before the first device step
+	// (install, or the reboot of a settled install) of a cycle: it returns
+	// the function that gives the slot back with the cycle's outcome, or ErrInstallHeld (the site
+	// stopped installing the release; releaseID is "" for the reboot of a
+	// recorder already flashed, which is never held) or another error. A site bounds
+	// its parallel installs with it (install.max_parallel).
+	InstallGate func(ctx context.Context, device, releaseID string) (release func(Outcome), err error)
+	// Name is the recorder's name in a site ("" for a lone agent); every
+	// log line of this agent carries it as the device field.
+	Name string
 
 	ids      attemptFields // stamped on every log line of an attempt
 	mu       sync.Mutex
@@ -176,11 +192,6 @@ func (a *Agent) confirmPoll() time.Duration {
 
 func (a *Agent) policy() verify.Policy {
 	return verify.Policy{AllowDowngrade: a.Config.Policy.AllowDowngrade, Pins: a.Config.Policy.Pins}
-}
-
-// imagePath is where the image with this digest is staged.
-func (a *Agent) imagePath(sha string) string {
-	return filepath.Join(a.Config.StateDir, "images", sha+".dav")
 }
 
 // envelopePath is where the last accepted signed manifest is kept.

@@ -15,6 +15,10 @@ import (
 type attemptFields struct {
 	mu                     sync.Mutex
 	release, attempt, step string
+	// device, when set, limits the hook to the lines of that recorder: the
+	// agents of a site share one logger, and one recorder's ids must never
+	// land on another's lines.
+	device string
 }
 
 func (h *attemptFields) setStep(step string) {
@@ -37,6 +41,9 @@ func (h *attemptFields) Fire(e *logrus.Entry) error {
 	h.mu.Lock()
 	release, attempt, step := h.release, h.attempt, h.step
 	h.mu.Unlock()
+	if h.device != "" && e.Data["device"] != h.device {
+		return nil
+	}
 	if _, ok := e.Data["step"]; !ok && step != "" {
 		e.Data["step"] = step
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/sirupsen/logrus"
 
@@ -65,6 +64,8 @@ type cycle struct {
 	settled  bool             // settle found a finished flash after a stop and sent it to reboot
 	seen     *device.Identity // settle already asked the device what it runs: confirm uses it
 	flashing bool             // the device reported flashing this cycle's image
+	// releaseInstall gives back the site's install slot (InstallGate).
+	releaseInstall func(Outcome)
 }
 
 // Cycle runs one pass of the update cycle in the given mode and returns what
@@ -103,6 +104,14 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 			}
 		}
 		runCtx := ctx
+		if s.device && !c.onDevice {
+			if held, err := c.acquireInstall(ctx, s.journal); held || err != nil {
+				if err != nil {
+					c.fail(ctx, s, err)
+				}
+				break
+			}
+		}
 		if s.device {
 			c.onDevice = true
 			runCtx = context.WithoutCancel(ctx)
@@ -113,6 +122,9 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 			break
 		}
 		s = next
+	}
+	if c.releaseInstall != nil {
+		c.releaseInstall(*c.out)
 	}
 	a.ids.set("", "")
 	a.ids.setStep("")
@@ -157,9 +169,7 @@ func (c *cycle) withAttempt(u *journal.Update) {
 // on); its image is removed.
 func (c *cycle) abandon(u *journal.Update, why string) {
 	c.log.WithField("release", u.ReleaseID).Info("update abandoned: " + why)
-	if u.ImagePath != "" {
-		_ = os.Remove(u.ImagePath)
-	}
+	_ = c.a.dropImage(u.ImagePath)
 	_ = c.a.Journal.Finish(journal.Result{Outcome: journal.OutcomeNothing, Message: "abandoned: " + why})
 }
 
@@ -242,9 +252,7 @@ func (c *cycle) fail(ctx context.Context, s *state, err error) {
 		c.log.WithError(uerr).Error("could not record the failure in the journal")
 	}
 	if quarantined {
-		if u.ImagePath != "" {
-			_ = os.Remove(u.ImagePath)
-		}
+		_ = a.dropImage(u.ImagePath)
 		msg := fmt.Sprintf("release %s quarantined until a manifest with a serial above %d arrives", u.ReleaseID, u.Serial)
 		c.log.Warn(msg)
 		c.audit(audit.Entry{Event: audit.EventQuarantined, Codes: codes, Message: msg})

@@ -97,7 +97,7 @@ func (c *cycle) confirmed(after device.Identity) (*state, error) {
 	msg := fmt.Sprintf("installed and confirmed: %s now reports %s", after.Model, after.FirmwareVersion)
 	c.log.WithField("firmware", after.FirmwareVersion).Info(msg)
 	c.audit(audit.Entry{Event: audit.EventInstallConfirmed, Message: msg})
-	if err := os.Remove(u.ImagePath); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := a.dropImage(u.ImagePath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.log.WithError(err).Warn("could not delete the installed image")
 	}
 	if err := a.Journal.Update(func(s *journal.State) error {

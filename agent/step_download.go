@@ -53,6 +53,8 @@ func (c *cycle) download(ctx context.Context) (*state, error) {
 	if a.OfflineDir != "" {
 		urls = offlineImageURLs(a.OfflineDir, urls)
 	}
+	unlock := a.lockImage(u.SHA256, true)
+	defer unlock()
 	res, err := a.Downloader.Download(ctx, fetch.Request{URLs: urls, Path: u.ImagePath, Size: u.Size, SHA256: u.SHA256})
 	if a.Metrics != nil {
 		a.Metrics.AddDownloadBytes(res.BytesFetched)

@@ -66,6 +66,8 @@ func (c *cycle) install(ctx context.Context) (*state, error) {
 		return nil, failed(classChanged, CodeDeviceChanged, err)
 	}
 	c.id = id
+	unlock := a.lockImage(u.SHA256, false)
+	defer unlock()
 	facts, err := verify.InspectFile(u.ImagePath)
 	if err == nil && (facts.Size != u.Size || facts.SHA256 != u.SHA256) {
 		err = fmt.Errorf("it is %d bytes with SHA-256 %s, not the %d bytes with SHA-256 %s that were verified", facts.Size, facts.SHA256, u.Size, u.SHA256)

@@ -45,7 +45,7 @@ func (c *cycle) fetchManifest(ctx context.Context) (*state, error) {
 	if a.OfflineDir != "" {
 		urls = []string{"file://" + filepath.Join(a.OfflineDir, offlineManifestName)}
 	}
-	res, err := a.Fetcher.Fetch(ctx, urls, cond)
+	res, err := a.fetchManifest(ctx, urls, cond)
 	if err != nil {
 		return nil, err
 	}

@@ -30,6 +30,11 @@ type Options struct {
 	// or report queue: for fwagent check, which changes nothing and must
 	// work while the daemon runs.
 	ReadOnly bool
+	// Name is the recorder's name in a site: every log line of the agent
+	// carries it as the device field ("" for a lone agent).
+	Name string
+	// Images is the site's shared image cache (nil: state_dir/images).
+	Images *ImageCache
 }
 
 // New builds an agent from cfg: the device backend, the trusted keys, the
@@ -40,7 +45,11 @@ func New(cfg *config.Config, opt Options) (*Agent, error) {
 	if log == nil {
 		log = logrus.New()
 	}
-	a := &Agent{Config: cfg, Log: log, Version: opt.Version, Metrics: support.NewMetrics(opt.Version)}
+	if opt.Name != "" {
+		log = log.WithField("device", opt.Name)
+	}
+	a := &Agent{Config: cfg, Log: log, Version: opt.Version, Metrics: support.NewMetrics(opt.Version), Name: opt.Name, Images: opt.Images}
+	a.ids.device = opt.Name
 	switch l := log.(type) {
 	case *logrus.Logger:
 		l.AddHook(&a.ids)

@@ -4,6 +4,7 @@ package journal
 
 import (
 	"errors"
+	"io"
 	"os"
 )
 
@@ -12,3 +13,9 @@ func lockDir(dir string) (*os.File, error) {
 }
 
 func unlockDir(f *os.File) error { return f.Close() }
+
+// LockDir takes the same lock Open takes (not available here).
+func LockDir(dir string) (io.Closer, error) {
+	_, err := lockDir(dir)
+	return nil, err
+}

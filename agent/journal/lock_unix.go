@@ -5,6 +5,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -46,3 +47,18 @@ func unlockDir(f *os.File) error {
 	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	return f.Close()
 }
+
+// LockDir takes the same lock Open takes, on a folder that is not a
+// journal's: a site gateway locks its state_dir so that one gateway serves
+// it, while each recorder's journal locks its own folder.
+func LockDir(dir string) (io.Closer, error) {
+	f, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return dirLock{f}, nil
+}
+
+type dirLock struct{ f *os.File }
+
+func (l dirLock) Close() error { return unlockDir(l.f) }

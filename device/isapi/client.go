@@ -135,7 +135,11 @@ func New(cfg Config) (*Client, error) {
 		l.SetOutput(io.Discard)
 		log = l
 	}
-	log = log.WithField("device", u.Host)
+	// A site gateway names each recorder in the device field already;
+	// a lone agent's lines name the device by its address.
+	if e, ok := log.(*logrus.Entry); !ok || e.Data["device"] == nil {
+		log = log.WithField("device", u.Host)
+	}
 	if cfg.InsecureSkipVerify {
 		log.Warn("TLS CERTIFICATE VERIFICATION IS OFF (insecure_skip_verify): anyone on the network path can impersonate the device and read its credentials; pin the certificate with cert_sha256 instead")
 	}

@@ -113,7 +113,10 @@ func New(cfg Config) (*Device, error) {
 		l.SetOutput(io.Discard)
 		log = l
 	}
-	return &Device{cfg: cfg, log: log.WithField("device", "local")}, nil
+	if e, ok := log.(*logrus.Entry); !ok || e.Data["device"] == nil {
+		log = log.WithField("device", "local")
+	}
+	return &Device{cfg: cfg, log: log}, nil
 }
 
 // String names the backend.

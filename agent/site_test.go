@@ -1,0 +1,329 @@
+package agent_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/agent/config"
+	"github.com/fwagent/fwagent/internal/lab"
+	"github.com/fwagent/fwagent/internal/nvrsim"
+	"github.com/fwagent/fwagent/verify"
+)
+
+const lookAlike = "iDS-9632NXI-I8/S"
+
+// siteWorld is a lab site with a gateway built from its config.
+type siteWorld struct {
+	lab  *lab.Lab
+	site *agent.Site
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newSite(t *testing.T, opts lab.Options) *siteWorld {
+	t.Helper()
+	opts.Dir = t.TempDir()
+	l, err := lab.Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	w := &siteWorld{lab: l, logs: &syncBuffer{}}
+	w.reopen(t)
+	return w
+}
+
+// reopen builds a fresh gateway from the config, as a restarted process would.
+func (w *siteWorld) reopen(t *testing.T) {
+	t.Helper()
+	if w.site != nil {
+		_ = w.site.Close()
+	}
+	cfg, err := w.lab.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := logrus.New()
+	log.SetFormatter(&logrus.JSONFormatter{})
+	log.Out = w.logs
+	if testing.Verbose() {
+		log.Out = io.MultiWriter(w.logs, os.Stderr)
+	}
+	s, err := agent.NewSite(cfg, agent.Options{Version: "test", Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range s.Agents {
+		a.ConfirmPoll = time.Millisecond
+	}
+	w.site = s
+	t.Cleanup(func() { _ = s.Close() })
+}
+
+func (w *siteWorld) cycle(t *testing.T, mode agent.Mode) map[string]agent.DeviceOutcome {
+	t.Helper()
+	outs := w.site.Cycle(context.Background(), mode, nil)
+	m := map[string]agent.DeviceOutcome{}
+	for _, o := range outs {
+		t.Logf("%s: %s: %s %v", o.Device, o.Result, o.Message, o.Codes)
+		m[o.Device] = o
+	}
+	return m
+}
+
+func TestAMixedSiteEndsWithEachRecorderInItsDocumentedState(t *testing.T) {
+	never := lab.SiteDevice{Name: "gone", Device: nvrsim.Config{Model: protected, Firmware: "4.1.20"},
+		ISAPI: map[string]string{"reboot_timeout": "300ms", "down_grace": "100ms"}}
+	w := newSite(t, lab.Options{
+		Releases: []lab.Release{
+			{ID: "custom-4.1.25", Models: []string{protected}, Version: "4.1.25", Variant: "custom"},
+			{ID: "standard-4.1.30", Models: []string{lookAlike}, Version: "4.1.30", Variant: "standard"},
+			{ID: "standard-4.1.30-16s", Models: []string{protected}, Version: "4.1.30", Variant: "standard"},
+		},
+		Site: []lab.SiteDevice{
+			{Name: "hall", Device: nvrsim.Config{Model: protected, Firmware: "4.1.20"}},
+			{Name: "yard", Device: nvrsim.Config{Model: lookAlike, Firmware: "4.1.20", Variant: "standard"}},
+			{Name: "office", Device: nvrsim.Config{Model: protected, Firmware: "4.1.20"}, Password: "wrong-password-1"},
+			never,
+		},
+		ExtraYAML: "install:\n  max_parallel: 2\n",
+	})
+	w.lab.Site.Recorder("gone").SetFaults(nvrsim.Faults{NeverReturnFromReboot: true})
+
+	outs := w.cycle(t, agent.ModeUpdateNow)
+
+	// hall: the 16S gets the custom 4.1.25 and never the standard image.
+	hall := outs["hall"]
+	if hall.Result != agent.ResultInstalled || !sameVersion(w.lab.Site.Recorder("hall").State().Firmware, "4.1.25") {
+		t.Errorf("hall: %s (%s), want installed 4.1.25", hall.Result, hall.Message)
+	}
+	for _, c := range hall.Candidates {
+		if c.Release.ID == "standard-4.1.30-16s" && (c.Decision.Allowed || !c.Decision.Has(verify.CodeStandardFirmwareForbidden)) {
+			t.Errorf("hall: the standard image was not refused: %+v", c.Decision)
+		}
+	}
+	// yard: the look-alike /S gets its own standard release, and is never
+	// offered the custom image.
+	yard := outs["yard"]
+	if yard.Result != agent.ResultInstalled || !sameVersion(w.lab.Site.Recorder("yard").State().Firmware, "4.1.30") {
+		t.Errorf("yard: %s (%s), want installed 4.1.30", yard.Result, yard.Message)
+	}
+	for _, c := range yard.Candidates {
+		if c.Release.Variant == "custom" {
+			t.Errorf("yard (%s) was offered the custom image %s", lookAlike, c.Release.ID)
+		}
+	}
+	// office: wrong credentials fail once, are remembered and never retried.
+	office := outs["office"]
+	if office.Result != agent.ResultFailed || !slicesContain(office.Codes, "badCredentials") {
+		t.Errorf("office: %s %v, want failed with badCredentials", office.Result, office.Codes)
+	}
+	// gone: flashed, never back: the update stays in its journal to be
+	// settled, counted as a failed install.
+	gone := outs["gone"]
+	if gone.Result != agent.ResultFailed || gone.Step != "confirm" {
+		t.Errorf("gone: %s at %q (%s), want failed at confirm", gone.Result, gone.Step, gone.Message)
+	}
+	for _, name := range []string{"hall", "yard", "office", "gone"} {
+		st := w.lab.Site.Recorder(name).State()
+		if st.Bricked {
+			t.Errorf("%s bricked: %s", name, st.BrickReason)
+		}
+	}
+	if st := w.lab.Site.Recorder("gone").State(); st.Installs != 1 {
+		t.Errorf("gone: %d installs, want 1", st.Installs)
+	}
+	// One GET per image for the whole site: two 16S got one download.
+	if n := w.lab.ImageRequests.Load(); n != 2 {
+		t.Errorf("%d image GETs for two releases, want 2 (one per release per site)", n)
+	}
+	if n := w.lab.ManifestRequests.Load(); n != 1 {
+		t.Errorf("%d manifest GETs for one site cycle, want 1", n)
+	}
+
+	// The daemon's next cycle never sends the refused credentials again.
+	before := w.lab.Site.Recorder("office").State()
+	outs = w.cycle(t, agent.ModeUpdate)
+	after := w.lab.Site.Recorder("office").State()
+	if after.TotalFailedLogins != before.TotalFailedLogins || after.Locked {
+		t.Errorf("office: failed logins %d -> %d, locked %v: refused credentials were retried", before.TotalFailedLogins, after.TotalFailedLogins, after.Locked)
+	}
+	if o := outs["office"]; !slicesContain(o.Codes, agent.CodeCredentialsRefused) {
+		t.Errorf("office on the daemon's cycle: %s %v", o.Result, o.Codes)
+	}
+	if o := outs["hall"]; o.Result != agent.ResultNothing {
+		t.Errorf("hall on the next cycle: %s (%s), want nothing to do", o.Result, o.Message)
+	}
+	if st := w.lab.Site.Recorder("hall").State(); st.Installs != 1 {
+		t.Errorf("hall flashed %d times", st.Installs)
+	}
+	// Per-device state folders.
+	for _, name := range []string{"hall", "yard", "gone"} {
+		if _, err := os.Stat(filepath.Join(w.lab.StateDir, "devices", name, "journal.json")); err != nil {
+			t.Errorf("%s has no journal of its own: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(w.lab.StateDir, "devices", "office", "credentials_refused.json")); err != nil {
+		t.Errorf("office's refusal is not remembered in its own folder: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(w.lab.StateDir, "devices", "hall", "credentials_refused.json")); err == nil {
+		t.Error("hall remembers office's refused credentials")
+	}
+	// The cache keeps only what gone's update in progress needs.
+	imgs, _ := filepath.Glob(filepath.Join(w.lab.StateDir, "images", "*"))
+	if len(imgs) != 1 {
+		t.Errorf("images left in the cache: %v, want gone's one", imgs)
+	}
+
+	w.checkLogLines(t)
+}
+
+// checkLogLines: every line names its device, and no recorder's address or
+// password appears on another recorder's lines.
+func (w *siteWorld) checkLogLines(t *testing.T) {
+	t.Helper()
+	cfg, err := w.lab.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string][]string{}
+	for _, r := range cfg.Recorders() {
+		u, _ := url.Parse(r.Config.Device.ISAPI.URL)
+		secrets[r.Name] = []string{u.Host, r.Config.Device.ISAPI.Password}
+	}
+	sc := bufio.NewScanner(strings.NewReader(w.logs.String()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	n := 0
+	for sc.Scan() {
+		n++
+		var line map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("log line is not JSON: %s", sc.Text())
+		}
+		dev, _ := line["device"].(string)
+		if dev == "" {
+			t.Errorf("log line without device: %s", sc.Text())
+			continue
+		}
+		for name, ss := range secrets {
+			if name == dev {
+				continue
+			}
+			for _, s := range ss {
+				if strings.Contains(sc.Text(), s) {
+					t.Errorf("a line of %s carries %s's address or password: %s", dev, name, sc.Text())
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no log lines")
+	}
+}
+
+func TestASiteStopsAReleaseAfterTooManyFailedInstalls(t *testing.T) {
+	var devs []lab.SiteDevice
+	for range 3 {
+		devs = append(devs, lab.SiteDevice{Device: nvrsim.Config{Model: protected, Firmware: "4.1.20"}})
+	}
+	w := newSite(t, lab.Options{Releases: []lab.Release{custom4125}, Site: devs,
+		ExtraYAML: "install:\n  max_parallel: 1\n  stop_after_failures: 2\n"})
+	for _, r := range w.lab.Site.Recorders {
+		r.SetFaults(nvrsim.Faults{RejectUpload: "badFlash"})
+	}
+	outs := w.cycle(t, agent.ModeUpdateNow)
+	failed, held := 0, 0
+	for _, o := range outs {
+		switch o.Result {
+		case agent.ResultFailed:
+			failed++
+		case agent.ResultHeld:
+			held++
+			if !slicesContain(o.Codes, agent.CodeSiteStopped) || !strings.Contains(o.Message, "stop_after_failures") {
+				t.Errorf("%s held with %v: %s", o.Device, o.Codes, o.Message)
+			}
+		}
+	}
+	if failed != 2 || held != 1 {
+		t.Fatalf("%d failed, %d held; want 2 failed and the third held", failed, held)
+	}
+	uploads := 0
+	for _, r := range w.lab.Site.Recorders {
+		uploads += r.State().Uploads
+	}
+	if uploads != 2 {
+		t.Errorf("%d uploads, want 2: the third recorder must not be tried", uploads)
+	}
+	// A held recorder waits with its update; held cycles are no crash loop.
+	for range 5 {
+		outs = w.cycle(t, agent.ModeUpdateNow)
+	}
+	for _, o := range outs {
+		if slicesContain(o.Codes, "crash_loop") {
+			t.Errorf("%s: held cycles ended in a crash loop: %s", o.Device, o.Message)
+		}
+	}
+}
+
+func TestASiteOfOneKeepsTheSingleDeviceLayout(t *testing.T) {
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
+	cfg, err := w.lab.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w.agent.Close()
+	s, err := agent.NewSite(cfg, agent.Options{Version: "test", Log: logrus.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if len(s.Agents) != 1 || s.Agents[0].DeviceName() != config.DefaultDeviceName || s.Agents[0].Config.StateDir != w.lab.StateDir {
+		t.Fatalf("a site of one: %d agents, %s in %s", len(s.Agents), s.Agents[0].DeviceName(), s.Agents[0].Config.StateDir)
+	}
+	s.Agents[0].ConfirmPoll = time.Millisecond
+	outs := s.Cycle(context.Background(), agent.ModeUpdateNow, nil)
+	if outs[0].Result != agent.ResultInstalled {
+		t.Fatalf("%s: %s", outs[0].Result, outs[0].Message)
+	}
+	if _, err := os.Stat(filepath.Join(w.lab.StateDir, "journal.json")); err != nil {
+		t.Errorf("the journal is not in state_dir: %v", err)
+	}
+}
+
+func slicesContain(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
