@@ -141,7 +141,7 @@ var Keys = []Key{
 	boolean("policy.allow_downgrade", func(c *Config) *bool { return &c.Policy.AllowDowngrade }, false,
 		"allow installing an older version than the one running"),
 	pinMap("policy.pins", func(c *Config) *map[string][]string { return &c.Policy.Pins },
-		"per model, the only image digests (SHA-256, hex) this device may install"),
+		"per model, the only image digests (SHA-256, hex) this device may install; for iDS-9632NXI-I8/16S, a pin of the release's digest is also the second proof that it is the custom firmware (docs/security.md)"),
 
 	section("report", "delivery of reports (each step change and each result) to the integrator's server"),
 	text("report.url", func(c *Config) *string { return &c.Report.URL }, "", false,
