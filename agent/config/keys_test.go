@@ -149,3 +149,40 @@ func TestReferenceIsUpToDate(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"0", "90s", "7d", "1d12h", "-5m", "99999999999999999999d", "1.5h", "d", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration(s)
+		if err != nil {
+			return
+		}
+		if d < 0 {
+			t.Fatalf("ParseDuration(%q) = %s, a negative duration", s, d)
+		}
+		// The reference writes defaults with formatDuration: they parse back.
+		if back, err := ParseDuration(formatDuration(d)); err != nil || back != d {
+			t.Fatalf("formatDuration(%s) = %q parses back as %s, %v", d, formatDuration(d), back, err)
+		}
+	})
+}
+
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"0", "123", "1KB", "1kib", "2MB/s", "1.5MiB", "0.4", "9e99", "1 GiB", "-1"} {
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, s string, perSecond bool) {
+		n, err := ParseSize(s, perSecond)
+		if err != nil {
+			return
+		}
+		if n < 0 {
+			t.Fatalf("ParseSize(%q) = %d, a negative size", s, n)
+		}
+		if back, err := ParseSize(formatSize(n), false); err != nil || back != n {
+			t.Fatalf("formatSize(%d) = %q parses back as %d, %v", n, formatSize(n), back, err)
+		}
+	})
+}
