@@ -58,6 +58,9 @@ type Options struct {
 	// before (default 1 s): a pause made through another server reaches
 	// this server's agents within it.
 	HoldCacheTTL time.Duration
+	// PageRefresh is how often the web page reloads (default
+	// DefaultPageRefresh).
+	PageRefresh time.Duration
 	// MaxBatch bounds the check-ins stored in one transaction (default 500).
 	MaxBatch int
 	// Writers is the number of concurrent check-in transactions (default 4).
