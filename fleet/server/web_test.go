@@ -68,7 +68,9 @@ func TestWebPageInAHeadlessBrowser(t *testing.T) {
 
 	// A device that just checked in is on the page.
 	a := f.agent("NVR-0001")
-	if _, err := a.checkIn(func(c *fleet.CheckIn) { c.Site, c.DeviceName, c.Step, c.ReleaseID, c.Progress = "site-a", "gate", "download", "r1", 40 }); err != nil {
+	if _, err := a.checkIn(func(c *fleet.CheckIn) {
+		c.Site, c.DeviceName, c.Step, c.ReleaseID, c.Progress = "site-a", "gate", "download", "r1", 40
+	}); err != nil {
 		t.Fatal(err)
 	}
 	step, cancel := within(ctx)
