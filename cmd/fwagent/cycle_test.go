@@ -191,6 +191,13 @@ func TestRunServesStatusAndStopsOnCancel(t *testing.T) {
 	if !strings.Contains(string(metrics), "fwagent_update_attempts_total 1") {
 		t.Errorf("metrics:\n%s", metrics)
 	}
+	// Every metric the operator guide lists is served, with its type.
+	for _, row := range docTable(t, "operator-guide.md", "### Metrics") {
+		name, _, _ := strings.Cut(names(row[0])[0], "{")
+		if want := "# TYPE " + name + " " + row[1]; !strings.Contains(string(metrics), want) {
+			t.Errorf("docs/operator-guide.md lists %s (%s); /metrics has no %q:\n%s", name, row[1], want, metrics)
+		}
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("run returned %v after cancel", err)
