@@ -111,6 +111,7 @@ func (f *resignFlags) resign(cmd *cobra.Command, path string, edit func(r *manif
 	if out != "" {
 		fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s: serial %d, signed by %d key(s); collect more signatures with fwctl sign if devices need a threshold above that\n", out, m.Serial, len(privs))
 	}
+	noteSecondProof(cmd.ErrOrStderr(), m, env)
 	return m, nil
 }
 

@@ -101,6 +101,7 @@ envelope above the manifest size limit is refused.`,
 			for _, k := range privs {
 				fmt.Fprintf(cmd.ErrOrStderr(), "signed serial %d with key %s\n", m.Serial, manifest.KeyID(k.Public().(ed25519.PublicKey)))
 			}
+			noteSecondProof(cmd.ErrOrStderr(), m, env)
 			return nil
 		},
 	}

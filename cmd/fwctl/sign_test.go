@@ -197,3 +197,31 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		})
 	}
 }
+
+// One signature on a manifest with a release for the protected model: fwctl
+// says devices will refuse it until a second integrator co-signs (or they
+// pin its digest); after the co-signature it says nothing.
+func TestSignNotesTheProtectedModelsSecondProof(t *testing.T) {
+	dir := t.TempDir()
+	alice, bob := keygen(t, dir, "alice"), keygen(t, dir, "bob")
+	payload := writeJSON(t, filepath.Join(dir, "m.json"), testPayload(1))
+	env := filepath.Join(dir, "m.dsse.json")
+	r := mustOK(t, "sign", "--key", alice+".key", "-o", env, payload)
+	if !strings.Contains(r.stderr, "protected_needs_second_proof") || !strings.Contains(r.stderr, "policy.pins") || !strings.Contains(r.stderr, `"ids-4.1.25"`) {
+		t.Errorf("no note about the second proof after one signature:\n%s", r.stderr)
+	}
+	r = mustOK(t, "sign", "--key", alice+".key", "--pub", alice+".pub", "-o", env, env)
+	if !strings.Contains(r.stderr, "protected_needs_second_proof") {
+		t.Errorf("the same key again is no second proof, but fwctl says nothing:\n%s", r.stderr)
+	}
+	r = mustOK(t, "sign", "--key", bob+".key", "--pub", alice+".pub", "-o", env, env)
+	if strings.Contains(r.stderr, "protected_needs_second_proof") {
+		t.Errorf("a note although two keys signed:\n%s", r.stderr)
+	}
+	other := testPayload(2)
+	other["releases"].([]any)[0].(map[string]any)["models"] = []any{"iDS-9632NXI-I8/S"}
+	r = mustOK(t, "sign", "--key", alice+".key", "-o", filepath.Join(dir, "o.dsse.json"), writeJSON(t, filepath.Join(dir, "o.json"), other))
+	if strings.Contains(r.stderr, "protected_needs_second_proof") {
+		t.Errorf("a note for a look-alike model:\n%s", r.stderr)
+	}
+}
