@@ -58,6 +58,10 @@ type BundleInput struct {
 	// KnownPersonal are literal personal values (the configured device user
 	// name) replaced unless IncludePersonal is set; shorter than MinKnownLen: ignored.
 	KnownPersonal []string
+	// DeviceDirs are the state folders of a site's recorders, by name: each
+	// one's journal, history, audit trail and identity go in as
+	// state/devices/NAME/..., redacted like the rest.
+	DeviceDirs map[string]string
 }
 
 // MinKnownLen is the shortest known value replaced literally: shorter ones
@@ -165,9 +169,9 @@ func WriteBundle(w io.Writer, in BundleInput) error {
 
 	// State files and the last manifest.
 	auditResult := "no state directory"
-	if in.StateDir != "" {
+	addState := func(dir, prefix string) string {
 		names := slices.Clone(stateFiles)
-		if ents, err := os.ReadDir(in.StateDir); err == nil {
+		if ents, err := os.ReadDir(dir); err == nil {
 			for _, e := range ents {
 				n := e.Name()
 				if e.Type().IsRegular() && (strings.HasPrefix(n, "manifest") || strings.HasPrefix(n, "last-manifest")) {
@@ -178,10 +182,10 @@ func WriteBundle(w io.Writer, in BundleInput) error {
 			notes = append(notes, fmt.Sprintf("cannot list the state directory: %v", err))
 		}
 		for _, n := range names {
-			if n == "identity.json" && in.Identity != nil {
+			if n == "identity.json" && in.Identity != nil && prefix == "state/" {
 				continue
 			}
-			data, truncated, err := readTail(filepath.Join(in.StateDir, n), maxStateFileBytes)
+			data, truncated, err := readTail(filepath.Join(dir, n), maxStateFileBytes)
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
@@ -192,7 +196,7 @@ func WriteBundle(w io.Writer, in BundleInput) error {
 			if view, ok := decodedEnvelope(data, n, truncated); ok {
 				// The base64 payload would hide its text from the
 				// redactor: the envelope stays out, its decoded view goes in.
-				add("state/"+strings.TrimSuffix(n, ".json")+".decoded.json", n, view, false)
+				add(prefix+strings.TrimSuffix(n, ".json")+".decoded.json", n, view, false)
 				continue
 			}
 			if strings.HasPrefix(n, "manifest") || strings.HasPrefix(n, "last-manifest") {
@@ -201,16 +205,32 @@ func WriteBundle(w io.Writer, in BundleInput) error {
 					continue
 				}
 			}
-			add("state/"+n, n, data, truncated)
+			add(prefix+n, n, data, truncated)
 		}
-		if !audit.Exists(in.StateDir) {
-			auditResult = "no audit trail"
-		} else if n, err := audit.Verify(in.StateDir); err != nil {
-			auditResult = "broken: " + err.Error()
-		} else if n == 0 {
-			auditResult = "empty: no decision recorded yet"
-		} else {
-			auditResult = fmt.Sprintf("intact: %d entries", n)
+		switch n, err := audit.Verify(dir); {
+		case !audit.Exists(dir):
+			return "no audit trail"
+		case err != nil:
+			return "broken: " + err.Error()
+		case n == 0:
+			return "empty: no decision recorded yet"
+		default:
+			return fmt.Sprintf("intact: %d entries", n)
+		}
+	}
+	if in.StateDir != "" {
+		auditResult = addState(in.StateDir, "state/")
+		if len(in.DeviceDirs) > 0 {
+			names := make([]string, 0, len(in.DeviceDirs))
+			for name := range in.DeviceDirs {
+				names = append(names, name)
+			}
+			slices.Sort(names)
+			results := make([]string, 0, len(names))
+			for _, name := range names {
+				results = append(results, name+": "+addState(in.DeviceDirs[name], "state/devices/"+name+"/"))
+			}
+			auditResult = strings.Join(results, "; ")
 		}
 	}
 

@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fwagent/fwagent/agent/audit"
+	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/internal/cli"
 )
 
@@ -20,7 +22,7 @@ func auditCommand() *cobra.Command {
 	verify := &cobra.Command{
 		Use:   "verify",
 		Short: "Verify the hash chain of the audit trail and name the first broken entry",
-		Long: "Verify audit.jsonl in the state directory: each entry's own hash, the chain of\n" +
+		Long: "Verify audit.jsonl in the state directory (a site: in each recorder's folder): each entry's own hash, the chain of\n" +
 			"prev hashes, consecutive sequence numbers, and the last entry recorded in audit.head.\n" +
 			"Exit 0 when intact, 1 when broken (the first broken entry is named) or when the\n" +
 			"directory has no audit trail at all. It detects accidental damage, naive edits,\n" +
@@ -32,6 +34,9 @@ func auditCommand() *cobra.Command {
 				cfg, err := loadSupportConfig(cmd)
 				if err != nil {
 					return fmt.Errorf("%w (or pass --state-dir)", err)
+				}
+				if cfg.IsSite() {
+					return verifySite(cmd.OutOrStdout(), cfg)
 				}
 				stateDir = cfg.StateDir
 			}
@@ -53,4 +58,28 @@ func auditCommand() *cobra.Command {
 	verify.Flags().StringVar(&stateDir, "state-dir", "", "state directory (default: state_dir from the config)")
 	c.AddCommand(verify)
 	return c
+}
+
+// verifySite verifies the audit trail of every recorder of a site; a
+// recorder the gateway never served has none yet and is named as such.
+func verifySite(w io.Writer, cfg *config.Config) error {
+	broken := 0
+	for _, r := range cfg.Recorders() {
+		dir := r.Config.StateDir
+		if !audit.Exists(dir) {
+			fmt.Fprintf(w, "%s: no audit trail yet\n", r.Name)
+			continue
+		}
+		n, err := audit.Verify(dir)
+		if err != nil {
+			broken++
+			fmt.Fprintf(w, "%s: audit trail broken after %d intact entries: %v\n", r.Name, n, err)
+			continue
+		}
+		fmt.Fprintf(w, "%s: audit trail intact: %d entries\n", r.Name, n)
+	}
+	if broken > 0 {
+		return cli.WithCode(exitError, fmt.Errorf("%d recorders' audit trails are broken", broken))
+	}
+	return nil
 }

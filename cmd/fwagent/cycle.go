@@ -27,7 +27,8 @@ import (
 type session struct {
 	cfg    *config.Config
 	log    *logrus.Logger
-	agent  *agent.Agent
+	site   *agent.Site  // every recorder of the config
+	agent  *agent.Agent // the first recorder (the only one of a device: config)
 	closer io.Closer
 	// progress, when set, shows download and install progress on stderr.
 	progress *progressView
@@ -37,8 +38,8 @@ func (s *session) Close() {
 	if s.progress != nil {
 		s.progress.Finish()
 	}
-	if s.agent != nil {
-		_ = s.agent.Close()
+	if s.site != nil {
+		_ = s.site.Close()
 	}
 	if s.closer != nil {
 		_ = s.closer.Close()
@@ -94,15 +95,19 @@ func newSession(cmd *cobra.Command, cfg *config.Config, opt sessionOptions) (*se
 		return nil, err
 	}
 	s := &session{cfg: cfg, log: log, closer: closer}
-	a, err := agent.New(cfg, agent.Options{Version: buildVersion(), Log: log, ReadOnly: opt.readOnly})
+	site, err := agent.NewSite(cfg, agent.Options{Version: buildVersion(), Log: log, ReadOnly: opt.readOnly})
 	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.agent = a
-	a.OfflineDir = opt.offline
-	if progress != nil {
-		progress.attach(a)
+	s.site, s.agent = site, site.Agents[0]
+	for _, a := range site.Agents {
+		a.OfflineDir = opt.offline
+	}
+	// One progress view follows one recorder: a site's recorders log
+	// their progress instead.
+	if progress != nil && len(site.Agents) == 1 {
+		progress.attach(s.agent)
 		s.progress = progress
 	}
 	return s, nil
@@ -199,12 +204,17 @@ func finish(w io.Writer, out agent.Outcome, asJSON bool) error {
 }
 
 func checkCommand() *cobra.Command {
-	var asJSON bool
+	var (
+		asJSON  bool
+		devices []string
+	)
 	c := &cobra.Command{
 		Use:   "check",
 		Short: "One dry-run cycle: identity, manifest, chosen release and every policy reason; downloads nothing",
 		Long: "Identify the device, fetch and verify the manifest, and show what the agent would do and why.\n" +
-			"Exit codes: 0 an allowed update is available, 3 nothing to do, 4 refused by policy, 1 error, 2 usage.",
+			"Exit codes: 0 an allowed update is available, 3 nothing to do, 4 refused by policy, 1 error, 2 usage.\n" +
+			"A site (devices:) shows one line per recorder and a summary; --device NAME narrows it;\n" +
+			"exit 0 only when every recorder has an allowed update or is up to date (docs/site-gateway.md).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := openSession(cmd, sessionOptions{readOnly: true, level: "warn"})
@@ -212,18 +222,27 @@ func checkCommand() *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			if s.siteMode(devices) {
+				agents, err := s.selected(devices)
+				if err != nil {
+					return err
+				}
+				return finishSite(cmd.OutOrStdout(), s.site.Cycle(cmd.Context(), agent.ModeCheck, agents), asJSON)
+			}
 			return finish(cmd.OutOrStdout(), s.agent.Cycle(cmd.Context(), agent.ModeCheck), asJSON)
 		},
 	}
-	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON (a site: an array, one object per recorder)")
+	c.Flags().StringSliceVar(&devices, "device", nil, "only these recorders of a site (by name; repeat or comma-separate)")
 	return c
 }
 
 func updateCommand() *cobra.Command {
 	var (
-		now    bool
-		from   string
-		asJSON bool
+		now     bool
+		from    string
+		asJSON  bool
+		devices []string
 	)
 	c := &cobra.Command{
 		Use:   "update [--now] [--from DIR]",
@@ -231,7 +250,9 @@ func updateCommand() *cobra.Command {
 		Long: "Run one whole cycle. With --from DIR the signed manifest (DIR/manifest.json) and the images\n" +
 			"come from a folder (a USB stick, a local mirror); every check is unchanged.\n" +
 			"Exit codes: 0 installed and confirmed, 3 nothing to do (or waiting for a window), 4 refused by policy,\n" +
-			"5 the install failed (upload, flash, reboot or post-install check), 1 other errors, 2 usage.",
+			"5 the install failed (upload, flash, reboot or post-install check), 1 other errors, 2 usage.\n" +
+			"A site (devices:) updates every recorder (or those --device names), one line each and a summary;\n" +
+			"exit 0 only when every one ended installed or up to date (docs/site-gateway.md).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if from != "" {
@@ -255,6 +276,19 @@ func updateCommand() *cobra.Command {
 			if now {
 				mode = agent.ModeUpdateNow
 			}
+			if s.siteMode(devices) {
+				agents, err := s.selected(devices)
+				if err != nil {
+					return err
+				}
+				outs := s.site.Cycle(cmd.Context(), mode, agents)
+				flushCtx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 10*time.Second)
+				for _, a := range agents {
+					a.FlushReports(flushCtx)
+				}
+				cancel()
+				return finishSite(cmd.OutOrStdout(), outs, asJSON)
+			}
 			out := s.agent.Cycle(cmd.Context(), mode)
 			flushCtx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 10*time.Second)
 			s.agent.FlushReports(flushCtx)
@@ -262,6 +296,7 @@ func updateCommand() *cobra.Command {
 			return finish(cmd.OutOrStdout(), out, asJSON)
 		},
 	}
+	c.Flags().StringSliceVar(&devices, "device", nil, "only these recorders of a site (by name; repeat or comma-separate)")
 	c.Flags().BoolVar(&now, "now", false, "install now, outside the maintenance windows")
 	c.Flags().StringVar(&from, "from", "", "take the signed manifest and images from this folder (offline sites)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
@@ -297,7 +332,7 @@ func runCommand() *cobra.Command {
 				defer stop()
 			}
 			s.log.WithFields(logrus.Fields{"version": buildVersion(), "config": cfg.Path(), "state_dir": cfg.StateDir}).Info("fwagent started")
-			err = s.agent.Run(cmd.Context())
+			err = s.site.Run(cmd.Context())
 			s.log.Info("fwagent stopped")
 			return err
 		},
@@ -313,7 +348,7 @@ func serveStatus(ctx context.Context, s *session) (stop func(), err error) {
 	}
 	handler := support.NewStatusServer(support.StatusOptions{
 		Token:   cfg.Status.Token,
-		Status:  func() any { return s.agent.Status() },
+		Status:  func() any { return siteStatus(s) },
 		Metrics: s.agent.Metrics,
 		Logger:  s.log,
 		Bundle: func(w io.Writer) error {
@@ -322,7 +357,7 @@ func serveStatus(ctx context.Context, s *session) (stop func(), err error) {
 				return err
 			}
 			st := s.agent.Status()
-			if st.Identity != nil {
+			if st.Identity != nil && !cfg.IsSite() {
 				in.Identity = st.Identity
 			}
 			return support.WriteBundle(w, in)
@@ -353,6 +388,14 @@ func bundleInput(cfg *config.Config, personal bool) (support.BundleInput, error)
 		RetentionDays:   cfg.Log.RetentionDays,
 		KnownSecrets:    []string{cfg.Device.ISAPI.Password, cfg.Report.Token, cfg.Status.Token},
 		KnownPersonal:   []string{cfg.Device.ISAPI.Username},
+	}
+	if cfg.IsSite() {
+		in.DeviceDirs = map[string]string{}
+		for _, r := range cfg.Recorders() {
+			in.DeviceDirs[r.Name] = r.Config.StateDir
+			in.KnownSecrets = append(in.KnownSecrets, r.Config.Device.ISAPI.Password)
+			in.KnownPersonal = append(in.KnownPersonal, r.Config.Device.ISAPI.Username)
+		}
 	}
 	var err error
 	in.ConfigYAML, err = cfg.RedactedYAML()

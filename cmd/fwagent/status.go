@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,10 +12,12 @@ import (
 
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/agent/journal"
+	"github.com/fwagent/fwagent/internal/cli"
 )
 
 // statusView is what fwagent status shows: the journal and recent history.
 type statusView struct {
+	Device   string           `json:"device,omitempty"` // the recorder's name (a site)
 	StateDir string           `json:"state_dir"`
 	Journal  journal.State    `json:"journal"`
 	History  []journal.Result `json:"history"`
@@ -21,28 +25,29 @@ type statusView struct {
 
 func statusCommand() *cobra.Command {
 	var (
-		asJSON bool
-		n      int
+		asJSON  bool
+		n       int
+		devices []string
 	)
 	c := &cobra.Command{
 		Use:   "status [--json]",
 		Short: "Show the journal: the update in progress, the last result and recent history",
-		Args:  cobra.NoArgs,
+		Long: "Show the journal: the update in progress, the last result and recent history.\n" +
+			"A site (devices:) shows every recorder's journal, or those --device names; --json gives an array.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			path, _ := cmd.Flags().GetString("config")
 			cfg, err := config.Load(path)
 			if err != nil {
 				return err
 			}
-			j, err := journal.OpenReadOnly(cfg.StateDir)
+			if cfg.IsSite() || len(devices) > 0 {
+				return siteStatusCommand(cmd.OutOrStdout(), cfg, devices, n, asJSON)
+			}
+			v, err := readStatus(cfg.StateDir, n)
 			if err != nil {
 				return err
 			}
-			hist, err := j.History(n)
-			if err != nil {
-				return err
-			}
-			v := statusView{StateDir: cfg.StateDir, Journal: j.State(), History: hist}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), v)
 			}
@@ -50,9 +55,59 @@ func statusCommand() *cobra.Command {
 			return nil
 		},
 	}
+	c.Flags().StringSliceVar(&devices, "device", nil, "only these recorders of a site (by name; repeat or comma-separate)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	c.Flags().IntVarP(&n, "history", "n", 10, "how many past attempts to show")
 	return c
+}
+
+// readStatus reads one journal and its last n results.
+func readStatus(dir string, n int) (statusView, error) {
+	j, err := journal.OpenReadOnly(dir)
+	if err != nil {
+		return statusView{}, err
+	}
+	hist, err := j.History(n)
+	if err != nil {
+		return statusView{}, err
+	}
+	return statusView{StateDir: dir, Journal: j.State(), History: hist}, nil
+}
+
+// siteStatusCommand shows each selected recorder's journal.
+func siteStatusCommand(w io.Writer, cfg *config.Config, devices []string, n int, asJSON bool) error {
+	var views []statusView
+	for _, r := range cfg.Recorders() {
+		if len(devices) > 0 && !slices.ContainsFunc(devices, func(d string) bool { return strings.EqualFold(d, r.Name) }) {
+			continue
+		}
+		v := statusView{Device: r.Name, StateDir: r.Config.StateDir}
+		if _, err := os.Stat(r.Config.StateDir); err == nil {
+			if v, err = readStatus(r.Config.StateDir, n); err != nil {
+				return fmt.Errorf("recorder %s: %w", r.Name, err)
+			}
+			v.Device = r.Name
+		}
+		views = append(views, v)
+	}
+	if len(views) < len(devices) || len(views) == 0 {
+		names := make([]string, 0)
+		for _, r := range cfg.Recorders() {
+			names = append(names, r.Name)
+		}
+		return cli.Usage(fmt.Errorf("--device %s: the config names the recorders %s", strings.Join(devices, ","), strings.Join(names, ", ")))
+	}
+	if asJSON {
+		return writeJSON(w, views)
+	}
+	for i, v := range views {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "device:           %s\n", v.Device)
+		printStatus(w, v)
+	}
+	return nil
 }
 
 func printStatus(w io.Writer, v statusView) {
