@@ -281,6 +281,18 @@ func TestProtectedRecorderThatStopsAnsweringGetsASafetyCode(t *testing.T) {
 			if !reported {
 				t.Errorf("no report carries %s with its advice: %+v", agent.CodeProtectedUnresponsive, sink.reports)
 			}
+			if js.Current == nil {
+				return // the attempt ended (flash timeout): nothing to settle
+			}
+			// The next cycle settles the update: it asks the recorder, which
+			// still does not answer, says so again and sends nothing.
+			out = w.cycle(t, agent.ModeUpdateNow)
+			if len(out.Codes) == 0 || out.Codes[0] != agent.CodeProtectedUnresponsive {
+				t.Errorf("settling cycle: %s %v, want %s first", out.Result, out.Codes, agent.CodeProtectedUnresponsive)
+			}
+			if st := w.state(); st.Uploads != 1 {
+				t.Errorf("the settling cycle uploaded again: %d uploads", st.Uploads)
+			}
 		})
 	}
 }

@@ -52,7 +52,7 @@ func (c *cycle) protectedUnresponsive(err error) bool {
 
 // protectedUnresponsiveError puts the safety advice in front of err.
 func protectedUnresponsiveError(id device.Identity, err error) error {
-	return fmt.Errorf("safety: the %s recorder (serial %s) stopped answering after fwagent sent it firmware, and this model is permanently damaged by the wrong firmware: "+
+	return fmt.Errorf("safety: the %s recorder (serial %s) stopped answering after fwagent sent it firmware; it may be damaged (this model does not survive wrong firmware): "+
 		"do not power-cycle it repeatedly and do not try other images on it; contact the vendor's support with this report (while it does not answer, fwagent only asks it what it runs and sends it nothing): %w",
 		verify.ProtectedModel, id.Serial, err)
 }
