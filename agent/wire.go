@@ -53,8 +53,10 @@ func New(cfg *config.Config, opt Options) (*Agent, error) {
 	switch l := log.(type) {
 	case *logrus.Logger:
 		l.AddHook(&a.ids)
+		l.AddHook(support.SecretHook{})
 	case *logrus.Entry:
 		l.Logger.AddHook(&a.ids)
+		l.Logger.AddHook(support.SecretHook{})
 	}
 	ok := false
 	defer func() {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"iter"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"gopkg.in/natefinch/lumberjack.v2"
+
+	"github.com/fwagent/fwagent/internal/redact"
 )
 
 // LogFile is the name of the active log file in the log directory; rotated
@@ -227,6 +230,35 @@ func rotatedTime(name string) (time.Time, bool) {
 	}
 	t, err := time.ParseInLocation(rotatedTimeFormat, ts, time.UTC)
 	return t, err == nil
+}
+
+// SecretHook removes credentials from an entry's message and fields
+// (redact.Secrets; URLs lose their user information) before any formatter
+// sees it. The logger NewLogger returns scrubs every formatted line anyway;
+// the agent adds this hook to whatever logger it is given, so that a logger
+// built elsewhere cannot write a credential either.
+type SecretHook struct{}
+
+// Levels returns every level.
+func (SecretHook) Levels() []logrus.Level { return logrus.AllLevels }
+
+// Fire scrubs e in place (logrus hands hooks a copy of the fields).
+func (SecretHook) Fire(e *logrus.Entry) error {
+	e.Message = redact.Secrets(e.Message)
+	for k, v := range e.Data {
+		switch v := v.(type) {
+		case string:
+			e.Data[k] = redact.Secrets(v)
+		case error:
+			// Formatters print an error as its message: same output.
+			e.Data[k] = redact.Secrets(v.Error())
+		case *url.URL:
+			if v != nil {
+				e.Data[k] = redact.URL(v.String())
+			}
+		}
+	}
+	return nil
 }
 
 // clockHook stamps every entry with an injected clock (LogOptions.Now).

@@ -3,6 +3,8 @@ package support
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -235,5 +237,30 @@ func TestFormatLogEntryPrintsIntegersAsIntegers(t *testing.T) {
 	want := `2026-03-01T02:00:00Z INFO  download verified bytes=200000000 nested="{\"n\":123456789}" rate=0.5 size=4294967296`
 	if got := FormatLogEntry(e); got != want {
 		t.Fatalf("FormatLogEntry =\n%s\nwant\n%s", got, want)
+	}
+}
+
+// SecretHook scrubs a logger built without NewLogger (the agent adds it to
+// whatever logger it is given).
+func TestSecretHookScrubsAPlainLogger(t *testing.T) {
+	var out bytes.Buffer
+	log := logrus.New()
+	log.SetOutput(&out)
+	log.SetFormatter(&logrus.JSONFormatter{})
+	log.AddHook(SecretHook{})
+	u, _ := url.Parse("http://joe:UrlPass-1@192.0.2.9/m.json")
+	log.WithFields(logrus.Fields{"url": u, "auth": "Authorization: Bearer tok-1234567890", "n": 3}).
+		WithError(errors.New(`Get "http://joe:ErrPass-2@192.0.2.9/m.json": EOF`)).
+		Info("fetch with password=MsgPass-3 from 192.0.2.9")
+	got := out.String()
+	for _, bad := range []string{"UrlPass-1", "tok-1234567890", "ErrPass-2", "MsgPass-3"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("the line holds %q:\n%s", bad, got)
+		}
+	}
+	for _, want := range []string{`"n":3`, "192.0.2.9", `"url":"http://192.0.2.9/m.json"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the line lacks %q:\n%s", want, got)
+		}
 	}
 }
