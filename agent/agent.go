@@ -78,6 +78,11 @@ type Agent struct {
 	// recorder already flashed, which is never held) or another error. A site bounds
 	// its parallel installs with it (install.max_parallel).
 	InstallGate func(ctx context.Context, device, releaseID string) (release func(Outcome), err error)
+	// IdentityClaim, when set, is told each identity the device reports; an
+	// error (another recorder of the site answered with the same model and
+	// serial: two config entries reach one recorder) ends the cycle before
+	// anything is decided.
+	IdentityClaim func(device string, id device.Identity) error
 	// Name is the recorder's name in a site ("" for a lone agent); every
 	// log line of this agent carries it as the device field.
 	Name string

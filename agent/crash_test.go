@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envChild) == "1" {
 		os.Exit(crashChild())
 	}
+	if os.Getenv(envSiteChild) == "1" {
+		os.Exit(siteCrashChild())
+	}
 	os.Exit(m.Run())
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/agent/fetch"
 	"github.com/fwagent/fwagent/agent/journal"
+	"github.com/fwagent/fwagent/device"
 )
 
 // Site is the gateway: one fwagent serving every recorder of a site. Each
@@ -47,6 +48,38 @@ type Site struct {
 
 	mu       sync.Mutex
 	failures map[string][]string // release id -> recorders whose install of it failed
+	claims   map[string]string   // model and serial -> the recorder that answered with them
+}
+
+// CodeDuplicateRecorder is the code of a recorder that answered with the
+// model and serial of another recorder of the site: two entries of
+// devices: reach one recorder (by two addresses), which must never be
+// updated twice.
+const CodeDuplicateRecorder = "duplicate_recorder"
+
+// claim records that device answered as id, refusing an identity another
+// recorder of the site answered with.
+func (s *Site) claim(device string, id device.Identity) error {
+	serial := strings.TrimSpace(id.Serial)
+	if serial == "" {
+		return nil
+	}
+	key := strings.ToLower(strings.TrimSpace(id.Model)) + "\x00" + serial
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.claims == nil {
+		s.claims = map[string]string{}
+	}
+	if other, ok := s.claims[key]; ok && other != device {
+		return fmt.Errorf("recorder %s answers as %s serial %s, like recorder %s: two entries of devices: reach one recorder; remove one of them (this one is not updated meanwhile)", device, id.Model, serial, other)
+	}
+	for k, d := range s.claims {
+		if d == device {
+			delete(s.claims, k)
+		}
+	}
+	s.claims[key] = device
+	return nil
 }
 
 // ErrInstallHeld is returned by a site's InstallGate when the site stopped
@@ -128,6 +161,7 @@ func NewSite(cfg *config.Config, opt Options) (*Site, error) {
 		}
 		a.ManifestSource = s.manifest.fetch
 		a.InstallGate = s.gate
+		a.IdentityClaim = s.claim
 		s.Agents = append(s.Agents, a)
 	}
 	ok = true
@@ -217,7 +251,9 @@ func (s *Site) Cycle(ctx context.Context, mode Mode, agents []*Agent) []DeviceOu
 // stop_after_failures; it runs before the recorder gives its install slot
 // back, so the next recorder to get the slot sees the count.
 func (s *Site) noteOutcome(device string, o Outcome) {
-	if o.Result != ResultFailed || o.Release == "" || !(o.InstallFailed || installStep(o.Step)) {
+	if o.Result != ResultFailed || o.Release == "" || !(o.InstallFailed || installStep(o.Step)) || slices.Contains(o.Codes, CodeInstallInterrupted) {
+		// An install the agent's own stop interrupted says nothing about
+		// the release.
 		return
 	}
 	s.mu.Lock()

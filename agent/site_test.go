@@ -327,3 +327,38 @@ func slicesContain(s []string, v string) bool {
 	}
 	return false
 }
+
+func TestTwoEntriesReachingOneRecorderAreNotUpdatedTwice(t *testing.T) {
+	w := newSite(t, lab.Options{Releases: []lab.Release{custom4125},
+		Site: []lab.SiteDevice{{Name: "front", Device: nvrsim.Config{Model: protected, Firmware: "4.1.20"}}}})
+	raw, err := os.ReadFile(w.lab.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	start := strings.Index(text, "  - name: front\n")
+	end := strings.Index(text[start:], "manifest:") + start
+	entry := text[start:end]
+	u, _ := url.Parse(w.lab.Sim.URL())
+	alias := strings.Replace(strings.Replace(entry, "name: front", "name: alias", 1), "127.0.0.1:", "localhost:", 1)
+	if alias == entry || !strings.Contains(alias, "localhost:"+u.Port()) {
+		t.Fatalf("could not build the alias entry from:\n%s", entry)
+	}
+	if err := os.WriteFile(w.lab.ConfigPath, []byte(text[:end]+alias+text[end:]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.reopen(t)
+	outs := w.cycle(t, agent.ModeUpdateNow)
+	installed, dup := 0, 0
+	for _, o := range outs {
+		if o.Result == agent.ResultInstalled {
+			installed++
+		}
+		if slicesContain(o.Codes, agent.CodeDuplicateRecorder) {
+			dup++
+		}
+	}
+	if installed != 1 || dup != 1 || w.lab.Sim.State().Installs != 1 {
+		t.Fatalf("%d installed, %d refused as duplicates, %d flashes; want one of each and one flash", installed, dup, w.lab.Sim.State().Installs)
+	}
+}

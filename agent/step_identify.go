@@ -39,6 +39,11 @@ func (c *cycle) identify(ctx context.Context) (*state, error) {
 	if c.mode != ModeCheck {
 		c.a.noteCredentials(nil, true)
 	}
+	if c.a.IdentityClaim != nil {
+		if err := c.a.IdentityClaim(c.a.DeviceName(), id); err != nil {
+			return nil, failed(classDevice, CodeDuplicateRecorder, err)
+		}
+	}
 	c.id = id
 	c.out.Identity = &id
 	c.a.setStatus(func(s *Status) { s.Identity = &id })
