@@ -113,8 +113,19 @@ func FuzzParseVersion(f *testing.F) {
 	for _, s := range []string{"V4.1.25", "4.1.25", "v4.62.210", "V4.1.25 build 200316", "4.1.25 build200316", "", "4..1", "1.2.3.4.5.6.7", "4.1.99999999999"} {
 		f.Add(s)
 	}
+	f.Add("4.1.25.0")
+	f.Add("04.01.25")
+	f.Add(" 4.1.25")
 	f.Fuzz(func(t *testing.T, s string) {
 		v, err := ParseVersion(s)
+		// The protected model's exact rule accepts a subset of what parses
+		// as 4.1.25, and only the canonical spellings of it.
+		if IsProtectedVersion(s) {
+			want, _ := ParseVersion(ProtectedVersion)
+			if err != nil || v.Compare(want) != 0 || v.Build() != "" || strings.TrimLeft(s, "Vv") != ProtectedVersion || len(s) > len(ProtectedVersion)+1 {
+				t.Fatalf("IsProtectedVersion(%q) is true but it is not exactly 4.1.25 (%v, %v)", s, v, err)
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, ErrVersion) {
 				t.Fatalf("error %v does not wrap ErrVersion", err)
