@@ -1,0 +1,362 @@
+// Command fleet is the fleet server's load generator: it starts
+// `fwctl fleet serve` as a child process on loopback over SQLite and over a
+// throwaway PostgreSQL, simulates up to -devices agents (each with its own
+// Ed25519 key) checking in with signed check-ins, and prints check-ins per
+// second sustained, latency percentiles, the time of `fleet devices
+// --state failed` over the whole fleet, the server's peak RSS, and the time
+// from a pause to the last simulated agent holding.
+//
+// It is bounded: -devices check-ins per phase and -max-time per phase, to
+// 127.0.0.1 only. It prints figures and asserts nothing.
+//
+//	go run ./bench/fleet -devices 100000
+//	go run ./bench/fleet -devices 20000 -db sqlite
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fwagent/fwagent/fleet"
+	"github.com/fwagent/fwagent/internal/pgtest"
+)
+
+const token = "bench-admin-token-0123456789abcdef"
+
+func main() {
+	var (
+		devices     = flag.Int("devices", 100000, "simulated agents (at most 100000)")
+		concurrency = flag.Int("concurrency", 64, "concurrent connections")
+		maxTime     = flag.Duration("max-time", 90*time.Second, "bound of each phase")
+		dbs         = flag.String("db", "sqlite,postgres", "stores to measure: sqlite, postgres or both")
+		failedShare = flag.Float64("failed", 0.1, "share of devices that report a failed install")
+	)
+	flag.Parse()
+	if *devices < 1 || *devices > 100000 {
+		fmt.Fprintln(os.Stderr, "-devices must be 1 to 100000")
+		os.Exit(2)
+	}
+	if err := run(*devices, *concurrency, *maxTime, strings.Split(*dbs, ","), *failedShare); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/fleet:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n, conc int, maxTime time.Duration, dbs []string, failedShare float64) error {
+	dir, err := os.MkdirTemp("", "fleet-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "fwctl")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/fwctl")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build fwctl (run from the repository root): %w", err)
+	}
+	tokenFile := filepath.Join(dir, "admin.token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		return err
+	}
+	fmt.Printf("machine: %d CPUs, %s/%s; %d devices, %d connections, phases bounded to %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, n, conc, maxTime)
+	fmt.Printf("load before: %s", loadavg())
+	start := time.Now()
+	keys := make([]*fleet.DeviceKey, n)
+	for i := range keys {
+		_, priv, _ := ed25519.GenerateKey(nil)
+		keys[i] = fleet.NewDeviceKey(priv)
+	}
+	fmt.Printf("generated %d device keys in %s\n", n, time.Since(start).Round(time.Millisecond))
+	for _, db := range dbs {
+		var url string
+		switch strings.TrimSpace(db) {
+		case "sqlite":
+			url = filepath.Join(dir, "fleet.db")
+		case "postgres":
+			c, err := pgtest.Start(context.Background(), pgtest.Options{Durable: true, MaxConnections: 200})
+			if err != nil {
+				return err
+			}
+			defer c.Stop()
+			if url, err = c.NewDatabase(context.Background()); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("-db %q: want sqlite or postgres", db)
+		}
+		fmt.Printf("\n== %s (durable: fsync on)\n", db)
+		if err := measure(bin, tokenFile, url, keys, conc, maxTime, failedShare); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("\nload after: %s", loadavg())
+	return nil
+}
+
+type serverProc struct {
+	url string
+	cmd *exec.Cmd
+}
+
+func startServer(bin, tokenFile, db string) (*serverProc, error) {
+	cmd := exec.Command(bin, "fleet", "serve", "--listen", "127.0.0.1:0", "--db", db, "--enrolment", "open", "--admin-token-file", tokenFile)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("fwctl fleet serve did not start: %w", err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	return &serverProc{url: strings.TrimSpace(strings.TrimPrefix(line, "fleet server at ")), cmd: cmd}, nil
+}
+
+func (p *serverProc) stop() {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	_ = p.cmd.Wait()
+}
+
+// rss reads the server's current and peak resident set (KiB).
+func (p *serverProc) rss() (cur, peak int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		var v int64
+		if _, err := fmt.Sscanf(l, "VmRSS: %d kB", &v); err == nil {
+			cur = v
+		}
+		if _, err := fmt.Sscanf(l, "VmHWM: %d kB", &v); err == nil {
+			peak = v
+		}
+	}
+	return cur, peak
+}
+
+func measure(bin, tokenFile, db string, keys []*fleet.DeviceKey, conc int, maxTime time.Duration, failedShare float64) error {
+	srv, err := startServer(bin, tokenFile, db)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}, Timeout: 60 * time.Second}
+	n := len(keys)
+	failedEvery := 0
+	if failedShare > 0 {
+		failedEvery = int(1 / failedShare)
+	}
+	phase := func(name string, mutate func(i int, c *fleet.CheckIn)) error {
+		// Sign before timing: the figure is the server's, not the
+		// simulator's signing speed.
+		bodies := make([][]byte, n)
+		parallel(n, func(i int) {
+			c := fleet.CheckIn{Serial: fmt.Sprintf("NVR-%06d", i), Model: "iDS-9632NXI-I8/16S", Firmware: "V4.1.24", Site: fmt.Sprintf("site-%03d", i/100),
+				DeviceName: fmt.Sprintf("rec-%d", i%100), AgentVersion: "1.0", IntervalSeconds: 60, QueueDepth: 0}
+			mutate(i, &c)
+			env, _, err := keys[i].SignCheckIn(c)
+			if err != nil {
+				panic(err)
+			}
+			bodies[i] = env.Marshal()
+		})
+		res := load(hc, srv.url+fleet.CheckInPath, bodies, conc, maxTime, nil)
+		cur, peak := srv.rss()
+		fmt.Printf("%-28s %6d check-ins in %6.2fs: %7.0f/s sustained; latency p50 %s p99 %s max %s; %d errors; server RSS %d MiB (peak %d MiB)\n",
+			name, res.ok, res.elapsed.Seconds(), float64(res.ok)/res.elapsed.Seconds(), res.p(0.50), res.p(0.99), res.p(1), res.errors, cur/1024, peak/1024)
+		if res.firstErr != nil {
+			fmt.Printf("  first error: %v\n", res.firstErr)
+		}
+		return nil
+	}
+	if err := phase("enrolment (new devices)", func(int, *fleet.CheckIn) {}); err != nil {
+		return err
+	}
+	if err := phase("steady state (updates)", func(i int, c *fleet.CheckIn) {
+		if failedEvery > 0 && i%failedEvery == 0 {
+			c.LastResult, c.LastCode, c.LastReleaseID = fleet.ResultFailed, "badFlash", "r1"
+		} else {
+			c.Step, c.ReleaseID, c.Progress = "download", "r1", 50
+		}
+	}); err != nil {
+		return err
+	}
+
+	// fwctl fleet devices --state failed over the whole fleet.
+	for i := 0; i < 3; i++ {
+		t := time.Now()
+		var devs []json.RawMessage
+		if err := admin(hc, "GET", srv.url+"/v1/admin/devices?state=failed", nil, &devs); err != nil {
+			return err
+		}
+		fmt.Printf("devices --state failed over %d devices: %d listed in %s\n", n, len(devs), time.Since(t).Round(time.Millisecond))
+	}
+
+	// Pause: every check-in after it carries the hold. Agents check in
+	// every minute, spread evenly: on a simulated clock the last one checks
+	// in just under a minute after the pause; the run below sends them all
+	// (each signed at its simulated time) and checks the hold is in each.
+	pauseAt := time.Now()
+	if err := admin(hc, "POST", srv.url+"/v1/admin/releases/r1/pause", strings.NewReader(`{"cause":"bench"}`), nil); err != nil {
+		return err
+	}
+	bodies := make([][]byte, len(keys))
+	parallel(len(keys), func(i int) {
+		env, _, _ := keys[i].SignCheckIn(fleet.CheckIn{Serial: fmt.Sprintf("NVR-%06d", i), Model: "iDS-9632NXI-I8/16S", AgentVersion: "1.0", IntervalSeconds: 60})
+		bodies[i] = env.Marshal()
+	})
+	var notHeld atomic.Int64
+	res := load(hc, srv.url+fleet.CheckInPath, bodies, conc, maxTime, func(body []byte) {
+		var r fleet.CheckInReply
+		if json.Unmarshal(body, &r) != nil {
+			notHeld.Add(1)
+			return
+		}
+		if _, ok := r.Held("r1"); !ok {
+			notHeld.Add(1)
+		}
+	})
+	lastOffset := time.Duration(len(keys)-1) * time.Minute / time.Duration(len(keys))
+	fmt.Printf("pause -> last agent holding: %s on the simulated clock (checkin_interval 1m, agents spread evenly; + at most the server's 1 s hold cache); %d of %d check-ins after the pause held, %d did not; the round took %s of real time (%s after the pause)\n",
+		(lastOffset + res.p(1)).Round(time.Millisecond), int64(res.ok)-notHeld.Load(), res.ok, notHeld.Load(), res.elapsed.Round(time.Millisecond), time.Since(pauseAt).Round(time.Millisecond))
+	return nil
+}
+
+type result struct {
+	ok, errors int
+	elapsed    time.Duration
+	lat        []time.Duration
+	firstErr   error
+}
+
+func (r *result) p(q float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	i := int(q * float64(len(r.lat)-1))
+	return r.lat[i].Round(100 * time.Microsecond)
+}
+
+// load posts every body once with conc workers, bounded by maxTime.
+func load(hc *http.Client, url string, bodies [][]byte, conc int, maxTime time.Duration, check func([]byte)) *result {
+	var (
+		next     atomic.Int64
+		mu       sync.Mutex
+		res      = &result{}
+		wg       sync.WaitGroup
+		deadline = time.Now().Add(maxTime)
+	)
+	start := time.Now()
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, len(bodies)/conc+1)
+			ok, bad := 0, 0
+			var firstErr error
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(bodies) || time.Now().After(deadline) {
+					break
+				}
+				t := time.Now()
+				resp, err := hc.Post(url, "application/json", bytes.NewReader(bodies[i]))
+				if err == nil {
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode/100 != 2 {
+						err = fmt.Errorf("%d %s", resp.StatusCode, body)
+					} else if check != nil {
+						check(body)
+					}
+				}
+				if err != nil {
+					bad++
+					if firstErr == nil {
+						firstErr = err
+					}
+					continue
+				}
+				lat = append(lat, time.Since(t))
+				ok++
+			}
+			mu.Lock()
+			res.ok += ok
+			res.errors += bad
+			res.lat = append(res.lat, lat...)
+			if res.firstErr == nil {
+				res.firstErr = firstErr
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	sort.Slice(res.lat, func(i, j int) bool { return res.lat[i] < res.lat[j] })
+	return res
+}
+
+func admin(hc *http.Client, method, url string, body io.Reader, out any) error {
+	req, _ := http.NewRequest(method, url, body)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		return errors.New(resp.Status + ": " + string(b))
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func parallel(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	w := runtime.NumCPU()
+	for k := 0; k < w; k++ {
+		wg.Add(1)
+		go func(k int) {
+			defer wg.Done()
+			for i := k; i < n; i += w {
+				f(i)
+			}
+		}(k)
+	}
+	wg.Wait()
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown\n"
+	}
+	return string(b)
+}
