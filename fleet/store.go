@@ -91,14 +91,15 @@ type Event struct {
 
 // Event kinds.
 const (
-	EventPending  = "enrolment_pending"
-	EventEnrolled = "enrolled"
-	EventApproved = "approved"
-	EventForged   = "forgery_refused"
-	EventReplay   = "replay_ignored"
-	EventReport   = "report"
-	EventImported = "imported"
-	EventState    = "state"
+	EventPending   = "enrolment_pending"
+	EventEnrolled  = "enrolled"
+	EventApproved  = "approved"
+	EventForged    = "forgery_refused"
+	EventReplay    = "replay_ignored"
+	EventReport    = "report"
+	EventImported  = "imported"
+	EventState     = "state"
+	EventForgotten = "key_forgotten"
 )
 
 // Counter names.

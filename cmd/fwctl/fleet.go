@@ -30,10 +30,10 @@ each serial to its device key, shows every recorder's state, and can hold
 a release (agents start no new install of it). See docs/fleet.md.`,
 		Args: cli.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return cli.Usage(errors.New("fwctl fleet needs a subcommand: serve, devices, approve, pause, resume, rollout or import (see fwctl fleet --help)"))
+			return cli.Usage(errors.New("fwctl fleet needs a subcommand: serve, devices, approve, forget, pause, resume, rollout or import (see fwctl fleet --help)"))
 		},
 	}
-	c.AddCommand(newFleetServeCmd(), newFleetDevicesCmd(), newFleetApproveCmd(), newFleetPauseCmd(true), newFleetPauseCmd(false),
+	c.AddCommand(newFleetServeCmd(), newFleetDevicesCmd(), newFleetApproveCmd(), newFleetForgetCmd(), newFleetPauseCmd(true), newFleetPauseCmd(false),
 		newFleetImportCmd(), newFleetRolloutCmd())
 	return c
 }

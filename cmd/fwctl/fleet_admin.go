@@ -249,6 +249,39 @@ accepted. An enrolled serial keeps its key.`,
 	return c
 }
 
+func newFleetForgetCmd() *cobra.Command {
+	var f adminFlags
+	c := &cobra.Command{
+		Use:   "forget SERIAL... --admin-token-file F [--server URL]",
+		Short: "Unbind a device's key (a recorder replaced or reinstalled): its next key enrols",
+		Long: `Unbind the key of each serial: the next key that checks in for it is
+enrolled, as for a serial approved before its first check-in. Use it when a
+recorder's agent lost its state directory (and so its key) and its messages
+are refused as forgeries. The device's history and reports stay.`,
+		Example: "  fwctl fleet forget NVR-0001 --admin-token-file admin.token",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cli.Usage(errors.New("give the serials whose keys to forget"))
+			}
+			ac, err := f.client(cmd)
+			if err != nil {
+				return err
+			}
+			var res server.ForgetResult
+			if err := ac.do(cmd.Context(), "POST", "/v1/admin/forget", jsonBody(server.ApproveRequest{Serials: args}), &res); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "forgot the key of %d device(s); %d unknown serial(s)\n", len(res.Forgotten), len(res.Unknown))
+			if len(res.Unknown) > 0 {
+				return cli.Failure(fmt.Errorf("unknown serial(s): %s", strings.Join(res.Unknown, ", ")))
+			}
+			return nil
+		},
+	}
+	f.register(c)
+	return c
+}
+
 func newFleetPauseCmd(pause bool) *cobra.Command {
 	var (
 		f              adminFlags

@@ -107,6 +107,18 @@ func TestFleetCommandsDriveTheServer(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "SN1") || !strings.Contains(out, "OLD1") {
 		t.Fatalf("rollout status --server: exit %d\n%s%s", code, out, errs)
 	}
+	// A reinstalled recorder (new key) is a forgery until its key is forgotten.
+	_, priv2, _ := ed25519.GenerateKey(nil)
+	reinstalled := fleet.NewClient(url, fleet.NewDeviceKey(priv2))
+	if _, err := reinstalled.CheckIn(context.Background(), ci); err == nil {
+		t.Fatal("a new key for an enrolled serial was accepted")
+	}
+	if out, errs, code := fwctl3(t, append([]string{"fleet", "forget", "SN1"}, admin...)...); code != 0 || !strings.Contains(out, "forgot the key of 1 device(s)") {
+		t.Fatalf("forget: exit %d\n%s%s", code, out, errs)
+	}
+	if reply, err := reinstalled.CheckIn(context.Background(), ci); err != nil || reply.Enrolment != fleet.EnrolAccepted {
+		t.Fatalf("check-in of the new key after forget: %+v, %v", reply, err)
+	}
 	out, _, code = fwctl3(t, append([]string{"fleet", "devices", "--json"}, admin...)...)
 	var devs []server.DeviceJSON
 	if code != 0 || json.Unmarshal([]byte(out), &devs) != nil || len(devs) != 3 {

@@ -187,6 +187,61 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
+// ForgetResult says what became of each serial.
+type ForgetResult struct {
+	Forgotten []string `json:"forgotten"` // key unbound: the next key to check in enrols
+	Unknown   []string `json:"unknown"`
+}
+
+// handleForget unbinds the keys of devices (a recorder replaced or
+// reinstalled, with a new key): each serial goes back to "registered" and
+// the next key that checks in for it is enrolled. Its history and reports
+// stay.
+func (s *Server) handleForget(w http.ResponseWriter, r *http.Request) {
+	body, ok := readBody(w, r, MaxAdminBody)
+	if !ok {
+		return
+	}
+	var req ApproveRequest
+	if err := json.Unmarshal(body, &req); err != nil || len(req.Serials) == 0 {
+		writeError(w, http.StatusBadRequest, "want {\"serials\": [...]} with at least one serial")
+		return
+	}
+	who := actor(r)
+	var res ForgetResult
+	err := s.store.Update(r.Context(), func(tx fleet.Tx) error {
+		res = ForgetResult{Forgotten: []string{}, Unknown: []string{}}
+		now := s.Now().UTC()
+		devs, err := tx.DevicesForUpdate(r.Context(), req.Serials)
+		if err != nil {
+			return err
+		}
+		var put []*fleet.Device
+		var events []fleet.Event
+		for _, sn := range req.Serials {
+			d := devs[sn]
+			if d == nil {
+				res.Unknown = append(res.Unknown, sn)
+				continue
+			}
+			events = append(events, fleet.Event{At: now, Serial: sn, Kind: fleet.EventForgotten, Detail: "key " + d.KeyID + " unbound by " + who + ": the next key to check in is enrolled"})
+			d.Enrolment, d.PubKey, d.KeyID, d.CheckInSeq, d.ReportSeq = fleet.EnrolRegistered, nil, "", 0, 0
+			d.Refresh()
+			put = append(put, d)
+			res.Forgotten = append(res.Forgotten, sn)
+		}
+		if err := tx.PutDevices(r.Context(), put); err != nil {
+			return err
+		}
+		return tx.AddEvents(r.Context(), events)
+	})
+	if err != nil {
+		s.unavailable(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
 // ReleaseJSON is a release with its rollout statistics.
 type ReleaseJSON struct {
 	ID         string            `json:"id"`

@@ -153,6 +153,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /v1/admin/devices", s.admin(s.handleDevices))
 	mux.Handle("GET /v1/admin/devices/{serial}", s.admin(s.handleDevice))
 	mux.Handle("POST /v1/admin/approve", s.admin(s.handleApprove))
+	mux.Handle("POST /v1/admin/forget", s.admin(s.handleForget))
 	mux.Handle("GET /v1/admin/releases", s.admin(s.handleReleases))
 	mux.Handle("PUT /v1/admin/releases/{id}/rollout", s.admin(s.handleSetRollout))
 	mux.Handle("POST /v1/admin/releases/{id}/pause", s.admin(s.handlePause(true)))
