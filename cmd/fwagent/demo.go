@@ -18,14 +18,25 @@ import (
 	"github.com/fwagent/fwagent/verify"
 )
 
-// The demo's world: the protected recorder on custom 4.1.20, and a manifest
-// offering the right custom image, a standard image for the same model (the
-// trap) and a standard image for another model.
+// The demo's world: a site of three recorders (two of the protected model
+// on custom 4.1.20 and a look-alike iDS-9632NXI-I8/S on standard 4.1.20),
+// and a manifest offering the right custom image, a standard image for the
+// protected model (the trap), a standard image for the look-alike and a
+// standard image for another model.
 const (
-	demoModel    = verify.ProtectedModel
-	demoFirmware = "V4.1.20"
-	demoSerial   = "DS-DEMO-0001"
+	demoModel     = verify.ProtectedModel
+	demoLookAlike = "iDS-9632NXI-I8/S"
+	demoFirmware  = "V4.1.20"
+	demoSerial    = "DS-DEMO-0001"
 )
+
+// demoSite is the demo's site: name, model, variant and serial of each
+// recorder.
+var demoSite = []struct{ name, model, variant, serial string }{
+	{"hall", demoModel, "custom", demoSerial},
+	{"yard", demoModel, "custom", "DS-DEMO-0002"},
+	{"gate", demoLookAlike, "standard", "DS-DEMO-0003"},
+}
 
 func demoReleases(imageSize int64) []lab.Release {
 	return []lab.Release{
@@ -34,6 +45,8 @@ func demoReleases(imageSize int64) []lab.Release {
 			Notes:    "custom firmware for iDS-9632NXI-I8/16S: the only firmware this model may run"},
 		{ID: "nvr-standard-4.1.30", Version: "4.1.30", Variant: "standard", Size: imageSize,
 			Notes: "standard firmware: permanently damages iDS-9632NXI-I8/16S"},
+		{ID: "i8s-standard-4.1.30", Models: []string{demoLookAlike}, Version: "4.1.30", Variant: "standard", Size: imageSize,
+			Notes: "standard firmware for the look-alike iDS-9632NXI-I8/S"},
 		{ID: "ds7608-standard-4.2.0", Models: []string{"DS-7608NI-K2"}, Version: "4.2.0", Variant: "standard"},
 	}
 }
@@ -47,10 +60,13 @@ func demoCommand() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "demo [--keep]",
 		Short: "Run a whole update against the built-in NVR simulator, on loopback only",
-		Long: "Start an NVR simulator (iDS-9632NXI-I8/16S on custom 4.1.20), an update server with a manifest\n" +
-			"signed by a throwaway key (custom 4.1.25, the standard 4.1.30 trap, and a release for another model),\n" +
-			"and the agent with a generated config; then run one full update cycle through the agent's ordinary\n" +
-			"code paths. --keep leaves the simulator and the server running for fwagent check/status and curl.",
+		Long: "Start a site of three simulated recorders (two iDS-9632NXI-I8/16S on custom 4.1.20 and a look-alike\n" +
+			"iDS-9632NXI-I8/S on standard 4.1.20), an update server with a manifest co-signed by throwaway keys\n" +
+			"(custom 4.1.25, the standard 4.1.30 trap for the 16S, standard 4.1.30 for the /S, and a release for\n" +
+			"another model), and one agent serving the whole site with a generated config; then run one full update\n" +
+			"cycle through the agent's ordinary code paths: each 16S gets custom 4.1.25 (one download for both), the\n" +
+			"/S is never offered the custom image. --keep leaves the simulators and the server running for fwagent\n" +
+			"check/status and curl.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if sizeMB <= 0 || sizeMB > 4096 {
@@ -76,18 +92,25 @@ func runDemo(cmd *cobra.Command, keep bool, imageSize int64, flash time.Duration
 		defer os.RemoveAll(dir)
 	}
 	fmt.Fprintf(out, "fwagent demo: everything runs on loopback, in %s\n\n", dir)
+	var site []lab.SiteDevice
+	for _, d := range demoSite {
+		site = append(site, lab.SiteDevice{Name: d.name, Device: nvrsim.Config{Model: d.model, Firmware: demoFirmware, Variant: d.variant,
+			Serial: d.serial, FlashDuration: flash, RebootDelay: time.Second}})
+	}
 	l, err := lab.Start(lab.Options{
-		Dir: dir,
-		Device: nvrsim.Config{Model: demoModel, Firmware: demoFirmware, Variant: "custom", Serial: demoSerial,
-			FlashDuration: flash, RebootDelay: time.Second},
-		Releases: demoReleases(imageSize),
+		Dir:       dir,
+		Site:      site,
+		Releases:  demoReleases(imageSize),
+		ExtraYAML: "install:\n  max_parallel: 2\n",
 	})
 	if err != nil {
 		return fmt.Errorf("start the demo world: %w", err)
 	}
 	defer l.Close()
-	sc := l.Sim.Config()
-	fmt.Fprintf(out, "  NVR simulator  %s  model %s, firmware %s (custom), serial %s\n", l.Sim.URL(), sc.Model, demoFirmware, demoSerial)
+	for i, r := range l.Site.Recorders {
+		sc := r.Config()
+		fmt.Fprintf(out, "  recorder %-5s %s  model %-18s firmware %s (%s), serial %s\n", l.Site.Names[i], r.URL(), sc.Model, demoFirmware, sc.Variant, sc.Serial)
+	}
 	ids := make([]string, 0, len(l.Keys))
 	for _, k := range l.Keys {
 		ids = append(ids, manifest.KeyID(k.Public().(ed25519.PublicKey)))
@@ -107,25 +130,44 @@ func runDemo(cmd *cobra.Command, keep bool, imageSize int64, flash time.Duration
 	if err != nil {
 		return err
 	}
-	result := s.agent.Cycle(cmd.Context(), agent.ModeUpdateNow)
+	results := s.site.Cycle(cmd.Context(), agent.ModeUpdateNow, nil)
 	s.Close()
 
+	for _, r := range results {
+		fmt.Fprintf(out, "\n== %s ==\n", r.Device)
+		printOutcome(out, r.Outcome)
+	}
 	fmt.Fprintln(out)
-	printOutcome(out, result)
-	st := l.Sim.State()
-	fmt.Fprintf(out, "\nsimulator now:  firmware %s (%s), installs %d, bricked %v\n", st.Firmware, st.Variant, st.Installs, st.Bricked)
+	sum := siteSummary{Recorders: len(results), Results: map[string]int{}, Exit: siteExit(results)}
+	for _, r := range results {
+		sum.Results[string(r.Result)]++
+	}
+	printSite(out, results, sum)
+	fmt.Fprintln(out)
+	var problems []string
+	for i, r := range l.Site.Recorders {
+		st := r.State()
+		fmt.Fprintf(out, "simulator %-5s firmware %s (%s), installs %d, bricked %v\n", l.Site.Names[i], st.Firmware, st.Variant, st.Installs, st.Bricked)
+		if st.Bricked {
+			problems = append(problems, fmt.Sprintf("%s was bricked: %s", l.Site.Names[i], st.BrickReason))
+		}
+		if results[i].Result != agent.ResultInstalled {
+			problems = append(problems, fmt.Sprintf("%s: %s: %s", results[i].Device, results[i].Result, results[i].Message))
+		}
+		if st.Model == demoLookAlike && st.Variant != "standard" {
+			problems = append(problems, fmt.Sprintf("%s (%s) got the %s image", l.Site.Names[i], st.Model, st.Variant))
+		}
+	}
+	fmt.Fprintf(out, "image downloads from the update server: %d (one per release for the whole site)\n", l.ImageRequests.Load())
 	fmt.Fprintf(out, "took %s\n", time.Since(start).Round(100*time.Millisecond))
 	if keep {
 		printKeep(out, l)
 		<-cmd.Context().Done()
 	}
-	switch {
-	case st.Bricked:
-		return fmt.Errorf("the simulated recorder was bricked: %s", st.BrickReason)
-	case result.Result != agent.ResultInstalled:
-		return fmt.Errorf("the demo update did not complete: %s: %s", result.Result, result.Message)
+	if len(problems) > 0 {
+		return fmt.Errorf("the demo update did not complete: %s", strings.Join(problems, "; "))
 	}
-	fmt.Fprintln(out, "demo passed: the standard firmware was refused, the custom 4.1.25 image was proven, installed and confirmed")
+	fmt.Fprintln(out, "demo passed: the standard firmware was refused on both 16S, which got the custom 4.1.25 image (downloaded once, proven, installed and confirmed); the look-alike /S got its own standard release and never the custom image")
 	return nil
 }
 

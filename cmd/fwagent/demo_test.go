@@ -10,7 +10,8 @@ func TestDemoRunsAWholeUpdateAgainstTheSimulator(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("demo exited %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"standard_firmware_forbidden", "installed and confirmed", "bricked false", "demo passed"} {
+	for _, want := range []string{"standard_firmware_forbidden", "installed and confirmed", "bricked false", "demo passed",
+		"== hall ==", "== yard ==", "== gate ==", "site: 3 recorders: 3 installed", "image downloads from the update server: 2"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, stdout)
 		}

@@ -12,7 +12,7 @@ import (
 )
 
 // startSiteLab starts a site: two 16S on custom 4.1.20 and a /S look-alike
-// on standard firmware (no release for it in the demo's manifest).
+// on standard firmware, with the demo's manifest.
 func startSiteLab(t *testing.T) *lab.Lab {
 	t.Helper()
 	l, err := lab.Start(lab.Options{
@@ -35,11 +35,10 @@ func startSiteLab(t *testing.T) *lab.Lab {
 func TestASiteShowsOneLinePerRecorderAndExitsForTheWholeSite(t *testing.T) {
 	l := startSiteLab(t)
 	stdout, stderr, code := runFwagent(t, "check", "--config", l.ConfigPath)
-	// gate has no release for its model: nothing to do (3) for the site.
-	if code != exitNothing {
-		t.Fatalf("check exited %d, want %d\n%s\n%s", code, exitNothing, stdout, stderr)
+	if code != exitOK {
+		t.Fatalf("check exited %d, want 0\n%s\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"hall ", "yard ", "gate ", "available nvr-custom-4.1.25", "iDS-9632NXI-I8/S", "site: 3 recorders: 2 available, 1 nothing"} {
+	for _, want := range []string{"hall ", "yard ", "gate ", "available nvr-custom-4.1.25", "available i8s-standard-4.1.30", "iDS-9632NXI-I8/S", "site: 3 recorders: 3 available (exit 0)"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("check output lacks %q:\n%s", want, stdout)
 		}
