@@ -88,6 +88,7 @@ type Agent struct {
 	Name string
 
 	ids      attemptFields // stamped on every log line of an attempt
+	noted    sync.Map      // notices logged once per process (unsupported health parts)
 	mu       sync.Mutex
 	cached   *manifest.Verified // the last verified manifest, reused on 304
 	status   Status

@@ -21,6 +21,14 @@ const (
 	ResultRefused   Result = "refused"        // refused by policy or local config (exit 4)
 	ResultFailed    Result = "failed"         // an error (exit 1; 5 when Step is install, reboot or confirm)
 	ResultStopped   Result = "stopped"        // the context ended at a safe point; the journal resumes it
+	// ResultDeferred: the checks before the upload made the install wait
+	// (a disk formatting, an upgrade running, a required backup failing);
+	// the next cycle tries again and no attempt is counted (exit 3).
+	ResultDeferred Result = "deferred"
+	// ResultInstalledDegraded: installed and confirmed, but channels or
+	// disks did not return to the baseline within confirm.health_timeout
+	// (exit 1: someone must look at the recorder).
+	ResultInstalledDegraded Result = "installed_degraded"
 )
 
 // Mode says how far a cycle may go.

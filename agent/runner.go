@@ -46,7 +46,7 @@ type state struct {
 // allStates lists every state in cycle order (docs and tests).
 func allStates() []*state {
 	return []*state{stateResume, stateSettle, stateIdentify, stateFetch, stateDecide, stateDownload,
-		stateVerify, stateWaitWindow, stateInstall, stateFlash, stateReboot, stateConfirm}
+		stateVerify, stateWaitWindow, statePreflight, stateInstall, stateFlash, stateReboot, stateConfirm}
 }
 
 // cycle is the working memory of one pass through the states.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/fwagent/fwagent/agent/audit"
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/agent/report"
@@ -64,7 +66,7 @@ func (c *cycle) confirm(ctx context.Context) (*state, error) {
 		// settle asked the device already: it runs the release.
 		after := *c.seen
 		c.seen = nil
-		return c.confirmed(after)
+		return c.confirmed(ctx, after)
 	}
 	after, err := c.a.Device.WaitReady(ctx)
 	if err != nil {
@@ -73,11 +75,13 @@ func (c *cycle) confirm(ctx context.Context) (*state, error) {
 		// the journal and the next cycle settles it by asking the device.
 		return nil, err
 	}
-	return c.confirmed(after)
+	return c.confirmed(ctx, after)
 }
 
-// confirmed checks after against the release and finishes the update.
-func (c *cycle) confirmed(after device.Identity) (*state, error) {
+// confirmed checks after against the release, then the recorder's health
+// against the baseline recorded before the upload (health.go), and
+// finishes the update: installed, or installed_degraded.
+func (c *cycle) confirmed(ctx context.Context, after device.Identity) (*state, error) {
 	a := c.a
 	u := c.current()
 	before := c.id
@@ -96,7 +100,13 @@ func (c *cycle) confirmed(after device.Identity) (*state, error) {
 	c.id = after
 	msg := fmt.Sprintf("installed and confirmed: %s now reports %s", after.Model, after.FirmwareVersion)
 	c.log.WithField("firmware", after.FirmwareVersion).Info(msg)
-	c.audit(audit.Entry{Event: audit.EventInstallConfirmed, Message: msg})
+	result, outcome, codes := ResultInstalled, journal.OutcomeSuccess, []string(nil)
+	if deg := c.healthAfter(ctx, u); deg != nil {
+		result, outcome, codes = ResultInstalledDegraded, journal.OutcomeDegraded, []string{CodeInstalledDegraded}
+		msg = fmt.Sprintf("installed and confirmed (%s now reports %s), but the recorder is not fully back at work: %s. fwagent does not roll back: check the cameras and their network, and the disks (the recorder's storage page), on site", after.Model, after.FirmwareVersion, deg)
+		c.log.WithFields(logrus.Fields{"missing_channels": deg.MissingChannels, "worse_disks": deg.WorseDisks}).Warn(msg)
+	}
+	c.audit(audit.Entry{Event: audit.EventInstallConfirmed, Codes: codes, Message: msg})
 	if err := a.dropImage(u.ImagePath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		c.log.WithError(err).Warn("could not delete the installed image")
 	}
@@ -109,15 +119,20 @@ func (c *cycle) confirmed(after device.Identity) (*state, error) {
 	// The report is queued before the journal forgets the update: a crash
 	// in between sends it twice (the attempt id lets the server see that),
 	// never not at all.
-	c.sendReport(report.Report{ReleaseID: u.ReleaseID, AttemptID: u.AttemptID, Step: string(journal.StepDone), Result: string(ResultInstalled), Message: msg})
-	if err := a.Journal.Finish(journal.Result{Outcome: journal.OutcomeSuccess, Step: journal.StepDone, Message: msg}); err != nil {
+	c.sendReport(report.Report{ReleaseID: u.ReleaseID, AttemptID: u.AttemptID, Step: string(journal.StepDone), Result: string(result), Codes: codes, Message: msg})
+	if err := a.Journal.Finish(journal.Result{Outcome: outcome, Step: journal.StepDone, Codes: codes, Message: msg}); err != nil {
 		return nil, failed(classLocal, CodeInternal, err)
 	}
 	if a.Metrics != nil {
-		a.Metrics.Result(string(ResultInstalled), "")
-		a.Metrics.SetLastSuccess(a.now())
+		if result == ResultInstalled {
+			a.Metrics.Result(string(ResultInstalled), "")
+			a.Metrics.SetLastSuccess(a.now())
+		} else {
+			a.Metrics.Result(string(result), CodeInstalledDegraded)
+		}
 	}
-	c.out.Result = ResultInstalled
+	c.out.Result = result
+	c.out.Codes = codes
 	c.out.Message = msg
 	return nil, nil
 }

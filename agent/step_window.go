@@ -7,8 +7,9 @@ import (
 	"github.com/fwagent/fwagent/agent/journal"
 )
 
-// stateWaitWindow waits for a maintenance window (-> stateInstall, or the
-// end of the cycle until the window opens).
+// stateWaitWindow waits for a maintenance window (-> statePreflight, whose
+// checks lead to stateInstall; or the end of the cycle until the window
+// opens).
 var stateWaitWindow = &state{
 	name:    string(journal.StepWaitWindow),
 	journal: journal.StepWaitWindow,
@@ -24,7 +25,7 @@ var stateWaitWindow = &state{
 func (c *cycle) waitWindow(ctx context.Context) (*state, error) {
 	now := c.a.now()
 	if c.mode == ModeUpdateNow || c.a.Config.InWindow(now) {
-		return stateInstall, nil
+		return statePreflight, nil
 	}
 	next := c.a.Config.NextWindow(now)
 	// Waiting is not a crash: the steps every waiting cycle passes again

@@ -63,6 +63,8 @@ const (
 	EventRefused          Event = "refused"           // a release refused by policy (codes say why)
 	EventDownloadVerified Event = "download_verified" // image downloaded, size, digest and format proven
 	EventInstallStarted   Event = "install_started"   // upload to the device begins
+	EventConfigBackup     Event = "config_backup"     // the recorder's configuration was backed up (its SHA-256)
+	EventInstallDeferred  Event = "install_deferred"  // the checks before the upload made the install wait (codes say why)
 	EventInstallConfirmed Event = "install_confirmed" // device reports the expected version
 	EventFailed           Event = "failed"            // an attempt failed (codes say why)
 	EventQuarantined      Event = "quarantined"       // a release will not be tried again

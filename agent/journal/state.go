@@ -61,9 +61,12 @@ const (
 // Outcomes of a finished update attempt.
 const (
 	OutcomeSuccess = "success" // installed and confirmed
-	OutcomeFailure = "failure" // an attempt failed
-	OutcomeRefused = "refused" // refused by policy; nothing was installed
-	OutcomeNothing = "nothing" // nothing to do
+	// OutcomeDegraded: installed and confirmed, but the recorder's channels
+	// or disks did not return to what they were before the upload.
+	OutcomeDegraded = "degraded"
+	OutcomeFailure  = "failure" // an attempt failed
+	OutcomeRefused  = "refused" // refused by policy; nothing was installed
+	OutcomeNothing  = "nothing" // nothing to do
 )
 
 // State is everything journal.json records.
@@ -121,6 +124,10 @@ type Update struct {
 	// Before is the device identity (model, firmware) read before the
 	// install, for the post-install check.
 	Before json.RawMessage `json:"before,omitempty"`
+	// Health is what the checks before the upload found: the recorder's
+	// health baseline (online channels, disks) and the configuration
+	// backup, as the agent wrote it; the confirm step compares against it.
+	Health json.RawMessage `json:"health,omitempty"`
 }
 
 // Quarantine records why a release is not tried again.
