@@ -19,15 +19,20 @@
 //	                                         │
 //	                                         └──> download ──> verify ──> wait_window ──┬──> (outside a window: end)
 //	                                                                                    │
-//	               done (reported) <── confirm <── reboot <── flash <── install <───────┘
+//	                      (disk busy, upgrade running, required backup failed) <── preflight
+//	                      deferred: end, no attempt counted                         (health baseline,
+//	                                                                                 config backup)
+//	                                                                                    │
+//	 done or installed_degraded <── confirm <── reboot <── flash <── install <──────────┘
+//	 (confirm: the exact version, then channels and disks back to the baseline)
 //
 //	any step ──(error)──> the step's failure table: retry next cycle (the update stays at the step),
 //	                      a new attempt next cycle (bounded by max_attempts), or quarantine the release
 //
 // Only download, verify, wait_window, install, reboot and confirm are
 // journal steps (written before they run; flash continues install);
-// identify, fetch_manifest and decide change nothing and are simply run
-// again. On start the agent resumes from the journal: an interrupted
+// identify, fetch_manifest, decide and preflight change nothing on the
+// device and are simply run again. On start the agent resumes from the journal: an interrupted
 // download resumes; a verified image is re-verified before install; an
 // interrupted install, reboot or confirm first asks the device what it runs
 // before doing anything else (settle), and never uploads blindly. Step names

@@ -118,10 +118,12 @@ func exitFor(out agent.Outcome) int {
 	switch out.Result {
 	case agent.ResultInstalled, agent.ResultAvailable:
 		return exitOK
-	case agent.ResultNothing, agent.ResultWaiting, agent.ResultPaused:
+	case agent.ResultNothing, agent.ResultWaiting, agent.ResultPaused, agent.ResultDeferred:
 		return exitNothing
 	case agent.ResultRefused:
 		return exitRefused
+	case agent.ResultInstalledDegraded:
+		return exitInstallFailed
 	case agent.ResultFailed:
 		if out.InstallFailed {
 			return exitInstallFailed
@@ -249,8 +251,9 @@ func updateCommand() *cobra.Command {
 		Short: "One full update cycle now: download, verify, install (in a maintenance window unless --now), confirm",
 		Long: "Run one whole cycle. With --from DIR the signed manifest (DIR/manifest.json) and the images\n" +
 			"come from a folder (a USB stick, a local mirror); every check is unchanged.\n" +
-			"Exit codes: 0 installed and confirmed, 3 nothing to do (or waiting for a window), 4 refused by policy,\n" +
-			"5 the install failed (upload, flash, reboot or post-install check), 1 other errors, 2 usage.\n" +
+			"Exit codes: 0 installed and confirmed, 3 nothing to do (or waiting for a window, or deferred by the\n" +
+			"health checks), 4 refused by policy, 5 the install failed (upload, flash, reboot or post-install\n" +
+			"check) or installed_degraded (channels or disks not back), 1 other errors, 2 usage.\n" +
 			"A site (devices:) updates every recorder (or those --device names), one line each and a summary;\n" +
 			"exit 0 only when every one ended installed or up to date (docs/site-gateway.md).",
 		Args: cobra.NoArgs,

@@ -62,5 +62,6 @@ func subcommands() []*cobra.Command {
 		logsCommand(),
 		bundleCommand(),
 		auditCommand(),
+		backupsCommand(),
 	}
 }

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fwagent/fwagent/agent"
+)
+
+// backupsCommand is `fwagent backups`: the recorder configuration backups
+// the agent made before its uploads. Restoring one is a deliberate manual
+// step (docs/health-and-backup.md), never done by fwagent.
+func backupsCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "backups",
+		Short: "List the recorder configuration backups made before uploads",
+		Args:  cobra.NoArgs,
+	}
+	var stateDir string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the configuration backups: path, recorder serial, time, size, SHA-256",
+		Long: "List the recorder configuration backups in state_dir/backups, oldest first per recorder.\n" +
+			"The agent exports the configuration (ISAPI System/configurationData) before every upload\n" +
+			"and keeps the last " + fmt.Sprint(agent.BackupsKept) + " per recorder (mode 0600: they hold the recorder's credentials;\n" +
+			"they never enter a support bundle). fwagent never restores one: to restore, use the\n" +
+			"vendor's tools or PUT the file to /ISAPI/System/configurationData by hand (the recorder\n" +
+			"reboots); see docs/health-and-backup.md.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if stateDir == "" {
+				cfg, err := loadSupportConfig(cmd)
+				if err != nil {
+					return fmt.Errorf("%w (or pass --state-dir)", err)
+				}
+				stateDir = cfg.StateDir
+			}
+			bs, err := agent.ListBackups(stateDir)
+			if err != nil {
+				return fmt.Errorf("list the backups in %s: %w", stateDir, err)
+			}
+			out := cmd.OutOrStdout()
+			if len(bs) == 0 {
+				fmt.Fprintf(out, "no configuration backups in %s\n", stateDir)
+				return nil
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PATH\tSERIAL\tTIME\tSIZE\tSHA256")
+			for _, b := range bs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", b.Path, b.Serial, b.Time.UTC().Format(time.RFC3339), b.Size, b.SHA256)
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&stateDir, "state-dir", "", "state directory (default: state_dir from the config)")
+	c.AddCommand(list)
+	return c
+}
