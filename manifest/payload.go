@@ -346,7 +346,7 @@ func checkURL(field, s string, allowFile bool) error {
 		return newError(CodeMalformed, err, "%s is not a URL", field)
 	}
 	if u.User != nil {
-		return malformed(field, "carries a user name or password: never put credentials in a manifest")
+		return malformed(field, "carries credentials (a user name or password), which never belong in a signed manifest: remove them from the URL")
 	}
 	if u.Opaque != "" {
 		return malformed(field, fmt.Sprintf("%q is not a hierarchical URL", s))
