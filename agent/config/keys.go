@@ -22,9 +22,9 @@ import (
 // the two in step, TestReferenceIsUpToDate keeps the docs in step.
 //
 // Sections (mappings of keys) are entries too, so that they are documented.
-// A later list of mappings (devices: one entry per recorder) fits as a
-// section whose entries are decoded against their own table of keys; the
-// element paths are then written "devices[].url".
+// A list of mappings (devices: one entry per recorder, devices.go) is one
+// entry whose elements are decoded against the device.* entries of this
+// table, so a device key is still defined once.
 var Keys = []Key{
 	boolean("terms_accepted", func(c *Config) *bool { return &c.TermsAccepted }, false,
 		"you accepted the vendor's General Terms of Use; until true the agent checks and reports but downloads nothing"),

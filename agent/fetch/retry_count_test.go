@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -65,6 +67,27 @@ func TestImageGETsPerURLAreRetryMaxPlusOne(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Resuming a partial file adds at most one HEAD before each GET.
+func TestResumingAddsAtMostOneHEADPerGET(t *testing.T) {
+	img, sum := testImage(t, 4096)
+	srv := newFailing(t, http.StatusInternalServerError)
+	path := destPath(t)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, img[:1000], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := &Downloader{Client: NewHTTPClient(ClientOptions{}).StandardClient(), StallTimeout: 5 * time.Second, RetryMax: 2}
+	if _, err := d.Download(context.Background(), Request{URLs: []string{srv.URL + "/i.dav"}, Path: path, Size: int64(len(img)), SHA256: sum}); err == nil {
+		t.Fatal("a server answering 500 completed the image")
+	}
+	gets, heads := srv.requests(http.MethodGet), srv.requests(http.MethodHead)
+	if gets != 3 || heads > gets {
+		t.Errorf("%d GETs and %d HEADs; want 3 GETs (retry_max 2) and at most one HEAD each", gets, heads)
 	}
 }
 
