@@ -18,6 +18,7 @@ import (
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/agent/fetch"
 	"github.com/fwagent/fwagent/agent/journal"
+	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/device"
 )
 
@@ -503,5 +504,11 @@ func (c *cycle) acquireInstall(ctx context.Context, step journal.Step) (held boo
 	c.out.Codes = []string{CodeSiteStopped}
 	c.out.Message = err.Error()
 	c.log.Warn(c.out.Message)
+	// The integrator learns why this recorder did not get the release.
+	r := report.Report{Step: string(journal.StepWaitWindow), Result: string(ResultHeld), Codes: c.out.Codes, Message: c.out.Message}
+	if u := c.current(); u != nil {
+		r.ReleaseID, r.AttemptID = u.ReleaseID, u.AttemptID
+	}
+	c.sendReport(r)
 	return true, nil
 }

@@ -49,6 +49,9 @@ func New(cfg *config.Config, opt Options) (*Agent, error) {
 		log = log.WithField("device", opt.Name)
 	}
 	a := &Agent{Config: cfg, Log: log, Version: opt.Version, Metrics: support.NewMetrics(opt.Version), Name: opt.Name, Images: opt.Images}
+	if opt.Name != "" {
+		a.Metrics = support.NewDeviceMetrics(opt.Version, opt.Name)
+	}
 	a.ids.device = opt.Name
 	switch l := log.(type) {
 	case *logrus.Logger:

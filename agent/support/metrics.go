@@ -16,6 +16,7 @@ import (
 // usable, call NewMetrics.
 type Metrics struct {
 	mu          sync.Mutex
+	device      string // a site's recorder: the device label of every sample
 	version     string
 	attempts    uint64
 	results     map[resultKey]uint64
@@ -29,6 +30,22 @@ type resultKey struct{ result, code string }
 func NewMetrics(version string) *Metrics {
 	return &Metrics{version: version, results: map[resultKey]uint64{}}
 }
+
+// NewDeviceMetrics returns empty metrics for one recorder of a site: every
+// sample carries device="NAME"; serve a site's with SiteMetrics.
+func NewDeviceMetrics(version, device string) *Metrics {
+	m := NewMetrics(version)
+	m.device = device
+	return m
+}
+
+// SiteMetrics serves the metrics of every recorder of a site as one
+// exposition: each family once, one sample per recorder with its device
+// label.
+type SiteMetrics []*Metrics
+
+// WriteTo writes the metrics in the Prometheus text exposition format 0.0.4.
+func (s SiteMetrics) WriteTo(w io.Writer) (int64, error) { return writeMetrics(w, s) }
 
 // AttemptStarted counts one update attempt.
 func (m *Metrics) AttemptStarted() {
@@ -63,42 +80,82 @@ func (m *Metrics) SetLastSuccess(t time.Time) {
 }
 
 // WriteTo writes the metrics in the Prometheus text exposition format 0.0.4.
-func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
-	m.mu.Lock()
-	keys := make([]resultKey, 0, len(m.results))
-	for k := range m.results {
-		keys = append(keys, k)
-	}
-	results := make(map[resultKey]uint64, len(m.results))
-	for k, v := range m.results {
-		results[k] = v
-	}
-	attempts, downloaded, last, version := m.attempts, m.downloaded, m.lastSuccess, m.version
-	m.mu.Unlock()
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].result != keys[j].result {
-			return keys[i].result < keys[j].result
-		}
-		return keys[i].code < keys[j].code
-	})
+func (m *Metrics) WriteTo(w io.Writer) (int64, error) { return writeMetrics(w, []*Metrics{m}) }
 
+// metricsSnapshot is one Metrics read under its lock.
+type metricsSnapshot struct {
+	device, version      string
+	attempts, downloaded uint64
+	last                 time.Time
+	keys                 []resultKey
+	results              map[resultKey]uint64
+}
+
+func (m *Metrics) snapshot() metricsSnapshot {
+	m.mu.Lock()
+	sn := metricsSnapshot{device: m.device, version: m.version, attempts: m.attempts, downloaded: m.downloaded, last: m.lastSuccess,
+		results: make(map[resultKey]uint64, len(m.results))}
+	for k, v := range m.results {
+		sn.keys = append(sn.keys, k)
+		sn.results[k] = v
+	}
+	m.mu.Unlock()
+	sort.Slice(sn.keys, func(i, j int) bool {
+		if sn.keys[i].result != sn.keys[j].result {
+			return sn.keys[i].result < sn.keys[j].result
+		}
+		return sn.keys[i].code < sn.keys[j].code
+	})
+	return sn
+}
+
+// labels renders a sample's labels with the device label first (when set).
+func (sn metricsSnapshot) labels(kv ...string) string {
+	var parts []string
+	if sn.device != "" {
+		parts = append(parts, fmt.Sprintf("device=\"%s\"", escapeLabel(sn.device)))
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		parts = append(parts, fmt.Sprintf("%s=\"%s\"", kv[i], escapeLabel(kv[i+1])))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+func writeMetrics(w io.Writer, ms []*Metrics) (int64, error) {
+	sns := make([]metricsSnapshot, len(ms))
+	for i, m := range ms {
+		sns[i] = m.snapshot()
+	}
 	cw := &countWriter{w: bufio.NewWriter(w)}
 	family(cw, "fwagent_info", "gauge", "Agent version; the value is always 1.")
-	fmt.Fprintf(cw, "fwagent_info{version=\"%s\"} 1\n", escapeLabel(version))
+	for _, sn := range sns {
+		fmt.Fprintf(cw, "fwagent_info%s 1\n", sn.labels("version", sn.version))
+	}
 	family(cw, "fwagent_update_attempts_total", "counter", "Update attempts started.")
-	fmt.Fprintf(cw, "fwagent_update_attempts_total %d\n", attempts)
+	for _, sn := range sns {
+		fmt.Fprintf(cw, "fwagent_update_attempts_total%s %d\n", sn.labels(), sn.attempts)
+	}
 	family(cw, "fwagent_update_results_total", "counter", "Update attempt outcomes by result and reason code.")
-	for _, k := range keys {
-		fmt.Fprintf(cw, "fwagent_update_results_total{result=\"%s\",code=\"%s\"} %d\n", escapeLabel(k.result), escapeLabel(k.code), results[k])
+	for _, sn := range sns {
+		for _, k := range sn.keys {
+			fmt.Fprintf(cw, "fwagent_update_results_total%s %d\n", sn.labels("result", k.result, "code", k.code), sn.results[k])
+		}
 	}
 	family(cw, "fwagent_download_bytes_total", "counter", "Firmware image bytes downloaded.")
-	fmt.Fprintf(cw, "fwagent_download_bytes_total %d\n", downloaded)
-	family(cw, "fwagent_last_success_timestamp_seconds", "gauge", "Unix time of the last confirmed install; 0 if none.")
-	ts := "0"
-	if !last.IsZero() {
-		ts = strconv.FormatFloat(float64(last.UnixMilli())/1000, 'f', -1, 64)
+	for _, sn := range sns {
+		fmt.Fprintf(cw, "fwagent_download_bytes_total%s %d\n", sn.labels(), sn.downloaded)
 	}
-	fmt.Fprintf(cw, "fwagent_last_success_timestamp_seconds %s\n", ts)
+	family(cw, "fwagent_last_success_timestamp_seconds", "gauge", "Unix time of the last confirmed install; 0 if none.")
+	for _, sn := range sns {
+		ts := "0"
+		if !sn.last.IsZero() {
+			ts = strconv.FormatFloat(float64(sn.last.UnixMilli())/1000, 'f', -1, 64)
+		}
+		fmt.Fprintf(cw, "fwagent_last_success_timestamp_seconds%s %s\n", sn.labels(), ts)
+	}
 	if cw.err == nil {
 		cw.err = cw.w.Flush()
 	}

@@ -34,8 +34,9 @@ type StatusOptions struct {
 	// Bundle writes a redacted support bundle for GET /v1/support-bundle; nil
 	// answers 404.
 	Bundle func(w io.Writer) error
-	// Metrics serves GET /metrics; nil answers 404.
-	Metrics *Metrics
+	// Metrics serves GET /metrics (a *Metrics, or a site's SiteMetrics);
+	// nil answers 404.
+	Metrics io.WriterTo
 	// Logger receives rejected requests (never the token); nil discards.
 	Logger logrus.FieldLogger
 	// Now is the clock of the rate limit; nil means time.Now.
@@ -240,7 +241,7 @@ func (s *StatusServer) bundle(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *StatusServer) metrics(w http.ResponseWriter, _ *http.Request) {
-	if s.opts.Metrics == nil {
+	if m, ok := s.opts.Metrics.(*Metrics); s.opts.Metrics == nil || (ok && m == nil) {
 		http.NotFound(w, nil)
 		return
 	}

@@ -352,7 +352,7 @@ func serveStatus(ctx context.Context, s *session) (stop func(), err error) {
 	handler := support.NewStatusServer(support.StatusOptions{
 		Token:   cfg.Status.Token,
 		Status:  func() any { return siteStatus(s) },
-		Metrics: s.agent.Metrics,
+		Metrics: siteMetrics(s),
 		Logger:  s.log,
 		Bundle: func(w io.Writer) error {
 			in, err := bundleInput(cfg, false)

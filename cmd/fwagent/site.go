@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/agent/support"
 	"github.com/fwagent/fwagent/internal/cli"
 )
 
@@ -136,4 +137,17 @@ func siteStatus(s *session) any {
 		out = append(out, deviceStatus{Device: a.DeviceName(), Status: a.Status()})
 	}
 	return out
+}
+
+// siteMetrics is what /metrics serves: the agent's metrics for a device:
+// config (as before), every recorder's with its device label for a site.
+func siteMetrics(s *session) io.WriterTo {
+	if !s.cfg.IsSite() {
+		return s.agent.Metrics
+	}
+	ms := make(support.SiteMetrics, 0, len(s.site.Agents))
+	for _, a := range s.site.Agents {
+		ms = append(ms, a.Metrics)
+	}
+	return ms
 }
