@@ -23,7 +23,9 @@ func bundleCommand() *cobra.Command {
 		maxLogMB         int
 	)
 	c := &cobra.Command{
-		Use:   "support-bundle -o FILE.tar.gz",
+		Use: "support-bundle -o FILE.tar.gz",
+		Example: "  fwagent support-bundle -o bundle.tar.gz                      # redacted: no personal data, never secrets\n" +
+			"  fwagent support-bundle -o bundle.tar.gz --config /etc/fwagent/agent.yaml",
 		Short: "Write a support bundle: logs, journal, history, audit trail, config, manifest, identity, system",
 		Long: "Write a tar.gz for support. Secrets (passwords, tokens, Authorization values, private keys)\n" +
 			"are always removed. IP and MAC addresses, device IDs and names, emails and user names are\n" +

@@ -211,8 +211,9 @@ func checkCommand() *cobra.Command {
 		devices []string
 	)
 	c := &cobra.Command{
-		Use:   "check",
-		Short: "One dry-run cycle: identity, manifest, chosen release and every policy reason; downloads nothing",
+		Use:     "check",
+		Example: "  fwagent check\n  fwagent check --json --config /etc/fwagent/agent.yaml",
+		Short:   "One dry-run cycle: identity, manifest, chosen release and every policy reason; downloads nothing",
 		Long: "Identify the device, fetch and verify the manifest, and show what the agent would do and why.\n" +
 			"Exit codes: 0 an allowed update is available, 3 nothing to do, 4 refused by policy, 1 error, 2 usage.\n" +
 			"A site (devices:) shows one line per recorder and a summary; --device NAME narrows it;\n" +
@@ -247,7 +248,10 @@ func updateCommand() *cobra.Command {
 		devices []string
 	)
 	c := &cobra.Command{
-		Use:   "update [--now] [--from DIR]",
+		Use: "update [--now] [--from DIR]",
+		Example: "  fwagent update                # install only inside a maintenance window\n" +
+			"  fwagent update --now          # install now\n" +
+			"  fwagent update --from usb     # offline: usb/manifest.json and the images (a relative folder works)",
 		Short: "One full update cycle now: download, verify, install (in a maintenance window unless --now), confirm",
 		Long: "Run one whole cycle. With --from DIR the signed manifest (DIR/manifest.json) and the images\n" +
 			"come from a folder (a USB stick, a local mirror); every check is unchanged.\n" +

@@ -21,8 +21,9 @@ func logsCommand() *cobra.Command {
 		raw              bool
 	)
 	c := &cobra.Command{
-		Use:   "logs",
-		Short: "Print log lines readably, filtered by age, release or attempt",
+		Use:     "logs",
+		Example: "  fwagent logs --since 24h\n  fwagent logs --release iDS-9632NXI-I8-16S-4.1.25 --since 7d\n  fwagent logs --json --since 30m",
+		Short:   "Print log lines readably, filtered by age, release or attempt",
 		Long: "Print the agent's log lines (the active log and rotated ones, also compressed), oldest first,\n" +
 			"as: time LEVEL message release=... attempt=... step=... code=... other=fields.",
 		Args: cobra.NoArgs,

@@ -30,8 +30,9 @@ func statusCommand() *cobra.Command {
 		devices []string
 	)
 	c := &cobra.Command{
-		Use:   "status [--json]",
-		Short: "Show the journal: the update in progress, the last result and recent history",
+		Use:     "status [--json]",
+		Example: "  fwagent status\n  fwagent status --json -n 50",
+		Short:   "Show the journal: the update in progress, the last result and recent history",
 		Long: "Show the journal: the update in progress, the last result and recent history.\n" +
 			"A site (devices:) shows every recorder's journal, or those --device names; --json gives an array.",
 		Args: cobra.NoArgs,

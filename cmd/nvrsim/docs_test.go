@@ -12,3 +12,9 @@ import (
 func TestGeneratedDocs(t *testing.T) {
 	gendocs.Test(t, newRootCmd(io.Discard, io.Discard), "../../docs")
 }
+
+// TestHelpExamplesParse fails when a help example names a command or flag
+// that does not exist.
+func TestHelpExamplesParse(t *testing.T) {
+	gendocs.TestExamples(t, newRootCmd(io.Discard, io.Discard))
+}

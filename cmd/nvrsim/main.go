@@ -58,7 +58,9 @@ type serveFlags struct {
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	var f serveFlags
 	cmd := &cobra.Command{
-		Use:   "nvrsim",
+		Use: "nvrsim",
+		Example: "  nvrsim --listen 127.0.0.1:0 --password secret-1 --flash-seconds 1 --reboot-seconds 1\n" +
+			"  nvrsim --https --model iDS-9632NXI-I8/S --firmware 4.1.30 --variant standard",
 		Short: "Simulate a Hikvision NVR's ISAPI (digest auth, deviceInfo, firmware upload, reboot) for fwagent",
 		Long: `nvrsim serves a simulated recorder's ISAPI: digest auth with lockout after
 failed logins, deviceInfo, firmware upload (PUT or POST multipart), upgradeStatus

@@ -26,7 +26,9 @@ func newMkimageCmd(stdout io.Writer) *cobra.Command {
 		names = append(names, corruptionFlag(c))
 	}
 	cmd := &cobra.Command{
-		Use:   "mkimage -o FILE",
+		Use: "mkimage -o FILE",
+		Example: "  nvrsim mkimage --version 4.1.25 --build 200316 --variant custom -o digicap.dav\n" +
+			"  nvrsim mkimage --corrupt bad-magic -o broken.dav",
 		Short: "Write a test digicap.dav image (for tests and the simulator only, never for a real device)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

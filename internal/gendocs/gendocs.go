@@ -155,3 +155,44 @@ func Test(t *testing.T, root *cobra.Command, docsDir string) {
 			root.Name(), strings.Join(problems, "\n  "))
 	}
 }
+
+// TestExamples fails when a help example of root's tree names a command
+// or flag that does not exist: each example line that starts with the
+// tool's name (backslash continuations joined, comments and quotes
+// dropped) must resolve to a command whose flags parse.
+func TestExamples(t *testing.T, root *cobra.Command) {
+	t.Helper()
+	var walk func(c *cobra.Command)
+	seen := 0
+	walk = func(c *cobra.Command) {
+		text := strings.ReplaceAll(c.Example, "\\\n", " ")
+		for _, line := range strings.Split(text, "\n") {
+			line, _, _ = strings.Cut(strings.TrimSpace(line), " #")
+			line = strings.NewReplacer(`"`, "", `'`, "").Replace(line)
+			args := strings.Fields(line)
+			if len(args) == 0 || args[0] != root.Name() {
+				continue
+			}
+			seen++
+			cmd, rest, err := root.Find(args[1:])
+			if err != nil {
+				t.Errorf("%s: example %q: %v", c.CommandPath(), line, err)
+				continue
+			}
+			if cmd.HasSubCommands() && !cmd.Runnable() {
+				t.Errorf("%s: example %q names no runnable command", c.CommandPath(), line)
+				continue
+			}
+			if err := cmd.ParseFlags(rest); err != nil {
+				t.Errorf("%s: example %q: %v", c.CommandPath(), line, err)
+			}
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(root)
+	if seen == 0 {
+		t.Errorf("%s: no help example found", root.Name())
+	}
+}
