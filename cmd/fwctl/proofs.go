@@ -23,14 +23,19 @@ func noteSecondProof(w io.Writer, m *manifest.Manifest, env []byte) {
 			ids[s.KeyID] = true
 		}
 	}
-	if len(ids) >= verify.MinProtectedSigners {
+	noteSigners(w, m, len(ids))
+}
+
+// noteSigners is noteSecondProof for a known number of distinct signers.
+func noteSigners(w io.Writer, m *manifest.Manifest, signers int) {
+	if signers >= verify.MinProtectedSigners {
 		return
 	}
 	for _, r := range m.Releases {
 		for _, model := range r.Models {
 			if verify.IsProtectedModel(model) {
 				fmt.Fprintf(w, "note: release %q is for %s and this envelope is signed by %d key(s): devices refuse it (protected_needs_second_proof) unless a second integrator checks the image and co-signs (fwctl sign --key THEIR.key --pub YOUR.pub ENVELOPE), or the devices pin its sha256 %s in policy.pins\n",
-					r.ID, verify.ProtectedModel, len(ids), r.Image.SHA256)
+					r.ID, verify.ProtectedModel, signers, r.Image.SHA256)
 				break
 			}
 		}

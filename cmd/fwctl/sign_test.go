@@ -214,9 +214,20 @@ func TestSignNotesTheProtectedModelsSecondProof(t *testing.T) {
 	if !strings.Contains(r.stderr, "protected_needs_second_proof") {
 		t.Errorf("the same key again is no second proof, but fwctl says nothing:\n%s", r.stderr)
 	}
+	// fwctl verify counts only the valid signatures of trusted keys.
+	r = mustOK(t, "verify", "--pub", alice+".pub", env)
+	if !strings.Contains(r.stderr, "protected_needs_second_proof") {
+		t.Errorf("fwctl verify says nothing about the missing second signer:\n%s", r.stderr)
+	}
 	r = mustOK(t, "sign", "--key", bob+".key", "--pub", alice+".pub", "-o", env, env)
 	if strings.Contains(r.stderr, "protected_needs_second_proof") {
 		t.Errorf("a note although two keys signed:\n%s", r.stderr)
+	}
+	if r = mustOK(t, "verify", "--pub", alice+".pub", env); !strings.Contains(r.stderr, "protected_needs_second_proof") {
+		t.Errorf("fwctl verify trusting only alice counted bob's signature:\n%s", r.stderr)
+	}
+	if r = mustOK(t, "verify", "--pub", alice+".pub", "--pub", bob+".pub", env); strings.Contains(r.stderr, "protected_needs_second_proof") {
+		t.Errorf("fwctl verify notes a missing signer although both signed:\n%s", r.stderr)
 	}
 	other := testPayload(2)
 	other["releases"].([]any)[0].(map[string]any)["models"] = []any{"iDS-9632NXI-I8/S"}

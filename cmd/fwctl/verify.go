@@ -26,7 +26,9 @@ func newVerifyCmd() *cobra.Command {
 		Long: `Check ENVELOPE as fwagent does: at least N distinct trusted keys signed exactly
 this payload, the payload is well formed, it has not expired and was not
 issued in the future. Exit 0 with a one-line summary, or exit 1 with the
-refusal code and what to do.`,
+refusal code and what to do. A release for iDS-9632NXI-I8/16S signed by
+fewer than two of the --pub keys gets a note on standard error: devices
+refuse it unless they pin its digest (protected_needs_second_proof).`,
 		Example: `  fwctl verify --pub keys/release-1.pub --pub keys/release-2.pub --threshold 2 manifest.dsse.json`,
 		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -54,6 +56,7 @@ refusal code and what to do.`,
 				return cli.Failure(fmt.Errorf("%s: %w", args[0], err))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "ok: %s\n", v)
+			noteSigners(cmd.ErrOrStderr(), v.Manifest, len(v.Signers))
 			return nil
 		},
 	}
