@@ -83,10 +83,14 @@ type Agent struct {
 	// serial: two config entries reach one recorder) ends the cycle before
 	// anything is decided.
 	IdentityClaim func(device string, id device.Identity) error
+	// Fleet, when set (fleet.url), is checked in with at every poll and
+	// before every upload; its holds stop a release from starting.
+	Fleet FleetLink
 	// Name is the recorder's name in a site ("" for a lone agent); every
 	// log line of this agent carries it as the device field.
 	Name string
 
+	fleet    fleetState    // holds learnt at the last check-in
 	ids      attemptFields // stamped on every log line of an attempt
 	noted    sync.Map      // notices logged once per process (unsupported health parts)
 	mu       sync.Mutex

@@ -97,6 +97,16 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 			c.fail(ctx, s, ctx.Err())
 			break
 		}
+		// The fleet server's hold is asked before the install step is
+		// entered: a held upload leaves the journal where verify left it.
+		if s.device && !c.onDevice {
+			if held, err := c.fleetHoldsUpload(ctx, s.journal); held || err != nil {
+				if err != nil {
+					c.fail(ctx, s, err)
+				}
+				break
+			}
+		}
 		if s.journal != "" {
 			if err := c.enter(s.journal); err != nil {
 				c.fail(ctx, s, err)

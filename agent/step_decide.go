@@ -36,6 +36,7 @@ var stateDecide = &state{
 // manifest serial.
 func (c *cycle) decide(ctx context.Context) (*state, error) {
 	a := c.a
+	c.checkIn(ctx, false)
 	m := c.verified.Manifest
 	st := a.Journal.State()
 	now := a.now()
@@ -76,6 +77,9 @@ func (c *cycle) decide(ctx context.Context) (*state, error) {
 	rel := chosen.Release
 	c.release = &rel
 	c.out.Release = rel.ID
+	if c.heldByFleet(rel.ID, "no download or install starts") {
+		return nil, nil
+	}
 	if chosen.Eligibility != nil && chosen.Eligibility.Paused {
 		c.out.Result = ResultPaused
 		c.out.Codes = []string{CodeRolloutPaused}

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 
@@ -16,6 +17,8 @@ import (
 	"github.com/fwagent/fwagent/device"
 	"github.com/fwagent/fwagent/device/isapi"
 	"github.com/fwagent/fwagent/device/local"
+	"github.com/fwagent/fwagent/fleet"
+	"github.com/fwagent/fwagent/internal/httplog"
 	"github.com/fwagent/fwagent/internal/retry"
 	"github.com/fwagent/fwagent/manifest"
 )
@@ -111,10 +114,29 @@ func New(cfg *config.Config, opt Options) (*Agent, error) {
 		return nil, err
 	}
 	a.closers = append(a.closers, a.Audit.Close)
-	if cfg.Report.URL != "" {
-		a.Reports, err = report.NewQueue(cfg.StateDir, report.Options{URL: cfg.Report.URL, Token: cfg.Report.Token, Max: cfg.Report.QueueMax, Logger: log,
-			Retry: retry.Policy{Max: cfg.Report.RetryMax, WaitMin: wait.WaitMin, WaitMax: wait.WaitMax}})
-		if err != nil {
+	var key *fleet.DeviceKey
+	if cfg.Fleet.URL != "" {
+		// The device key lives with the journal: one key per recorder.
+		if key, err = fleet.LoadOrCreateKey(cfg.StateDir); err != nil {
+			return nil, fmt.Errorf("fleet.url: %w", err)
+		}
+		fc := fleet.NewClient(cfg.Fleet.URL, key)
+		fc.HTTPClient.RetryMax = 1
+		fc.HTTPClient.RetryWaitMin, fc.HTTPClient.RetryWaitMax = wait.WaitMin, wait.WaitMax
+		fc.HTTPClient.Logger = httplog.Leveled(log)
+		a.Fleet = fc
+	}
+	ropt := report.Options{URL: cfg.Report.URL, Token: cfg.Report.Token, Max: cfg.Report.QueueMax, Logger: log,
+		Retry: retry.Policy{Max: cfg.Report.RetryMax, WaitMin: wait.WaitMin, WaitMax: wait.WaitMax}}
+	if key != nil {
+		// With a fleet server the reports go to it, signed when queued.
+		if ropt.URL != "" {
+			log.Warn("fleet.url is set: reports go to the fleet server, signed; report.url and its token are not used")
+		}
+		ropt.URL, ropt.Token, ropt.Seal = strings.TrimRight(cfg.Fleet.URL, "/")+fleet.ReportPath, "", sealReport(key)
+	}
+	if ropt.URL != "" {
+		if a.Reports, err = report.NewQueue(cfg.StateDir, ropt); err != nil {
 			return nil, err
 		}
 	}

@@ -53,6 +53,8 @@ type Config struct {
 	Groups []string `yaml:"groups"`
 	// Report configures delivery of reports to the integrator's server.
 	Report Report `yaml:"report"`
+	// Fleet names the fleet server the agent checks in with.
+	Fleet Fleet `yaml:"fleet"`
 	// Log configures the log files.
 	Log Log `yaml:"log"`
 	// Status configures the optional status endpoint.
@@ -127,6 +129,12 @@ type Manifest struct {
 }
 
 // Poll sets the manifest polling rhythm.
+// Fleet configures the check-ins with the fleet server (docs/fleet.md).
+type Fleet struct {
+	URL             string   `yaml:"url,omitempty"`
+	CheckInInterval Duration `yaml:"checkin_interval"`
+}
+
 type Poll struct {
 	Interval Duration `yaml:"interval"`
 	Jitter   Duration `yaml:"jitter"`

@@ -157,6 +157,12 @@ var Keys = []Key{
 	integer("report.retry_max", func(c *Config) *int { return &c.Report.RetryMax }, 3, 0,
 		"retries of one report upload on a transient failure; a report still not delivered stays queued for the next cycle"),
 
+	section("fleet", "check-ins with the fleet server (docs/fleet.md): inventory, signed evidence and holds"),
+	text("fleet.url", func(c *Config) *string { return &c.Fleet.URL }, "", false,
+		"the fleet server (fwctl fleet serve), like https://fleet.example:8471; empty = no check-ins. The device key is created in state_dir on first start"),
+	duration("fleet.checkin_interval", func(c *Config) *Duration { return &c.Fleet.CheckInInterval }, time.Hour, true,
+		"the agent checks in at every poll, at most this often (and always before an upload); the server marks a device stale after three intervals without one"),
+
 	section("install", "checks before each upload"),
 	choice("install.config_backup", func(c *Config) *string { return &c.Install.ConfigBackup }, BackupRequired, []string{BackupRequired, BackupBestEffort, BackupOff},
 		"back up the recorder's configuration (System/configurationData) into state_dir/backups before every upload: required defers the install when the export fails or is not supported, best_effort logs and goes on, off skips it"),

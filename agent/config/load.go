@@ -173,6 +173,7 @@ func (c *Config) Redacted() *Config {
 	r.Device.ISAPI.URL = redactURL(c.Device.ISAPI.URL)
 	r.Report.Token = red(r.Report.Token)
 	r.Report.URL = redactURL(c.Report.URL)
+	r.Fleet.URL = redactURL(c.Fleet.URL)
 	r.Status.Token = red(c.Status.Token)
 	r.Manifest.URLs = mapStrings(c.Manifest.URLs, redactURL)
 	r.Manifest.Keys = mapStrings(c.Manifest.Keys, nil)

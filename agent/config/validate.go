@@ -121,6 +121,11 @@ func (c *Config) validate(p *problems) {
 		}
 	}
 	oneSource(p, "report.token", r.Token, r.TokenFile, r.TokenEnv)
+	if u := c.Fleet.URL; u != "" {
+		if err := checkURL(u, "http", "https"); err != nil {
+			p.at("fleet.url", err.Error())
+		}
+	}
 
 	if _, err := logrus.ParseLevel(c.Log.Level); err != nil {
 		p.at("log.level", fmt.Sprintf("%q is not a level: use error, warn, info, debug or trace", c.Log.Level))

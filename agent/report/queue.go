@@ -33,6 +33,12 @@ type Options struct {
 	// URL receives the reports (POST, JSON). Empty: Enqueue and Flush do
 	// nothing.
 	URL string
+	// Seal, when set, turns a report into the bytes queued and sent: the
+	// fleet server's signed envelope (fleet.DeviceKey.SignReport), made
+	// when the report is queued so that it verifies whenever it is
+	// delivered. A 409 answer (the device waits for enrolment approval)
+	// then keeps the report queued.
+	Seal func(Report) ([]byte, error)
 	// Token, if set, is sent as "Authorization: Bearer <token>". Never logged.
 	Token string
 	// Max bounds the queue (default DefaultMax); beyond it the oldest
@@ -183,6 +189,9 @@ func (q *Queue) Enqueue(r Report) error {
 		}
 	}
 	data, err := json.Marshal(r)
+	if q.opt.Seal != nil && err == nil {
+		data, err = q.opt.Seal(r)
+	}
 	if err != nil {
 		return fmt.Errorf("encode report: %w", err)
 	}
@@ -257,7 +266,8 @@ func (q *Queue) Flush(ctx context.Context) (int, error) {
 		case status == http.StatusUnauthorized || status == http.StatusForbidden:
 			// Not this report's fault: the token is wrong for every report.
 			return sent, fmt.Errorf("%w: server %s answered %d: check report.token; reports stay queued", ErrUndelivered, safeURL(q.opt.URL), status)
-		case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500 || status < 200 || (status >= 300 && status < 400):
+		case status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500 || status < 200 || (status >= 300 && status < 400),
+			status == http.StatusConflict && q.opt.Seal != nil:
 			return sent, fmt.Errorf("%w: server %s answered %d: it stays queued", ErrUndelivered, safeURL(q.opt.URL), status)
 		default:
 			log.WithField("status", status).Warnf("report server rejected a report (%d %s): kept in %s", status, snippet, q.rejected)

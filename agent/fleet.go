@@ -1,0 +1,184 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/fwagent/fwagent/agent/journal"
+	"github.com/fwagent/fwagent/agent/report"
+	"github.com/fwagent/fwagent/fleet"
+)
+
+// FleetLink is the agent's side of the fleet server (fleet.url): a signed
+// check-in answered with holds. *fleet.Client implements it.
+type FleetLink interface {
+	CheckIn(ctx context.Context, c fleet.CheckIn) (fleet.CheckInReply, error)
+}
+
+var _ FleetLink = (*fleet.Client)(nil)
+
+// CodeFleetHold: the fleet server holds the release (fwctl fleet pause or
+// its auto-pause); no new install of it starts until it is resumed.
+const CodeFleetHold = "fleet_hold"
+
+// fleetCheckInTimeout bounds one check-in (the client's own retries
+// included).
+const fleetCheckInTimeout = 2 * time.Minute
+
+// fleetState is what the agent knows from its last check-in.
+type fleetState struct {
+	mu    sync.Mutex
+	last  time.Time // last answered check-in
+	holds []fleet.Hold
+}
+
+// fleetHold reports whether the fleet server holds releaseID.
+func (a *Agent) fleetHold(releaseID string) (fleet.Hold, bool) {
+	a.fleet.mu.Lock()
+	defer a.fleet.mu.Unlock()
+	for _, h := range a.fleet.holds {
+		if h.ReleaseID == releaseID {
+			return h, true
+		}
+	}
+	return fleet.Hold{}, false
+}
+
+// checkIn tells the fleet server where the device stands and learns its
+// holds: at every poll, at most every fleet.checkin_interval, and always
+// when force (before an upload). A check-in that fails changes nothing:
+// the holds known before stay in force (a hold only ever stops), and the
+// cycle goes on.
+//
+// Failure table: any error (server down, 4xx, 5xx, timeout) -> logged,
+// holds unchanged, no retry beyond the client's own (fleet.Client, one
+// owner); the next poll checks in again.
+func (c *cycle) checkIn(ctx context.Context, force bool) {
+	a := c.a
+	if a.Fleet == nil || c.mode == ModeCheck {
+		return
+	}
+	iv := a.Config.Fleet.CheckInInterval
+	a.fleet.mu.Lock()
+	last := a.fleet.last
+	a.fleet.mu.Unlock()
+	now := a.now()
+	if !force && !last.IsZero() && now.Sub(last) < iv && !now.Before(last) {
+		return
+	}
+	st := a.Journal.State()
+	ci := fleet.CheckIn{
+		Serial: reportSerial(c.id), Model: c.id.Model, Firmware: c.id.FirmwareVersion, DeviceName: a.Name,
+		Step: string(journal.StepIdle), AgentVersion: a.Version, Groups: a.Config.Groups, IntervalSeconds: int64(iv / time.Second),
+	}
+	if ci.Model == "" {
+		ci.Model = "unknown"
+	}
+	if cur := st.Current; cur != nil {
+		ci.Step, ci.ReleaseID = string(cur.Step), cur.ReleaseID
+	}
+	if r := st.LastResult; r != nil {
+		switch r.Outcome {
+		case journal.OutcomeSuccess:
+			ci.LastResult = fleet.ResultInstalled
+		case journal.OutcomeFailure:
+			ci.LastResult = fleet.ResultFailed
+		case journal.OutcomeRefused:
+			ci.LastResult = fleet.ResultRefused
+		}
+		if ci.LastResult != "" {
+			ci.LastReleaseID = r.ReleaseID
+			if len(r.Codes) > 0 {
+				ci.LastCode = r.Codes[0]
+			}
+		}
+	}
+	if st.LastSerial > 0 {
+		ci.ManifestSerial = uint64(st.LastSerial)
+	}
+	if a.Reports != nil {
+		ci.QueueDepth = a.Reports.Len()
+	}
+	cctx, cancel := context.WithTimeout(ctx, fleetCheckInTimeout)
+	defer cancel()
+	reply, err := a.Fleet.CheckIn(cctx, ci)
+	if err != nil {
+		var se *fleet.StatusError
+		if errors.As(err, &se) && se.Status == 403 {
+			c.log.WithError(err).Error("the fleet server refuses this device's key: if the recorder's state directory was replaced, ask the integrator to run fwctl fleet forget " + ci.Serial)
+		} else {
+			c.log.WithError(err).Warn("fleet check-in failed: the holds known before stay in force")
+		}
+		return
+	}
+	a.fleet.mu.Lock()
+	a.fleet.last, a.fleet.holds = now, reply.Holds
+	a.fleet.mu.Unlock()
+	if reply.Enrolment == fleet.EnrolPending {
+		c.log.Info("the fleet server has not approved this device's key yet: the integrator runs fwctl fleet approve " + ci.Serial)
+	}
+	for _, h := range reply.Holds {
+		c.log.WithField("held_release", h.ReleaseID).Debug("the fleet server holds a release: " + h.Reason)
+	}
+}
+
+// heldByFleet ends the cycle when the fleet server holds release rel
+// (before a download starts). The update in progress, if any, stays in the
+// journal as it is.
+func (c *cycle) heldByFleet(releaseID, when string) bool {
+	h, held := c.a.fleetHold(releaseID)
+	if !held {
+		return false
+	}
+	c.out.Result = ResultPaused
+	c.out.Codes = []string{CodeFleetHold}
+	c.out.Message = fmt.Sprintf("release %s is held by the fleet server (%s): %s; it starts when the integrator resumes it (fwctl fleet resume)", releaseID, h.Reason, when)
+	c.log.WithField("release", releaseID).Warn(c.out.Message)
+	return true
+}
+
+// fleetHoldsUpload checks in (always: a pause must stop an install even
+// in the middle of a long download) and ends the cycle before the upload
+// when the fleet server holds the release. A recorder already flashed
+// (reboot, confirm) is never held: the hold is asked only for a new upload.
+func (c *cycle) fleetHoldsUpload(ctx context.Context, step journal.Step) (held bool, err error) {
+	a := c.a
+	if a.Fleet == nil || step != journal.StepInstall || c.release == nil {
+		return false, nil
+	}
+	c.checkIn(ctx, true)
+	if !c.heldByFleet(c.release.ID, "nothing was uploaded, the verified image waits") {
+		return false, nil
+	}
+	// Holding is not a crash: the steps each held cycle passes again do
+	// not count towards the crash-loop cap (as for a site's hold).
+	if jerr := a.Journal.Update(func(s *journal.State) error {
+		if s.Current != nil {
+			delete(s.Current.StepEntries, journal.StepVerify)
+			delete(s.Current.StepEntries, journal.StepWaitWindow)
+		}
+		return nil
+	}); jerr != nil {
+		return false, failed(classLocal, CodeInternal, jerr)
+	}
+	return true, nil
+}
+
+// sealReport signs a report for the fleet server when it is queued.
+func sealReport(key *fleet.DeviceKey) func(report.Report) ([]byte, error) {
+	return func(r report.Report) ([]byte, error) {
+		env, _, err := key.SignReport(fleet.Report{
+			ID: r.ID, Time: r.Time, DeviceSerial: r.DeviceSerial, Model: r.Model, FirmwareVersion: r.FirmwareVersion,
+			ReleaseID: r.ReleaseID, Version: r.Version, AttemptID: r.AttemptID, Step: r.Step, Progress: r.Progress,
+			Result: r.Result, Codes: r.Codes, Message: r.Message, AgentVersion: r.AgentVersion, Dropped: r.Dropped,
+			AuditSeq: r.AuditSeq, AuditHead: r.AuditHead,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return env.Marshal(), nil
+	}
+}

@@ -1,0 +1,163 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/agent/journal"
+	"github.com/fwagent/fwagent/fleet"
+	"github.com/fwagent/fwagent/fleet/server"
+	"github.com/fwagent/fwagent/fleet/sqlite"
+	"github.com/fwagent/fwagent/internal/lab"
+)
+
+const fleetToken = "fleet-admin-token-0123456789abcdef"
+
+// fleetServer is a real fleet server (SQLite) on a loopback port.
+type fleetServer struct {
+	t     *testing.T
+	url   string
+	store fleet.Store
+}
+
+func startFleet(t *testing.T) *fleetServer {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fleet.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(st, server.Options{Enrolment: server.EnrolOpen, AdminToken: fleetToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { hs.Close(); srv.Close(); st.Close() })
+	return &fleetServer{t: t, url: hs.URL, store: st}
+}
+
+func (f *fleetServer) admin(action, release string) {
+	f.t.Helper()
+	body, _ := json.Marshal(server.PauseRequest{Cause: "test " + action})
+	req, _ := http.NewRequest("POST", f.url+"/v1/admin/releases/"+release+"/"+action, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+fleetToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		f.t.Fatalf("%s %s: %d", action, release, resp.StatusCode)
+	}
+}
+
+// linkFleet rebuilds the world's agent with fleet.url set (the real
+// wiring: device key in the state dir, signed report queue) and a check-in
+// at every cycle.
+func (w *world) linkFleet(t *testing.T, f *fleetServer) {
+	t.Helper()
+	_ = w.agent.Close()
+	cfg, err := w.lab.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Fleet.URL, cfg.Fleet.CheckInInterval = f.url, time.Nanosecond
+	a, err := agent.New(cfg, agent.Options{Version: "test", Log: logrus.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.ConfirmPoll = time.Millisecond
+	a.Fleet.(*fleet.Client).HTTPClient.RetryMax = 0
+	w.agent = a
+	t.Cleanup(func() { _ = a.Close() })
+}
+
+func TestAFleetHoldStopsARelease(t *testing.T) {
+	f := startFleet(t)
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
+	w.linkFleet(t, f)
+
+	t.Run("a release held before the download is not downloaded", func(t *testing.T) {
+		f.admin("pause", custom4125.ID)
+		out := w.cycle(t, agent.ModeUpdateNow)
+		if out.Result != agent.ResultPaused || len(out.Codes) != 1 || out.Codes[0] != agent.CodeFleetHold {
+			t.Fatalf("result %s %v (%s), want paused by fleet_hold", out.Result, out.Codes, out.Message)
+		}
+		if st := w.state(); st.Installs != 0 {
+			t.Fatalf("installs %d under a hold", st.Installs)
+		}
+		if cur := w.agent.Journal.State().Current; cur != nil {
+			t.Fatalf("an update was started under a hold: %+v", cur)
+		}
+	})
+
+	t.Run("a hold that arrives during the download stops the upload", func(t *testing.T) {
+		f.admin("resume", custom4125.ID)
+		agent.SetBeforeStep(w.agent, func(step journal.Step) error {
+			if step == journal.StepDownload {
+				f.admin("pause", custom4125.ID)
+			}
+			return nil
+		})
+		out := w.cycle(t, agent.ModeUpdateNow)
+		agent.SetBeforeStep(w.agent, nil)
+		if out.Result != agent.ResultPaused || out.Codes[0] != agent.CodeFleetHold {
+			t.Fatalf("result %s %v (%s), want held before the upload", out.Result, out.Codes, out.Message)
+		}
+		if st := w.state(); st.Installs != 0 || st.Bricked {
+			t.Fatalf("simulator %+v: the upload went on under a hold", st)
+		}
+		cur := w.agent.Journal.State().Current
+		if cur == nil || cur.Step == journal.StepInstall {
+			t.Fatalf("journal %+v: want the verified update waiting before install", cur)
+		}
+	})
+
+	t.Run("after resume the waiting update installs", func(t *testing.T) {
+		f.admin("resume", custom4125.ID)
+		out := w.cycle(t, agent.ModeUpdateNow)
+		if out.Result != agent.ResultInstalled {
+			t.Fatalf("result %s (%s), want installed", out.Result, out.Message)
+		}
+		if st := w.state(); st.Installs != 1 {
+			t.Fatalf("installs %d, want 1", st.Installs)
+		}
+		// The reports went to the fleet server, signed by the key the
+		// agent created in its state dir; the device is enrolled with it.
+		w.agent.FlushReports(context.Background())
+		if n := w.agent.Reports.Len(); n != 0 {
+			t.Fatalf("%d reports still queued", n)
+		}
+		recs, err := f.store.Reports(context.Background(), custom4125.ID)
+		if err != nil || len(recs) == 0 || recs[len(recs)-1].Report.Result != "installed" {
+			t.Fatalf("reports on the fleet server: %+v, %v", recs, err)
+		}
+		key, err := fleet.LoadOrCreateKey(w.lab.StateDir)
+		if err != nil || recs[0].KeyID != key.ID() {
+			t.Fatalf("report signed by %s, the agent's key is %s (%v)", recs[0].KeyID, key.ID(), err)
+		}
+		d, err := f.store.Device(context.Background(), recs[0].Report.DeviceSerial)
+		if err != nil || d.KeyID != key.ID() || d.Model != protected {
+			t.Fatalf("device on the fleet server: %+v, %v", d, err)
+		}
+	})
+}
+
+func TestAFleetServerDownDoesNotStopUpdates(t *testing.T) {
+	f := startFleet(t)
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
+	w.linkFleet(t, f)
+	w.agent.Fleet.(*fleet.Client).BaseURL = "http://127.0.0.1:1" // nothing listens
+	out := w.cycle(t, agent.ModeUpdateNow)
+	if out.Result != agent.ResultInstalled {
+		t.Fatalf("result %s (%s): an unreachable fleet server must not stop an update the manifest allows", out.Result, out.Message)
+	}
+}
