@@ -29,13 +29,18 @@ type fleetServer struct {
 	store fleet.Store
 }
 
-func startFleet(t *testing.T) *fleetServer {
+func startFleet(t *testing.T, opts ...server.Options) *fleetServer {
 	t.Helper()
+	opt := server.Options{Enrolment: server.EnrolOpen}
+	if len(opts) > 0 {
+		opt = opts[0]
+	}
+	opt.AdminToken = fleetToken
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fleet.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(st, server.Options{Enrolment: server.EnrolOpen, AdminToken: fleetToken})
+	srv, err := server.New(st, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
