@@ -178,7 +178,9 @@ func (c *cycle) deferInstall(code, msg string) (*state, error) {
 	c.log.WithField("code", code).Warn(c.out.Message)
 	c.audit(audit.Entry{Event: audit.EventInstallDeferred, Codes: []string{code}, Message: msg})
 	u := c.current()
-	r := report.Report{Step: string(journal.StepInstall), Result: string(ResultDeferred), Codes: []string{code}, Message: c.out.Message}
+	// Report servers know the results installed, failed and refused: a
+	// deferral is a step report (no result) at wait_window with its code.
+	r := report.Report{Step: string(journal.StepWaitWindow), Codes: []string{code}, Message: c.out.Message}
 	if u != nil {
 		r.ReleaseID, r.AttemptID = u.ReleaseID, u.AttemptID
 	}

@@ -7,19 +7,25 @@ import (
 	"compress/gzip"
 	"context"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/agent/audit"
 	"github.com/fwagent/fwagent/agent/journal"
+	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/agent/support"
 	"github.com/fwagent/fwagent/device"
 	"github.com/fwagent/fwagent/internal/lab"
 	"github.com/fwagent/fwagent/internal/nvrsim"
+	"github.com/fwagent/fwagent/reports"
 )
 
 // fastHealth makes the health check after the install poll every
@@ -364,4 +370,57 @@ func (d upgradingDevice) Health(ctx context.Context) (device.Health, error) {
 	h, err := d.Device.(device.HealthReader).Health(ctx)
 	h.Upgrade = device.InstallStatus{Upgrading: true, Percent: 40}
 	return h, err
+}
+
+// validatingSink is a report server that accepts only what the reports
+// package (the integrator's server) accepts.
+type validatingSink struct {
+	mu       sync.Mutex
+	accepted []report.Report
+	refused  []string
+}
+
+func (s *validatingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rep, _, err := reports.ParseReport(body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.refused = append(s.refused, err.Error())
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.accepted = append(s.accepted, rep)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func TestDeferralsAndDegradedInstallsAreReportedInTheServersTerms(t *testing.T) {
+	sink := &validatingSink{}
+	srv := httptest.NewServer(sink)
+	t.Cleanup(srv.Close)
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, ExtraYAML: "report:\n  url: " + srv.URL + "\n" + fastHealth("100ms"),
+		Device: nvrsim.Config{Channels: 8}})
+	w.fast(t, 0)
+	w.lab.Sim.SetFaults(nvrsim.Faults{DiskStatus: map[string]string{"1": "reparing"}})
+	if out := w.cycle(t, agent.ModeUpdateNow); out.Result != agent.ResultDeferred {
+		t.Fatalf("%s, want deferred", out.Result)
+	}
+	w.lab.Sim.SetFaults(nvrsim.Faults{ChannelsLostAfterFlash: 2})
+	if out := w.cycle(t, agent.ModeUpdateNow); out.Result != agent.ResultInstalledDegraded {
+		t.Fatalf("%s, want installed_degraded", out.Result)
+	}
+	w.agent.FlushReports(context.Background())
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.refused) > 0 {
+		t.Fatalf("the server refused reports: %v", sink.refused)
+	}
+	var deferred, degraded bool
+	for _, r := range sink.accepted {
+		deferred = deferred || slices.Contains(r.Codes, agent.CodeDiskBusy)
+		degraded = degraded || (r.Result == "installed" && slices.Contains(r.Codes, agent.CodeInstalledDegraded) && strings.Contains(r.Message, "channels 7, 8"))
+	}
+	if !deferred || !degraded {
+		t.Errorf("reports %+v: want the deferral (disk_busy) and the installed report with installed_degraded naming channels 7, 8", sink.accepted)
+	}
 }

@@ -119,7 +119,7 @@ func (c *cycle) confirmed(ctx context.Context, after device.Identity) (*state, e
 	// The report is queued before the journal forgets the update: a crash
 	// in between sends it twice (the attempt id lets the server see that),
 	// never not at all.
-	c.sendReport(report.Report{ReleaseID: u.ReleaseID, AttemptID: u.AttemptID, Step: string(journal.StepDone), Result: string(result), Codes: codes, Message: msg})
+	c.sendReport(report.Report{ReleaseID: u.ReleaseID, AttemptID: u.AttemptID, Step: string(journal.StepDone), Result: string(ResultInstalled), Codes: codes, Message: msg}) // installed_degraded: the code says so (report servers know installed, failed, refused)
 	if err := a.Journal.Finish(journal.Result{Outcome: outcome, Step: journal.StepDone, Codes: codes, Message: msg}); err != nil {
 		return nil, failed(classLocal, CodeInternal, err)
 	}
