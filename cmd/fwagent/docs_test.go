@@ -17,3 +17,9 @@ func TestGeneratedDocs(t *testing.T) {
 func TestHelpExamplesParse(t *testing.T) {
 	gendocs.TestExamples(t, newRootCmd())
 }
+
+// TestDocCommandsParse fails when a fwagent command line in README.md or
+// docs/ names a command or flag that does not exist.
+func TestDocCommandsParse(t *testing.T) {
+	gendocs.TestDocCommands(t, newRootCmd(), "../..")
+}

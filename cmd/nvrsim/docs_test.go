@@ -18,3 +18,9 @@ func TestGeneratedDocs(t *testing.T) {
 func TestHelpExamplesParse(t *testing.T) {
 	gendocs.TestExamples(t, newRootCmd(io.Discard, io.Discard))
 }
+
+// TestDocCommandsParse fails when a nvrsim command line in README.md or
+// docs/ names a command or flag that does not exist.
+func TestDocCommandsParse(t *testing.T) {
+	gendocs.TestDocCommands(t, newRootCmd(io.Discard, io.Discard), "../..")
+}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
+	"github.com/spf13/pflag"
 )
 
 // UpdateEnv names the environment variable that makes Test rewrite the
@@ -162,28 +163,14 @@ func Test(t *testing.T, root *cobra.Command, docsDir string) {
 // dropped) must resolve to a command whose flags parse.
 func TestExamples(t *testing.T, root *cobra.Command) {
 	t.Helper()
-	var walk func(c *cobra.Command)
+	root.InitDefaultCompletionCmd()
+	root.InitDefaultHelpCmd()
 	seen := 0
+	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
-		text := strings.ReplaceAll(c.Example, "\\\n", " ")
-		for _, line := range strings.Split(text, "\n") {
-			line, _, _ = strings.Cut(strings.TrimSpace(line), " #")
-			line = strings.NewReplacer(`"`, "", `'`, "").Replace(line)
-			args := strings.Fields(line)
-			if len(args) == 0 || args[0] != root.Name() {
-				continue
-			}
+		for _, line := range commandLines(c.Example, root.Name()) {
 			seen++
-			cmd, rest, err := root.Find(args[1:])
-			if err != nil {
-				t.Errorf("%s: example %q: %v", c.CommandPath(), line, err)
-				continue
-			}
-			if cmd.HasSubCommands() && !cmd.Runnable() {
-				t.Errorf("%s: example %q names no runnable command", c.CommandPath(), line)
-				continue
-			}
-			if err := cmd.ParseFlags(rest); err != nil {
+			if err := parseLine(root, line); err != nil {
 				t.Errorf("%s: example %q: %v", c.CommandPath(), line, err)
 			}
 		}
@@ -195,4 +182,105 @@ func TestExamples(t *testing.T, root *cobra.Command) {
 	if seen == 0 {
 		t.Errorf("%s: no help example found", root.Name())
 	}
+}
+
+// TestDocCommands fails when a command line of root's tool in a code block
+// of README.md or docs/ (under repoRoot) names a command or flag that does
+// not exist. Lines with shell variables or placeholders in capitals
+// (FILE, ID) are parsed too: flags are checked, not values.
+func TestDocCommands(t *testing.T, root *cobra.Command, repoRoot string) {
+	t.Helper()
+	root.InitDefaultCompletionCmd()
+	root.InitDefaultHelpCmd()
+	docs := []string{filepath.Join(repoRoot, "README.md")}
+	_ = filepath.WalkDir(filepath.Join(repoRoot, "docs"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".md") && !strings.Contains(path, filepath.Join("reference", "cli")) {
+			docs = append(docs, path)
+		}
+		return nil
+	})
+	seen := 0
+	for _, doc := range docs {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, block := range shellBlocks(string(b)) {
+			for _, line := range commandLines(block, root.Name()) {
+				seen++
+				if err := parseLine(root, line); err != nil {
+					t.Errorf("%s: %q: %v", doc, line, err)
+				}
+			}
+		}
+	}
+	if seen == 0 {
+		t.Errorf("no command line of %s found in the docs", root.Name())
+	}
+}
+
+// shellBlocks returns the fenced code blocks of a Markdown text whose
+// language is sh, bash, console or not given.
+func shellBlocks(text string) []string {
+	var blocks []string
+	var cur *strings.Builder
+	skip := false
+	for _, line := range strings.Split(text, "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case cur == nil && strings.HasPrefix(trimmed, "```"):
+			cur = &strings.Builder{}
+			switch strings.TrimPrefix(trimmed, "```") {
+			case "", "sh", "bash", "console":
+				skip = false
+			default:
+				skip = true
+			}
+		case cur != nil && trimmed == "```":
+			if !skip {
+				blocks = append(blocks, cur.String())
+			}
+			cur = nil
+		case cur != nil:
+			cur.WriteString(line + "\n")
+		}
+	}
+	return blocks
+}
+
+// commandLines returns the lines of text that run tool: continuations
+// joined, a "$ " prompt, comments, quotes and redirections dropped.
+func commandLines(text, tool string) []string {
+	var out []string
+	for _, line := range strings.Split(strings.ReplaceAll(text, "\\\n", " "), "\n") {
+		line = strings.TrimPrefix(strings.TrimSpace(line), "$ ")
+		line, _, _ = strings.Cut(line, " #")
+		for _, sep := range []string{" > ", " 2> ", " | ", " && ", " || ", " 2>&1", " > /dev/null"} {
+			line, _, _ = strings.Cut(line, sep)
+		}
+		line = strings.NewReplacer(`"`, "", `'`, "").Replace(line)
+		if f := strings.Fields(line); len(f) > 0 && f[0] == tool {
+			out = append(out, strings.Join(f, " "))
+		}
+	}
+	return out
+}
+
+// parseLine resolves a command line to its command and parses its flags.
+func parseLine(root *cobra.Command, line string) error {
+	args := strings.Fields(line)[1:]
+	cmd, rest, err := root.Find(args)
+	if err != nil {
+		return err
+	}
+	if cmd.HasSubCommands() && !cmd.Runnable() {
+		return fmt.Errorf("names no runnable command")
+	}
+	defer cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			_ = f.Value.Set(f.DefValue)
+			f.Changed = false
+		}
+	})
+	return cmd.ParseFlags(rest)
 }
