@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/device/isapi"
 	"github.com/fwagent/fwagent/internal/lab"
 	"github.com/fwagent/fwagent/internal/nvrsim"
@@ -292,6 +294,46 @@ func TestProtectedRecorderThatStopsAnsweringGetsASafetyCode(t *testing.T) {
 			}
 			if st := w.state(); st.Uploads != 1 {
 				t.Errorf("the settling cycle uploaded again: %d uploads", st.Uploads)
+			}
+		})
+	}
+}
+
+// An agent that stopped while a protected recorder was flashing, restarted
+// to find the recorder silent, reports the safety code only when the
+// journal says the recorder had started writing the image.
+func TestRestartAfterAFlashFindsTheProtectedRecorderSilent(t *testing.T) {
+	for _, flashing := range []bool{true, false} {
+		t.Run(fmt.Sprintf("journal says flashing=%v", flashing), func(t *testing.T) {
+			w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, Device: nvrsim.Config{FlashDuration: 20 * time.Millisecond}})
+			w.shortDevice(t, 5*time.Second, 500*time.Millisecond)
+			// Stop as a crash would once the flash finished, then make the
+			// journal read as if the crash came during the install.
+			agent.SetBeforeStep(w.agent, func(step journal.Step) error {
+				if step == journal.StepReboot {
+					return errors.New("crash")
+				}
+				return nil
+			})
+			if out := w.cycle(t, agent.ModeUpdateNow); out.Result != agent.ResultStopped {
+				t.Fatalf("first cycle %s %v, want stopped before the reboot", out.Result, out.Codes)
+			}
+			if cur := w.agent.Journal.State().Current; cur == nil || !cur.Flashing {
+				t.Fatalf("the journal does not record that the device flashed: %+v", cur)
+			}
+			if err := w.agent.Journal.Update(func(s *journal.State) error {
+				s.Current.Step, s.Current.Flashing = journal.StepInstall, flashing
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			_ = w.lab.Sim.Close() // the recorder no longer answers
+			w.reopen(t)
+			w.shortDevice(t, 5*time.Second, 500*time.Millisecond)
+			out := w.cycle(t, agent.ModeUpdateNow)
+			has := len(out.Codes) > 0 && out.Codes[0] == agent.CodeProtectedUnresponsive
+			if out.Result != agent.ResultFailed || has != flashing {
+				t.Fatalf("after the restart: %s %v, want failed with the safety code first = %v", out.Result, out.Codes, flashing)
 			}
 		})
 	}

@@ -90,8 +90,16 @@ func (c *cycle) flash(ctx context.Context) (*state, error) {
 	c.log.WithFields(logrus.Fields{"from": id.FirmwareVersion, "to": c.release.Version}).Info("install started")
 	last := int64(-1)
 	err := a.Device.Install(ctx, u.ImagePath, func(p device.InstallProgress) {
-		if p.Phase == "flash" {
+		if p.Phase == "flash" && !c.flashing {
 			c.flashing = true // the device said it is writing the image
+			if err := a.Journal.Update(func(s *journal.State) error {
+				if s.Current != nil {
+					s.Current.Flashing = true
+				}
+				return nil
+			}); err != nil {
+				c.log.WithError(err).Warn("could not record in the journal that the device is flashing")
+			}
 		}
 		if a.InstallProgress != nil {
 			a.InstallProgress(p)

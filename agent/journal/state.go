@@ -128,6 +128,9 @@ type Update struct {
 	// health baseline (online channels, disks) and the configuration
 	// backup, as the agent wrote it; the confirm step compares against it.
 	Health json.RawMessage `json:"health,omitempty"`
+	// Flashing is set when the device first reported writing this
+	// attempt's image: a restarted agent then knows the image reached it.
+	Flashing bool `json:"flashing,omitempty"`
 }
 
 // Quarantine records why a release is not tried again.
