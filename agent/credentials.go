@@ -14,11 +14,13 @@ import (
 	"github.com/google/renameio/v2"
 
 	"github.com/fwagent/fwagent/agent/config"
+	"github.com/fwagent/fwagent/device"
+	"github.com/fwagent/fwagent/reason"
 )
 
 // CodeCredentialsRefused is the code of a daemon cycle that did not contact
 // the device because it refused the same credentials before.
-const CodeCredentialsRefused = "credentials_refused"
+const CodeCredentialsRefused = string(reason.CredentialsRefused)
 
 // refusedCredentialsFile records, in the state directory, that the device
 // refused the configured credentials: a fingerprint of them (never the
@@ -29,7 +31,7 @@ const refusedCredentialsFile = "credentials_refused.json"
 // (device/isapi's codes). A lock is not one of them: it may come from
 // someone else's failed logins, and the backend sends no login while it
 // lasts.
-var credentialCodes = []string{"badCredentials"}
+var credentialCodes = []string{device.CodeBadCredentials}
 
 type refusedCredentials struct {
 	Fingerprint string    `json:"fingerprint"`

@@ -258,7 +258,7 @@ func classify(err error) *failure {
 		}
 		return &failure{class: classDevice, fatal: true, codes: []string{code}, err: err}
 	case errors.Is(err, device.ErrUnreachable):
-		return &failure{class: classUnavailable, codes: []string{"unreachable"}, err: err}
+		return &failure{class: classUnavailable, codes: []string{device.CodeUnreachable}, err: err}
 	}
 	return &failure{class: classLocal, codes: []string{CodeInternal}, err: err}
 }

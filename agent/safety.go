@@ -13,7 +13,7 @@ import (
 
 // unresponsiveCodes are the device codes that mean the recorder stopped
 // answering, as opposed to answering with an error.
-var unresponsiveCodes = []string{"unreachable", "flashTimeout", "rebootTimeout", "uploadTimeout"}
+var unresponsiveCodes = []string{device.CodeUnreachable, device.CodeFlashTimeout, device.CodeRebootTimeout, device.CodeUploadTimeout}
 
 // protectedUnresponsive reports whether err means that a recorder of the
 // protected model stopped answering after it took an image: in the install

@@ -20,6 +20,7 @@ import (
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/device"
+	"github.com/fwagent/fwagent/reason"
 )
 
 // Site is the gateway: one fwagent serving every recorder of a site. Each
@@ -56,7 +57,7 @@ type Site struct {
 // model and serial of another recorder of the site: two entries of
 // devices: reach one recorder (by two addresses), which must never be
 // updated twice.
-const CodeDuplicateRecorder = "duplicate_recorder"
+const CodeDuplicateRecorder = string(reason.DuplicateRecorder)
 
 // claim records that device answered as id, refusing an identity another
 // recorder of the site answered with.
@@ -90,7 +91,7 @@ var ErrInstallHeld = errors.New("the site stopped installing this release")
 // CodeSiteStopped is the code of a recorder whose install was not started
 // because the release failed on install.stop_after_failures other
 // recorders of the site.
-const CodeSiteStopped = "site_stopped_release"
+const CodeSiteStopped = string(reason.SiteStopped)
 
 // ResultHeld is a cycle whose install the site held back (exit 1 for a site:
 // the recorder did not get the release).

@@ -3,6 +3,8 @@ package device
 import (
 	"errors"
 	"fmt"
+
+	"github.com/fwagent/fwagent/reason"
 )
 
 // Sentinel errors shared by every backend; backends wrap them in *Error.
@@ -55,3 +57,33 @@ func IsTransient(err error) bool {
 	}
 	return errors.Is(err, ErrUnreachable)
 }
+
+// Codes the backends put in Error.Code: fwagent's own words and the ISAPI
+// subStatusCodes it acts on. The reason registry holds their meaning and
+// advice; compare codes with these constants, never with a string.
+const (
+	CodeBadCredentials     = string(reason.BadCredentials)
+	CodeLocked             = string(reason.Locked)
+	CodeUnreachable        = string(reason.Unreachable)
+	CodeStaleNonce         = string(reason.StaleNonce)
+	CodeBadReply           = string(reason.BadReply)
+	CodeDeviceBusy         = string(reason.DeviceBusy)
+	CodeUpgrading          = string(reason.Upgrading)
+	CodeRebootRequired     = string(reason.RebootRequired)
+	CodeUploadTimeout      = string(reason.UploadTimeout)
+	CodeFlashTimeout       = string(reason.FlashTimeout)
+	CodeFlashInterrupted   = string(reason.FlashInterrupted)
+	CodeRebootTimeout      = string(reason.RebootTimeout)
+	CodeNotSupport         = string(reason.NotSupport)
+	CodeBadDevType         = string(reason.BadDevType)
+	CodeBadVersion         = string(reason.BadVersion)
+	CodeBadLanguage        = string(reason.BadLanguage)
+	CodeBadFlash           = string(reason.BadFlash)
+	CodeIdentityUnreadable = string(reason.IdentityUnreadable)
+	CodeBadIdentity        = string(reason.BadIdentity)
+	CodeNotConfigured      = string(reason.NotConfigured)
+	CodeBadImage           = string(reason.BadImage)
+	CodeBadStatus          = string(reason.BadStatus)
+	CodeCommandTimeout     = string(reason.CommandTimeout)
+	CodeCommandFailed      = string(reason.CommandFailed)
+)

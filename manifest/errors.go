@@ -3,35 +3,37 @@ package manifest
 import (
 	"errors"
 	"fmt"
+
+	"github.com/fwagent/fwagent/reason"
 )
 
 // Code is a stable, machine-readable reason why a manifest was refused.
 // Codes are part of the agent's report format: never rename one.
-type Code string
+type Code = reason.Code
 
 // Refusal codes returned in *Error.
 const (
 	// CodeBadSignature: a signature from a trusted key does not verify over
 	// the payload (tampered payload or wrong key), and the threshold is not met.
-	CodeBadSignature Code = "bad_signature"
+	CodeBadSignature = reason.BadSignature
 	// CodeThresholdNotMet: fewer distinct trusted keys signed than required.
-	CodeThresholdNotMet Code = "threshold_not_met"
+	CodeThresholdNotMet = reason.ThresholdNotMet
 	// CodeExpired: the manifest's expires time has passed.
-	CodeExpired Code = "expired"
+	CodeExpired = reason.Expired
 	// CodeNotYetValid: the manifest was issued beyond the allowed clock skew in the future.
-	CodeNotYetValid Code = "not_yet_valid"
+	CodeNotYetValid = reason.NotYetValid
 	// CodeRollback: the serial is below the last accepted one.
-	CodeRollback Code = "rollback"
+	CodeRollback = reason.Rollback
 	// CodeEquivocation: the serial equals the last accepted one but the payload differs.
-	CodeEquivocation Code = "equivocation"
+	CodeEquivocation = reason.Equivocation
 	// CodeMalformed: the envelope or payload is not well formed.
-	CodeMalformed Code = "malformed"
+	CodeMalformed = reason.Malformed
 	// CodeTooLarge: the envelope, payload or an image size exceeds a limit.
-	CodeTooLarge Code = "too_large"
+	CodeTooLarge = reason.TooLarge
 	// CodeWrongPayloadType: the envelope's payloadType is not PayloadType.
-	CodeWrongPayloadType Code = "wrong_payload_type"
+	CodeWrongPayloadType = reason.WrongPayloadType
 	// CodeUnsupportedSchema: the payload's schema number is not one this agent reads.
-	CodeUnsupportedSchema Code = "unsupported_schema"
+	CodeUnsupportedSchema = reason.UnsupportedSchema
 )
 
 // Error is the one typed error of package manifest: a refusal with a stable

@@ -3,6 +3,8 @@ package verify
 import (
 	"errors"
 	"strings"
+
+	"github.com/fwagent/fwagent/reason"
 )
 
 // Sentinels for the parsers; errors returned by this package wrap them.
@@ -27,19 +29,19 @@ var (
 
 // Code is a stable, machine-readable reason for a refusal. Codes are never
 // renamed: reports, journals and dashboards key on them.
-type Code string
+type Code = reason.Code
 
 // The reason codes of Decide, DecideImage and ConfirmInstall.
 const (
 	// CodeModelMismatch: the device's model is not among the release's models.
-	CodeModelMismatch Code = "model_mismatch"
+	CodeModelMismatch = reason.ModelMismatch
 	// CodeStandardFirmwareForbidden: a non-custom release for
 	// iDS-9632NXI-I8/16S (built-in rule).
-	CodeStandardFirmwareForbidden Code = "standard_firmware_forbidden"
+	CodeStandardFirmwareForbidden = reason.StandardFirmwareForbidden
 	// CodeCustomVersionForbidden: a custom release for iDS-9632NXI-I8/16S
 	// whose version is not written exactly 4.1.25 (or V4.1.25): 4.1.26,
 	// 4.1.25.0, 04.01.25 and " 4.1.25" are all refused (built-in rule).
-	CodeCustomVersionForbidden Code = "custom_version_forbidden"
+	CodeCustomVersionForbidden = reason.CustomVersionForbidden
 	// CodeProtectedNeedsSecondProof: a custom 4.1.25 release for
 	// iDS-9632NXI-I8/16S rests on one proof only. Besides its declared
 	// variant and version it needs a second, independent one: its SHA-256
@@ -47,38 +49,38 @@ const (
 	// two distinct trusted keys (whatever the manifest threshold says).
 	// Advice: pin the vendor's digest in policy.pins, or have a second
 	// integrator co-sign the manifest with `fwctl sign` (built-in rule).
-	CodeProtectedNeedsSecondProof Code = "protected_needs_second_proof"
+	CodeProtectedNeedsSecondProof = reason.ProtectedNeedsSecondProof
 	// CodeVersionUnparseable: a version (installed, release or requires
 	// bound) cannot be read.
-	CodeVersionUnparseable Code = "version_unparseable"
+	CodeVersionUnparseable = reason.VersionUnparseable
 	// CodeVariantUnknown: the release's variant is neither custom nor standard.
-	CodeVariantUnknown Code = "variant_unknown"
+	CodeVariantUnknown = reason.VariantUnknown
 	// CodeReleaseIncomplete: the release lacks models, size or a SHA-256.
-	CodeReleaseIncomplete Code = "release_incomplete"
+	CodeReleaseIncomplete = reason.ReleaseIncomplete
 	// CodeRequiresNotMet: the installed version is outside the release's
 	// requires range.
-	CodeRequiresNotMet Code = "requires_not_met"
+	CodeRequiresNotMet = reason.RequiresNotMet
 	// CodeDowngradeForbidden: the release is older than the installed version.
-	CodeDowngradeForbidden Code = "downgrade_forbidden"
+	CodeDowngradeForbidden = reason.DowngradeForbidden
 	// CodeReinstallForbidden: the release is the installed version.
-	CodeReinstallForbidden Code = "reinstall_forbidden"
+	CodeReinstallForbidden = reason.ReinstallForbidden
 	// CodeSizeMismatch: the image's size differs from the release's.
-	CodeSizeMismatch Code = "size_mismatch"
+	CodeSizeMismatch = reason.SizeMismatch
 	// CodeDigestMismatch: the image's SHA-256 differs from the release's.
-	CodeDigestMismatch Code = "digest_mismatch"
+	CodeDigestMismatch = reason.DigestMismatch
 	// CodeDigestNotPinned: the operator pinned digests for the model and the
 	// release's (before the download) or the image's (after it) is not
 	// among them.
-	CodeDigestNotPinned Code = "digest_not_pinned"
+	CodeDigestNotPinned = reason.DigestNotPinned
 	// CodeImageIsZip: the image is the vendor's zip package.
-	CodeImageIsZip Code = "image_is_zip"
+	CodeImageIsZip = reason.ImageIsZip
 	// CodeImageEncrypted: the image is an HK20/HK30 encrypted container.
-	CodeImageEncrypted Code = "image_encrypted"
+	CodeImageEncrypted = reason.ImageEncrypted
 	// CodeImageMalformed: the image is not a valid digicap.dav.
-	CodeImageMalformed Code = "image_malformed"
+	CodeImageMalformed = reason.ImageMalformed
 	// CodePostInstallMismatch: after the install the device reports another
 	// model or another version than the release's.
-	CodePostInstallMismatch Code = "post_install_mismatch"
+	CodePostInstallMismatch = reason.PostInstallMismatch
 )
 
 // Codes lists every reason code, in documentation order.

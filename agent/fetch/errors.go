@@ -9,26 +9,27 @@ import (
 	"github.com/cavaliergopher/grab/v3"
 
 	"github.com/fwagent/fwagent/internal/redact"
+	"github.com/fwagent/fwagent/reason"
 )
 
 // Code is a stable, machine-readable reason for a fetch failure.
-type Code string
+type Code = reason.Code
 
 // Failure codes. They are stable: journals, reports and dashboards use them.
 const (
-	CodeNetwork         Code = "network"           // connection refused, reset, DNS, TLS, cut body
-	CodeStatus          Code = "http_status"       // the server answered with an error status
-	CodeStalled         Code = "stalled"           // no byte arrived for StallTimeout
-	CodeTooLarge        Code = "too_large"         // a manifest bigger than the cap
-	CodeSizeMismatch    Code = "size_mismatch"     // the bytes do not add up to the declared size
-	CodeTooLong         Code = "too_long"          // the server sent more bytes than declared
-	CodeDigestMismatch  Code = "digest_mismatch"   // the SHA-256 of the image is not the declared one
-	CodeBadContentRange Code = "bad_content_range" // a 206 whose Content-Range is not what was asked
-	CodeRangeIgnored    Code = "range_ignored"     // no longer returned: a 200 answer to a Range request is used from offset 0
-	CodeNoSpace         Code = "no_space"          // not enough free disk space
-	CodeLocalFile       Code = "local_file"        // a file:// URL could not be read
-	CodeBadRequest      Code = "bad_request"       // the caller's request is unusable (no URL, bad path)
-	CodeCanceled        Code = "canceled"          // the caller's context ended
+	CodeNetwork         = reason.Network         // connection refused, reset, DNS, TLS, cut body
+	CodeStatus          = reason.HTTPStatus      // the server answered with an error status
+	CodeStalled         = reason.Stalled         // no byte arrived for StallTimeout
+	CodeTooLarge        = reason.TooLarge        // a manifest bigger than the cap
+	CodeSizeMismatch    = reason.SizeMismatch    // the bytes do not add up to the declared size
+	CodeTooLong         = reason.TooLong         // the server sent more bytes than declared
+	CodeDigestMismatch  = reason.DigestMismatch  // the SHA-256 of the image is not the declared one
+	CodeBadContentRange = reason.BadContentRange // a 206 whose Content-Range is not what was asked
+	CodeRangeIgnored    = reason.RangeIgnored    // no longer returned: a 200 answer to a Range request is used from offset 0
+	CodeNoSpace         = reason.NoSpace         // not enough free disk space
+	CodeLocalFile       = reason.LocalFile       // a file:// URL could not be read
+	CodeBadRequest      = reason.BadRequest      // the caller's request is unusable (no URL, bad path)
+	CodeCanceled        = reason.Canceled        // the caller's context ended
 )
 
 // Sentinel errors, wrapped inside *Error so that errors.Is works.

@@ -21,6 +21,7 @@ import (
 	"github.com/fwagent/fwagent/agent/support"
 	"github.com/fwagent/fwagent/internal/cli"
 	"github.com/fwagent/fwagent/manifest"
+	"github.com/fwagent/fwagent/reason"
 )
 
 // session is one loaded config with its logger and agent.
@@ -180,6 +181,13 @@ func printOutcome(w io.Writer, out agent.Outcome) {
 	fmt.Fprintf(w, "result:   %s: %s\n", out.Result, out.Message)
 	if len(out.Codes) > 0 {
 		fmt.Fprintf(w, "codes:    %s\n", strings.Join(out.Codes, ", "))
+		// What each code means and what to do, from the one registry
+		// (docs/reference/codes.md).
+		for _, code := range out.Codes {
+			if in, ok := reason.Lookup(reason.Code(code)); ok {
+				fmt.Fprintf(w, "          - %s: %s; what to do: %s\n", code, in.Meaning, in.Advice)
+			}
+		}
 	}
 }
 

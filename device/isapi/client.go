@@ -409,5 +409,5 @@ func (c *Client) waitErr(parent context.Context, last error) error {
 	if last != nil {
 		msg += "; last error: " + last.Error()
 	}
-	return &device.Error{Op: "wait", Code: "rebootTimeout", Transient: true, Err: fmt.Errorf("%w: %s", device.ErrUnreachable, msg)}
+	return &device.Error{Op: "wait", Code: device.CodeRebootTimeout, Transient: true, Err: fmt.Errorf("%w: %s", device.ErrUnreachable, msg)}
 }

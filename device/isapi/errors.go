@@ -46,7 +46,7 @@ func (e *StatusError) Code() string {
 // Transient reports whether the device may accept the same request later.
 func (e *StatusError) Transient() bool {
 	switch e.Code() {
-	case "deviceBusy", "upgrading":
+	case device.CodeDeviceBusy, device.CodeUpgrading:
 		return true
 	}
 	return e.StatusCode == 2
@@ -54,7 +54,7 @@ func (e *StatusError) Transient() bool {
 
 // RebootRequired reports whether the device asks for a reboot first.
 func (e *StatusError) RebootRequired() bool {
-	return e.Code() == "rebootRequired" || e.StatusCode == 7
+	return e.Code() == device.CodeRebootRequired || e.StatusCode == 7
 }
 
 var statusNames = map[int]string{
@@ -69,14 +69,14 @@ var statusNames = map[int]string{
 }
 
 var statusHints = map[string]string{
-	"deviceBusy":     "the device is busy; try again later",
-	"upgrading":      "the device is already flashing an image; wait until it finishes",
-	"badDevType":     "the image is for another device type; do not install it on this device",
-	"badVersion":     "the device refused this firmware version",
-	"badLanguage":    "the image's language does not match the device",
-	"badFlash":       "the device could not write the image; the image is damaged or not for this device",
-	"notSupport":     "the device does not support this operation",
-	"rebootRequired": "the device holds a flashed image and waits for a reboot into it",
+	device.CodeDeviceBusy:     "the device is busy; try again later",
+	device.CodeUpgrading:      "the device is already flashing an image; wait until it finishes",
+	device.CodeBadDevType:     "the image is for another device type; do not install it on this device",
+	device.CodeBadVersion:     "the device refused this firmware version",
+	device.CodeBadLanguage:    "the image's language does not match the device",
+	device.CodeBadFlash:       "the device could not write the image; the image is damaged or not for this device",
+	device.CodeNotSupport:     "the device does not support this operation",
+	device.CodeRebootRequired: "the device holds a flashed image and waits for a reboot into it",
 }
 
 // AuthError is a refusal of the configured credentials by the device: a 401
@@ -144,21 +144,21 @@ func wrap(op string, err error) error {
 	var ae *AuthError
 	switch {
 	case errors.As(err, &ae):
-		e.Code = "badCredentials"
+		e.Code = device.CodeBadCredentials
 		if ae.Locked {
-			e.Code = "locked"
+			e.Code = device.CodeLocked
 		}
 	case errors.As(err, &se):
 		e.Code = se.Code()
 		e.Transient = se.Transient()
 	case errors.Is(err, device.ErrUnreachable):
-		e.Code = "unreachable"
+		e.Code = device.CodeUnreachable
 		e.Transient = true
 	case errors.Is(err, ErrStaleNonce):
-		e.Code = "staleNonce"
+		e.Code = device.CodeStaleNonce
 		e.Transient = true
 	case errors.Is(err, ErrBadReply), errors.Is(err, ErrTooLarge):
-		e.Code = "badReply"
+		e.Code = device.CodeBadReply
 	}
 	return e
 }

@@ -62,7 +62,7 @@ func (c *Client) Health(ctx context.Context) (device.Health, error) {
 		h.Channels = chans
 	}
 	if len(h.Unsupported) == 2 {
-		return h, &device.Error{Op: "health", Code: "notSupport", Err: fmt.Errorf("%w: neither %s nor %s answers", device.ErrNotSupported, PathStorage, PathChannelsStatus)}
+		return h, &device.Error{Op: "health", Code: device.CodeNotSupport, Err: fmt.Errorf("%w: neither %s nor %s answers", device.ErrNotSupported, PathStorage, PathChannelsStatus)}
 	}
 	return h, nil
 }
@@ -119,7 +119,7 @@ func notSupported(path string, status int, err error) error {
 	if !unsupported {
 		return err
 	}
-	return &device.Error{Op: "health", Code: "notSupport", Err: fmt.Errorf("%w: %s (%w)", device.ErrNotSupported, path, err)}
+	return &device.Error{Op: "health", Code: device.CodeNotSupport, Err: fmt.Errorf("%w: %s (%w)", device.ErrNotSupported, path, err)}
 }
 
 // listItem is one repeated element of a list document: the text of its

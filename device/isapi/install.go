@@ -42,7 +42,7 @@ func (c *Client) Install(ctx context.Context, imagePath string, progress device.
 // rebootRequired. A reboot would boot an image that this upload did not
 // send, perhaps the standard firmware that destroys an iDS-9632NXI-I8/16S.
 func pendingImageError(se *StatusError) error {
-	return &device.Error{Op: "install", Code: "rebootRequired", Transient: false,
+	return &device.Error{Op: "install", Code: device.CodeRebootRequired, Transient: false,
 		Err: fmt.Errorf("%w that this upload did not send; fwagent will not reboot into an image it has not proven: check what was flashed and reboot the device by hand (device reply: %w)", device.ErrPendingImage, se)}
 }
 
@@ -182,7 +182,7 @@ func (c *Client) send(ctx context.Context, method, imagePath string, size int64,
 	sent := body.Sent()
 	if err != nil {
 		if ctx.Err() == nil && uctx.Err() != nil {
-			return &uploadResult{method: method, sent: sent}, &device.Error{Op: "install", Code: "uploadTimeout", Transient: true,
+			return &uploadResult{method: method, sent: sent}, &device.Error{Op: "install", Code: device.CodeUploadTimeout, Transient: true,
 				Err: fmt.Errorf("%w: the upload did not finish within %s (upload_timeout; %d of %d bytes sent): raise upload_timeout on a slow link", device.ErrUnreachable, c.cfg.UploadTimeout, sent, size)}
 		}
 		return &uploadResult{method: method, sent: sent}, transportError(ctx, PathUpdateFirmware, fmt.Errorf("%w (after %d of %d image bytes)", stripURL(err), sent, size))
@@ -239,7 +239,7 @@ func (c *Client) afterDrop(ctx context.Context, dropErr error, sent, size int64,
 		if fatalWhileWaiting(err) {
 			return err
 		}
-		code := "unreachable"
+		code := device.CodeUnreachable
 		var de *device.Error
 		if errors.As(dropErr, &de) {
 			code = de.Code
@@ -273,7 +273,7 @@ func (c *Client) waitFlash(ctx context.Context, progress device.ProgressFunc) er
 		if last != nil {
 			msg += "; last error: " + last.Error()
 		}
-		return &device.Error{Op: "install", Code: "flashTimeout", Transient: false, Err: errors.New(msg)}
+		return &device.Error{Op: "install", Code: device.CodeFlashTimeout, Transient: false, Err: errors.New(msg)}
 	}
 	for {
 		st, err := c.status(ctx, c.once)
@@ -293,7 +293,7 @@ func (c *Client) waitFlash(ctx context.Context, progress device.ProgressFunc) er
 				// Not flashing and not at 100%: the flash was lost (the
 				// recorder lost power and came back on its old firmware). A
 				// flash is finished only at 100%.
-				return &device.Error{Op: "install", Code: "flashInterrupted", Transient: true,
+				return &device.Error{Op: "install", Code: device.CodeFlashInterrupted, Transient: true,
 					Err: fmt.Errorf("%w: the device reports upgrading=false at %d%%: the image was not taken; it is proven again before another try", device.ErrFlashInterrupted, st.Percent)}
 			}
 			if !st.Upgrading {

@@ -234,7 +234,7 @@ func replyError(path string, status int, body []byte) error {
 	case status == 404:
 		return fmt.Errorf("%w: %w: check the url; is it an ISAPI device?", ErrBadReply, err)
 	case status == 503 || status == 429 || status == 502 || status == 504:
-		return &StatusError{HTTPStatus: status, StatusCode: 2, StatusString: "Device Busy", SubStatusCode: "deviceBusy", RequestURL: path}
+		return &StatusError{HTTPStatus: status, StatusCode: 2, StatusString: "Device Busy", SubStatusCode: device.CodeDeviceBusy, RequestURL: path}
 	case status >= 500:
 		return fmt.Errorf("%w: %w", device.ErrUnreachable, err)
 	}

@@ -133,12 +133,12 @@ func (d *Device) Identify(ctx context.Context) (device.Identity, error) {
 		src = "identity_file " + d.cfg.IdentityFile
 		f, err := os.Open(d.cfg.IdentityFile)
 		if err != nil {
-			return device.Identity{}, &device.Error{Op: "identify", Code: "identityUnreadable", Transient: true, Err: fmt.Errorf("read %s: %w", src, err)}
+			return device.Identity{}, &device.Error{Op: "identify", Code: device.CodeIdentityUnreadable, Transient: true, Err: fmt.Errorf("read %s: %w", src, err)}
 		}
 		defer f.Close()
 		b, err = io.ReadAll(io.LimitReader(f, maxIdentity+1))
 		if err != nil {
-			return device.Identity{}, &device.Error{Op: "identify", Code: "identityUnreadable", Transient: true, Err: fmt.Errorf("read %s: %w", src, err)}
+			return device.Identity{}, &device.Error{Op: "identify", Code: device.CodeIdentityUnreadable, Transient: true, Err: fmt.Errorf("read %s: %w", src, err)}
 		}
 	} else {
 		src = "identity_command"
@@ -149,11 +149,11 @@ func (d *Device) Identify(ctx context.Context) (device.Identity, error) {
 		b = out
 	}
 	if len(b) > maxIdentity {
-		return device.Identity{}, &device.Error{Op: "identify", Code: "badIdentity", Err: fmt.Errorf("%s is over %d bytes", src, maxIdentity)}
+		return device.Identity{}, &device.Error{Op: "identify", Code: device.CodeBadIdentity, Err: fmt.Errorf("%s is over %d bytes", src, maxIdentity)}
 	}
 	id, err := ParseIdentity(b)
 	if err != nil {
-		return device.Identity{}, &device.Error{Op: "identify", Code: "badIdentity", Err: fmt.Errorf("%s: %w", src, err)}
+		return device.Identity{}, &device.Error{Op: "identify", Code: device.CodeBadIdentity, Err: fmt.Errorf("%s: %w", src, err)}
 	}
 	return id, nil
 }
@@ -164,11 +164,11 @@ var progressLine = regexp.MustCompile(`(?i)^\s*progress\s*[=:]?\s*(\d{1,3})\s*%?
 // exits. Output lines "progress=NN" are reported as flash progress.
 func (d *Device) Install(ctx context.Context, imagePath string, progress device.ProgressFunc) error {
 	if len(d.cfg.InstallCommand) == 0 {
-		return &device.Error{Op: "install", Code: "notConfigured", Err: fmt.Errorf("%w: set install_command", ErrNotConfigured)}
+		return &device.Error{Op: "install", Code: device.CodeNotConfigured, Err: fmt.Errorf("%w: set install_command", ErrNotConfigured)}
 	}
 	fi, err := os.Stat(imagePath)
 	if err != nil || !fi.Mode().IsRegular() {
-		return &device.Error{Op: "install", Code: "badImage", Err: fmt.Errorf("image %s is not a readable regular file: %v", imagePath, err)}
+		return &device.Error{Op: "install", Code: device.CodeBadImage, Err: fmt.Errorf("image %s is not a readable regular file: %v", imagePath, err)}
 	}
 	if progress == nil {
 		progress = func(device.InstallProgress) {}
@@ -222,7 +222,7 @@ func (d *Device) InstallStatus(ctx context.Context) (device.InstallStatus, error
 	}
 	st, err := parseStatus(out)
 	if err != nil {
-		return st, &device.Error{Op: "status", Code: "badStatus", Err: fmt.Errorf("status_command: %w", err)}
+		return st, &device.Error{Op: "status", Code: device.CodeBadStatus, Err: fmt.Errorf("status_command: %w", err)}
 	}
 	return st, nil
 }
@@ -230,7 +230,7 @@ func (d *Device) InstallStatus(ctx context.Context) (device.InstallStatus, error
 // Reboot runs the reboot command.
 func (d *Device) Reboot(ctx context.Context) error {
 	if len(d.cfg.RebootCommand) == 0 {
-		return &device.Error{Op: "reboot", Code: "notConfigured", Err: fmt.Errorf("%w: set reboot_command", ErrNotConfigured)}
+		return &device.Error{Op: "reboot", Code: device.CodeNotConfigured, Err: fmt.Errorf("%w: set reboot_command", ErrNotConfigured)}
 	}
 	d.log.Info("running the reboot command")
 	_, err := d.run(ctx, "reboot", d.cfg.RebootCommand, d.cfg.CommandTimeout, nil)
@@ -262,7 +262,7 @@ func (d *Device) WaitReady(ctx context.Context) (device.Identity, error) {
 			if parent.Err() != nil {
 				return device.Identity{}, &device.Error{Op: "wait", Err: parent.Err()}
 			}
-			return device.Identity{}, &device.Error{Op: "wait", Code: "rebootTimeout", Transient: true,
+			return device.Identity{}, &device.Error{Op: "wait", Code: device.CodeRebootTimeout, Transient: true,
 				Err: fmt.Errorf("%w: no identity within %s after the reboot (reboot_timeout); last error: %v", device.ErrUnreachable, d.cfg.RebootTimeout, last)}
 		}
 	}

@@ -49,7 +49,7 @@ func (d *Device) run(ctx context.Context, op string, argv []string, timeout time
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		code := "commandFailed"
+		code := device.CodeCommandFailed
 		if errors.Is(err, exec.ErrNotFound) {
 			code = "commandNotFound"
 		}
@@ -67,7 +67,7 @@ func (d *Device) run(ctx context.Context, op string, argv []string, timeout time
 		return nil, &device.Error{Op: op, Err: parent.Err()}
 	}
 	if ctx.Err() != nil {
-		return nil, &device.Error{Op: op, Code: "timeout", Transient: op != "install",
+		return nil, &device.Error{Op: op, Code: device.CodeCommandTimeout, Transient: op != "install",
 			Err: fmt.Errorf("the %s command %s did not finish within %s and was killed", op, argv[0], timeout)}
 	}
 	msg := fmt.Sprintf("the %s command %s failed: %v", op, argv[0], err)
@@ -80,7 +80,7 @@ func (d *Device) run(ctx context.Context, op string, argv []string, timeout time
 		log.WithField("exit_status", code).Error(op + " command failed")
 		return nil, &device.Error{Op: op, Code: fmt.Sprintf("exit%d", code), Transient: code == ExitTempFail, Err: errors.New(msg)}
 	}
-	return nil, &device.Error{Op: op, Code: "commandFailed", Err: errors.New(msg)}
+	return nil, &device.Error{Op: op, Code: device.CodeCommandFailed, Err: errors.New(msg)}
 }
 
 // lineWriter calls f for every complete line written to it, long lines cut

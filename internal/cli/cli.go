@@ -62,25 +62,45 @@ func Execute(ctx context.Context, root *cobra.Command, args []string, stdout, st
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return Usage(err) })
-	err := root.ExecuteContext(ctx)
-	var e *Error
-	if err != nil && !errors.As(err, &e) && isCobraUsageError(err) {
-		return Usage(err)
-	}
-	return err
+	usageArgs(root)
+	return root.ExecuteContext(ctx)
 }
 
-// isCobraUsageError reports whether err came from cobra's own checks of the
-// command line (unknown command, wrong argument count) rather than from a
-// command.
-func isCobraUsageError(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "requires at most", "received ", "required flag", "invalid argument"} {
-		if strings.Contains(msg, p) {
-			return true
+// usageArgs makes every argument check of the tree return a usage error,
+// so that no cobra message has to be recognised by its text: each
+// command's Args is wrapped, and a command that only groups others
+// refuses an unknown subcommand (cobra would show the help and exit 0).
+func usageArgs(c *cobra.Command) {
+	if orig := c.Args; orig != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := orig(cmd, args); err != nil {
+				var e *Error
+				if errors.As(err, &e) {
+					return err
+				}
+				return Usage(err)
+			}
+			return nil
 		}
 	}
-	return false
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		if c.Args == nil {
+			c.Args = cobra.ArbitraryArgs
+		}
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += ": did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return Usage(fmt.Errorf("%s: see %s --help", msg, cmd.CommandPath()))
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 // ExactArgs is cobra.ExactArgs returning a usage error that says what to do.
