@@ -15,6 +15,7 @@ import (
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/device"
+	"github.com/fwagent/fwagent/reason"
 )
 
 // Codes of the checks before and after an install (issue 14). Deferrals
@@ -22,19 +23,19 @@ import (
 // with the firmware installed and the recorder not fully back at work.
 const (
 	// CodeDiskBusy: a disk is formatting or repairing; the install waits.
-	CodeDiskBusy = "disk_busy"
+	CodeDiskBusy = string(reason.DiskBusy)
 	// CodeUpgradeRunning: the recorder is already flashing an image.
-	CodeUpgradeRunning = "upgrade_running"
+	CodeUpgradeRunning = string(reason.UpgradeRunning)
 	// CodeHealthUnreadable: the recorder's health reply could not be read.
-	CodeHealthUnreadable = "health_unreadable"
+	CodeHealthUnreadable = string(reason.HealthUnreadable)
 	// CodeBackupFailed: the required configuration backup failed.
-	CodeBackupFailed = "config_backup_failed"
+	CodeBackupFailed = string(reason.BackupFailed)
 	// CodeBackupNotSupported: the recorder cannot export its configuration
 	// and install.config_backup is required.
-	CodeBackupNotSupported = "config_backup_not_supported"
+	CodeBackupNotSupported = string(reason.BackupNotSupported)
 	// CodeInstalledDegraded: installed, but channels or disks did not
 	// return to the baseline within confirm.health_timeout.
-	CodeInstalledDegraded = "installed_degraded"
+	CodeInstalledDegraded = string(reason.InstalledDegraded)
 )
 
 // statePreflight checks the recorder before the upload: its health (a busy

@@ -97,6 +97,12 @@ const (
 	RolloutPaused         Code = "rollout_paused"
 	SiteStopped           Code = "site_stopped_release"
 	DuplicateRecorder     Code = "duplicate_recorder"
+	DiskBusy              Code = "disk_busy"
+	UpgradeRunning        Code = "upgrade_running"
+	HealthUnreadable      Code = "health_unreadable"
+	BackupFailed          Code = "config_backup_failed"
+	BackupNotSupported    Code = "config_backup_not_supported"
+	InstalledDegraded     Code = "installed_degraded"
 )
 
 const protected = "iDS-9632NXI-I8/16S"
@@ -186,5 +192,11 @@ var registry = []Info{
 	{NotInRollout, []Source{Agent}, "the rollout does not admit this device yet", "nothing: it is admitted when its stage starts", false},
 	{SiteStopped, []Source{Agent}, "the site did not start this recorder's install: the release failed on install.stop_after_failures other recorders of the site", "find out why it failed on the others (fwagent status, reports); publish a fixed release with a higher serial", false},
 	{DuplicateRecorder, []Source{Agent}, "a recorder answered with the model and serial of another recorder of the site: two entries of devices reach one recorder", "remove one of the two devices entries; a recorder is never updated twice", false},
+	{DiskBusy, []Source{Agent}, "a disk of the recorder is formatting or repairing: the install waits", "nothing: the next cycle checks again; look at the recorder's disks if it lasts", false},
+	{UpgradeRunning, []Source{Agent}, "the recorder is already flashing an image: the install waits", "nothing: let it finish; the next cycle checks again", false},
+	{HealthUnreadable, []Source{Agent}, "the recorder's health reply (disks, channels) could not be read", "check the recorder's ISAPI answers; send a support bundle", false},
+	{BackupFailed, []Source{Agent}, "the configuration backup that install.config_backup requires failed", "check the recorder's configuration export and the state directory's space", false},
+	{BackupNotSupported, []Source{Agent}, "the recorder cannot export its configuration and install.config_backup is required", "set install.config_backup to best_effort or off for this recorder, or back it up by hand", false},
+	{InstalledDegraded, []Source{Agent}, "the firmware is installed but channels or disks did not return to the baseline within confirm.health_timeout", "check the recorder's cameras and disks on site", false},
 	{RolloutPaused, []Source{Agent}, "the integrator paused the release's rollout", "nothing: the update resumes when the rollout does", false},
 }
