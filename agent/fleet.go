@@ -10,6 +10,7 @@ import (
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/fleet"
+	"github.com/fwagent/fwagent/reason"
 )
 
 // FleetLink is the agent's side of the fleet server (fleet.url): a signed
@@ -22,7 +23,7 @@ var _ FleetLink = (*fleet.Client)(nil)
 
 // CodeFleetHold: the fleet server holds the release (fwctl fleet pause or
 // its auto-pause); no new install of it starts until it is resumed.
-const CodeFleetHold = "fleet_hold"
+const CodeFleetHold = string(reason.FleetHold)
 
 // fleetCheckInTimeout bounds one check-in (the client's own retries
 // included).

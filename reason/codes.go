@@ -97,6 +97,7 @@ const (
 	RolloutPaused         Code = "rollout_paused"
 	SiteStopped           Code = "site_stopped_release"
 	DuplicateRecorder     Code = "duplicate_recorder"
+	FleetHold             Code = "fleet_hold"
 	DiskBusy              Code = "disk_busy"
 	UpgradeRunning        Code = "upgrade_running"
 	HealthUnreadable      Code = "health_unreadable"
@@ -198,5 +199,6 @@ var registry = []Info{
 	{BackupFailed, []Source{Agent}, "the configuration backup that install.config_backup requires failed", "check the recorder's configuration export and the state directory's space", false},
 	{BackupNotSupported, []Source{Agent}, "the recorder cannot export its configuration and install.config_backup is required", "set install.config_backup to best_effort or off for this recorder, or back it up by hand", false},
 	{InstalledDegraded, []Source{Agent}, "the firmware is installed but channels or disks did not return to the baseline within confirm.health_timeout", "check the recorder's cameras and disks on site", false},
+	{FleetHold, []Source{Agent}, "the fleet server holds the release (fwctl fleet pause or its auto-pause): no new install of it starts", "look at the release on the fleet server; resume it with fwctl fleet resume once the cause is fixed", false},
 	{RolloutPaused, []Source{Agent}, "the integrator paused the release's rollout", "nothing: the update resumes when the rollout does", false},
 }
