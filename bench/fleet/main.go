@@ -206,7 +206,18 @@ func measure(bin, tokenFile, db string, keys []*fleet.DeviceKey, conc int, maxTi
 		return err
 	}
 
-	// fwctl fleet devices --state failed over the whole fleet.
+	// fwctl fleet devices --state failed over the whole fleet (the
+	// devices that checked in within the time bounds).
+	var counts struct {
+		States map[string]int `json:"states"`
+	}
+	if err := admin(hc, "GET", srv.url+"/v1/admin/counters", nil, &counts); err != nil {
+		return err
+	}
+	n = 0
+	for _, c := range counts.States {
+		n += c
+	}
 	for i := 0; i < 3; i++ {
 		t := time.Now()
 		var devs []json.RawMessage
