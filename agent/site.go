@@ -42,6 +42,11 @@ type Site struct {
 	Log    logrus.FieldLogger
 	// ReadyHook is called once the daemon is up.
 	ReadyHook func()
+	// Workers is how many recorders' cycles run at once (default
+	// DefaultSiteWorkers, at least install.max_parallel): a recorder that
+	// does not answer holds one worker until its timeouts end, never the
+	// others; the bound keeps a large site's memory flat.
+	Workers int
 
 	images   *ImageCache
 	manifest *siteManifest
@@ -83,6 +88,10 @@ func (s *Site) claim(device string, id device.Identity) error {
 	s.claims[key] = device
 	return nil
 }
+
+// DefaultSiteWorkers is how many recorders' cycles a site runs at once
+// unless Site.Workers says otherwise.
+const DefaultSiteWorkers = 16
 
 // ErrInstallHeld is returned by a site's InstallGate when the site stopped
 // installing the release after install.stop_after_failures failures.
@@ -235,11 +244,19 @@ func (s *Site) Cycle(ctx context.Context, mode Mode, agents []*Agent) []DeviceOu
 		s.manifest.reset(mode == ModeCheck)
 	}
 	out := make([]DeviceOutcome, len(agents))
+	workers := s.Workers
+	if workers <= 0 {
+		workers = DefaultSiteWorkers
+	}
+	workers = max(workers, s.Config.Install.MaxParallel)
+	free := make(chan struct{}, workers)
 	var wg sync.WaitGroup
 	for i, a := range agents {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			free <- struct{}{}
+			defer func() { <-free }()
 			o := a.Cycle(ctx, mode)
 			out[i] = DeviceOutcome{Device: a.DeviceName(), Outcome: o}
 		}()
