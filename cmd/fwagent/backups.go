@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -31,31 +33,64 @@ func backupsCommand() *cobra.Command {
 			"reboots); see docs/health-and-backup.md.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			dirs := []siteDir{{dir: stateDir}}
 			if stateDir == "" {
 				cfg, err := loadSupportConfig(cmd)
 				if err != nil {
 					return fmt.Errorf("%w (or pass --state-dir)", err)
 				}
-				stateDir = cfg.StateDir
+				dirs = dirs[:0]
+				for _, r := range cfg.Recorders() {
+					name := r.Name
+					if !cfg.IsSite() {
+						name = ""
+					}
+					dirs = append(dirs, siteDir{name: name, dir: r.Config.StateDir})
+				}
 			}
-			bs, err := agent.ListBackups(stateDir)
-			if err != nil {
-				return fmt.Errorf("list the backups in %s: %w", stateDir, err)
-			}
-			out := cmd.OutOrStdout()
-			if len(bs) == 0 {
-				fmt.Fprintf(out, "no configuration backups in %s\n", stateDir)
-				return nil
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PATH\tSERIAL\tTIME\tSIZE\tSHA256")
-			for _, b := range bs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", b.Path, b.Serial, b.Time.UTC().Format(time.RFC3339), b.Size, b.SHA256)
-			}
-			return tw.Flush()
+			return listBackups(cmd.OutOrStdout(), dirs)
 		},
 	}
 	list.Flags().StringVar(&stateDir, "state-dir", "", "state directory (default: state_dir from the config)")
 	c.AddCommand(list)
 	return c
+}
+
+// siteDir is a state folder and the name of its recorder in a site ("" for
+// a single recorder).
+type siteDir struct{ name, dir string }
+
+// listBackups prints the backups of every state folder in dirs.
+func listBackups(out io.Writer, dirs []siteDir) error {
+	site := len(dirs) > 1 || (len(dirs) == 1 && dirs[0].name != "")
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	n := 0
+	for _, d := range dirs {
+		bs, err := agent.ListBackups(d.dir)
+		if err != nil {
+			return fmt.Errorf("list the backups in %s: %w", d.dir, err)
+		}
+		for _, b := range bs {
+			if n == 0 {
+				if site {
+					fmt.Fprint(tw, "DEVICE\t")
+				}
+				fmt.Fprintln(tw, "PATH\tSERIAL\tTIME\tSIZE\tSHA256")
+			}
+			n++
+			if site {
+				fmt.Fprintf(tw, "%s\t", d.name)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", b.Path, b.Serial, b.Time.UTC().Format(time.RFC3339), b.Size, b.SHA256)
+		}
+	}
+	if n == 0 {
+		where := make([]string, 0, len(dirs))
+		for _, d := range dirs {
+			where = append(where, d.dir)
+		}
+		fmt.Fprintf(out, "no configuration backups in %s\n", strings.Join(where, ", "))
+		return nil
+	}
+	return tw.Flush()
 }
