@@ -288,12 +288,17 @@ func renameLines(lines map[string]int, name string, entries []DeviceEntry) map[s
 			idx = i
 		}
 	}
-	out := make(map[string]int, len(lines))
+	// Only the agent-wide keys and this entry's: copying every entry's
+	// lines into every recorder would grow with the square of the site.
+	out := map[string]int{}
 	prefix := fmt.Sprintf("devices[%d]", idx)
 	for k, v := range lines {
-		out[k] = v
-		if strings.HasPrefix(k, prefix+".") {
+		switch {
+		case strings.HasPrefix(k, prefix+"."):
+			out[k] = v
 			out["device"+strings.TrimPrefix(k, prefix)] = v
+		case !strings.HasPrefix(k, "devices["):
+			out[k] = v
 		}
 	}
 	return out
