@@ -126,7 +126,8 @@ func TestURL(t *testing.T) {
 		{"user and password go", "https://user:p%40ss@mirror.example.net:8443/fw/x.dav?a=1", "https://mirror.example.net:8443/fw/x.dav?a=1"},
 		{"a user alone goes", "http://alice@192.0.2.7/m.json", "http://192.0.2.7/m.json"},
 		{"a URL without userinfo is unchanged", "https://mirror.example.net/x?to=a@b.example", "https://mirror.example.net/x?to=a@b.example"},
-		{"an unparsable URL loses its userinfo too", "http://admin:p w@[bad/x", "http://admin:p w@[bad/x"},
+		{"an unparsable URL loses its userinfo too", "http://admin:pw@[bad/x", "http://[bad/x"},
+		{"userinfo cut by a space is not a URL's: left to Redact", "http://admin:p w@h/x", "http://admin:p w@h/x"},
 		{"a password with a slash", "http://admin:ab/cd@192.0.2.7/ISAPI", "http://192.0.2.7/ISAPI"},
 		{"text that is not a URL is unchanged", "not a url", "not a url"},
 	}
