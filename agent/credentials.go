@@ -99,6 +99,11 @@ func (a *Agent) noteCredentials(codes []string, accepted bool) {
 
 // credentialsError is the failure of a daemon cycle that holds back the
 // credentials the device refused before.
-func credentialsError(r *refusedCredentials) error {
-	return failed(classDevice, CodeCredentialsRefused, fmt.Errorf("the device refused these credentials at %s (%s): the daemon sends them no more, so the account is never locked; fix device.isapi username/password in the config (or run fwagent update --now once the device's password matches)", r.At.Format(time.RFC3339), r.Code))
+func credentialsError(r *refusedCredentials, name string) error {
+	where, now := "device.isapi username/password", "fwagent update --now"
+	if name != "" {
+		where = "username/password of the devices: entry " + name
+		now = "fwagent update --now --device " + name
+	}
+	return failed(classDevice, CodeCredentialsRefused, fmt.Errorf("the device refused these credentials at %s (%s): the daemon sends them no more, so the account is never locked; fix %s in the config (or run %s once the device's password matches)", r.At.Format(time.RFC3339), r.Code, where, now))
 }

@@ -81,7 +81,7 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 	// The daemon never repeats a login the device refused: recorders lock
 	// the account after a few. An operator's explicit run tries once.
 	if r := a.credentialsRefused(); r != nil && mode == ModeUpdate {
-		err := credentialsError(r)
+		err := credentialsError(r, a.Name)
 		c.out.Result, c.out.Err, c.out.Message = ResultFailed, err, err.Error()
 		c.out.Codes = []string{CodeCredentialsRefused}
 		c.log.Warn(c.out.Message)

@@ -346,9 +346,9 @@ func runCommand() *cobra.Command {
 				}
 				defer stop()
 			}
-			s.log.WithFields(logrus.Fields{"version": buildVersion(), "config": cfg.Path(), "state_dir": cfg.StateDir}).Info("fwagent started")
+			s.gatewayLog().WithFields(logrus.Fields{"version": buildVersion(), "config": cfg.Path(), "state_dir": cfg.StateDir}).Info("fwagent started")
 			err = s.site.Run(cmd.Context())
-			s.log.Info("fwagent stopped")
+			s.gatewayLog().Info("fwagent stopped")
 			return err
 		},
 	}
@@ -381,10 +381,10 @@ func serveStatus(ctx context.Context, s *session) (stop func(), err error) {
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.WithError(err).Error("status endpoint stopped")
+			s.gatewayLog().WithError(err).Error("status endpoint stopped")
 		}
 	}()
-	s.log.WithField("listen", ln.Addr().String()).Info("status endpoint listening")
+	s.gatewayLog().WithField("listen", ln.Addr().String()).Info("status endpoint listening")
 	return func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

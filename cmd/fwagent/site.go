@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/agent/support"
 	"github.com/fwagent/fwagent/internal/cli"
@@ -150,4 +152,13 @@ func siteMetrics(s *session) io.WriterTo {
 		ms = append(ms, a.Metrics)
 	}
 	return ms
+}
+
+// gatewayLog is the logger of the command's own lines: on a site they
+// carry device "(site)", as every line names its recorder or the gateway.
+func (s *session) gatewayLog() logrus.FieldLogger {
+	if s.cfg.IsSite() {
+		return s.log.WithField("device", agent.SiteLogName)
+	}
+	return s.log
 }
