@@ -46,6 +46,7 @@ func TestFleetEndToEnd(t *testing.T) {
 	queued := readQueue(t, b.lab.StateDir)
 	b.agent.FlushReports(ctx)
 
+	f.srv.AutoPauseSettled()
 	held, err := f.store.Held(ctx)
 	if err != nil || len(held) != 1 || held[0].ID != custom4125.ID || held[0].PausedBy != server.ActorAutoPause {
 		t.Fatalf("after 1 failure of 2 finished installs (50%% > 30%%): held %+v, %v", held, err)

@@ -27,6 +27,7 @@ type fleetServer struct {
 	t     *testing.T
 	url   string
 	store fleet.Store
+	srv   *server.Server
 }
 
 func startFleet(t *testing.T, opts ...server.Options) *fleetServer {
@@ -46,7 +47,7 @@ func startFleet(t *testing.T, opts ...server.Options) *fleetServer {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() { hs.Close(); srv.Close(); st.Close() })
-	return &fleetServer{t: t, url: hs.URL, store: st}
+	return &fleetServer{t: t, url: hs.URL, store: st, srv: srv}
 }
 
 func (f *fleetServer) admin(action, release string) {

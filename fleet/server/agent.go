@@ -379,7 +379,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		log.WithField("result", rep.Result).Info("report stored")
 		writeJSON(w, http.StatusOK, reportAnswer{Stored: rep.ID})
 		if rep.ReleaseID != "" && (rep.Result == fleet.ResultInstalled || rep.Result == fleet.ResultFailed) {
-			s.checkAutoPause(context.WithoutCancel(r.Context()), rep.ReleaseID)
+			s.queueAutoPause(rep.ReleaseID)
 		}
 	}
 }

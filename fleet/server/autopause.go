@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/reports"
@@ -11,6 +13,71 @@ import (
 
 // ActorAutoPause is the actor of the pauses the server makes on its own.
 const ActorAutoPause = "auto-pause"
+
+// autoQueue holds the releases waiting for an auto-pause check. Checks
+// run one at a time in one goroutine, and requests for a release already
+// waiting collapse into one: a flood of results costs one count of the
+// release per check, not one per report.
+type autoQueue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	pending map[string]bool
+	busy    bool
+	closed  bool
+}
+
+// queueAutoPause asks for a check of releaseID (when auto-pause is on).
+func (s *Server) queueAutoPause(releaseID string) {
+	if s.opt.MaxFailureRate <= 0 {
+		return
+	}
+	s.auto.mu.Lock()
+	s.auto.pending[releaseID] = true
+	s.auto.cond.Broadcast()
+	s.auto.mu.Unlock()
+}
+
+// autoPauser runs the queued checks until Close.
+func (s *Server) autoPauser() {
+	defer s.wg.Done()
+	q := &s.auto
+	for {
+		q.mu.Lock()
+		for len(q.pending) == 0 && !q.closed {
+			q.cond.Wait()
+		}
+		if q.closed {
+			q.mu.Unlock()
+			return
+		}
+		var id string
+		for k := range q.pending {
+			id = k
+			break
+		}
+		delete(q.pending, id)
+		q.busy = true
+		q.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		s.checkAutoPause(ctx, id)
+		cancel()
+		q.mu.Lock()
+		q.busy = false
+		q.cond.Broadcast()
+		q.mu.Unlock()
+	}
+}
+
+// AutoPauseSettled waits until every auto-pause check asked for so far has
+// run (tests; an operator sees the result in the pause log).
+func (s *Server) AutoPauseSettled() {
+	q := &s.auto
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for (len(q.pending) > 0 || q.busy) && !q.closed {
+		q.cond.Wait()
+	}
+}
 
 // checkAutoPause pauses release when its current stage (every device that
 // reported, without a rollout) has at least MinInstalls finished installs
@@ -21,8 +88,6 @@ func (s *Server) checkAutoPause(ctx context.Context, releaseID string) {
 	if s.opt.MaxFailureRate <= 0 {
 		return
 	}
-	s.autoMu.Lock()
-	defer s.autoMu.Unlock()
 	paused, cause, err := s.autoPauseCause(ctx, releaseID)
 	if err != nil {
 		s.log.WithError(err).WithField("release", releaseID).Error("auto-pause check failed")

@@ -86,7 +86,7 @@ type Server struct {
 
 	holds    atomic.Pointer[holdCache]
 	storeErr atomic.Int64 // requests answered 503
-	autoMu   sync.Mutex   // one auto-pause check at a time
+	auto     autoQueue    // releases whose stage counts changed
 }
 
 type holdCache struct {
@@ -133,13 +133,23 @@ func New(store fleet.Store, opt Options) (*Server, error) {
 		s.wg.Add(1)
 		go s.writer()
 	}
+	s.auto.cond = sync.NewCond(&s.auto.mu)
+	s.auto.pending = map[string]bool{}
+	s.wg.Add(1)
+	go s.autoPauser()
 	return s, nil
 }
 
 // Close stops the writers (after the check-ins already queued); it does
 // not close the store.
 func (s *Server) Close() error {
-	s.once.Do(func() { close(s.closing) })
+	s.once.Do(func() {
+		close(s.closing)
+		s.auto.mu.Lock()
+		s.auto.closed = true
+		s.auto.cond.Broadcast()
+		s.auto.mu.Unlock()
+	})
 	s.wg.Wait()
 	return nil
 }

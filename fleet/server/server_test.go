@@ -250,6 +250,7 @@ func TestAutoPauseOnFailureRate(t *testing.T) {
 }
 
 func (f *fixture) held() bool {
+	f.srv.AutoPauseSettled()
 	hs, err := f.store.Held(context.Background())
 	if err != nil {
 		f.t.Fatal(err)
