@@ -57,6 +57,8 @@ func (c *cycle) backupBeforeUpload(ctx context.Context) (*Backup, error) {
 	}
 	b, err := a.BackupConfig(ctx, c.id)
 	switch {
+	case err != nil && refusedLogin(err):
+		return nil, err // the failure path: a refused login is never repeated
 	case err == nil:
 		c.log.WithFields(logrus.Fields{"path": b.Path, "bytes": b.Size, "sha256": b.SHA256}).Info("recorder configuration backed up")
 		c.audit(audit.Entry{Event: audit.EventConfigBackup, Message: fmt.Sprintf("%s: %d bytes, sha256 %s", filepath.Base(b.Path), b.Size, b.SHA256)})

@@ -83,7 +83,9 @@ func (c *cycle) preflight(ctx context.Context) (*state, error) {
 	rec := healthRecord{Read: a.now().UTC()}
 	h, err := c.readHealth(ctx)
 	switch {
-	case err != nil && device.IsTransient(err):
+	case err != nil && (device.IsTransient(err) || refusedLogin(err)):
+		// Nothing is known, or the recorder refused the credentials: the
+		// failure path handles it (a refused login is never repeated).
 		return nil, err
 	case err != nil:
 		return c.deferInstall(CodeHealthUnreadable, fmt.Sprintf("the recorder's health could not be read (%v): the install waits; check the recorder's ContentMgmt/Storage and InputProxy/channels/status replies", err))
@@ -318,6 +320,11 @@ func (c *cycle) healthAfter(ctx context.Context, u *journal.Update) *degradation
 				return nil
 			}
 		} else {
+			if refusedLogin(err) {
+				// Polling on would lock the account.
+				c.log.WithError(err).Warn("the recorder refused the credentials while its health was read after the install")
+				return &degradation{Unreadable: err.Error(), tolerance: cfg.ChannelTolerance}
+			}
 			if last == nil || last.Unreadable != "" {
 				last = &degradation{Unreadable: err.Error(), tolerance: cfg.ChannelTolerance}
 			}
@@ -330,6 +337,12 @@ func (c *cycle) healthAfter(ctx context.Context, u *journal.Update) *degradation
 		case <-a.after(cfg.HealthPoll):
 		}
 	}
+}
+
+// refusedLogin reports whether err is the recorder refusing the credentials
+// or a locked account: never worth a second try.
+func refusedLogin(err error) bool {
+	return errors.Is(err, device.ErrBadCredentials) || errors.Is(err, device.ErrLocked)
 }
 
 // describeDisks names disks and their states for a message.

@@ -424,3 +424,48 @@ func TestDeferralsAndDegradedInstallsAreReportedInTheServersTerms(t *testing.T) 
 		t.Errorf("reports %+v: want the deferral (disk_busy) and the installed report with installed_degraded naming channels 7, 8", sink.accepted)
 	}
 }
+
+// refusingHealthDevice refuses the credentials on health reads (after
+// `after` successful reads) and configuration exports; it counts reads.
+type refusingHealthDevice struct {
+	device.Device
+	after int
+	reads *int
+}
+
+var errRefused = &device.Error{Op: "health", Code: "badCredentials", Err: device.ErrBadCredentials}
+
+func (d refusingHealthDevice) Health(ctx context.Context) (device.Health, error) {
+	*d.reads++
+	if *d.reads > d.after {
+		return device.Health{}, errRefused
+	}
+	return d.Device.(device.HealthReader).Health(ctx)
+}
+
+func (d refusingHealthDevice) ExportConfig(ctx context.Context, w io.Writer) (int64, error) {
+	return d.Device.(device.ConfigExporter).ExportConfig(ctx, w)
+}
+
+func TestARefusedLoginDuringTheHealthChecksIsNeverRepeated(t *testing.T) {
+	t.Run("before the upload it fails the cycle instead of deferring", func(t *testing.T) {
+		w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, ExtraYAML: fastHealth("5s")})
+		reads := 0
+		w.agent.Device = refusingHealthDevice{Device: w.agent.Device, reads: &reads}
+		out := w.cycle(t, agent.ModeUpdateNow)
+		if out.Result != agent.ResultFailed || !hasCode(out, "badCredentials") || reads != 1 {
+			t.Fatalf("%s %v after %d reads, want one read and a failure with badCredentials", out.Result, out.Codes, reads)
+		}
+		w.assertUntouched(t)
+	})
+	t.Run("after the flash it stops polling at once", func(t *testing.T) {
+		w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, ExtraYAML: fastHealth("30s")})
+		w.fast(t, 0)
+		reads := 0
+		w.agent.Device = refusingHealthDevice{Device: w.agent.Device, after: 1, reads: &reads}
+		out := w.cycle(t, agent.ModeUpdateNow)
+		if out.Result != agent.ResultInstalledDegraded || reads != 2 || !strings.Contains(out.Message, "refused") {
+			t.Fatalf("%s %q after %d reads, want installed_degraded after exactly one refused read", out.Result, out.Message, reads)
+		}
+	})
+}
