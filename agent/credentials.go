@@ -11,10 +11,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/renameio/v2"
-
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/device"
+	"github.com/fwagent/fwagent/internal/statefile"
 	"github.com/fwagent/fwagent/reason"
 )
 
@@ -92,7 +91,7 @@ func (a *Agent) noteCredentials(codes []string, accepted bool) {
 		return
 	}
 	b, _ := json.Marshal(refusedCredentials{Fingerprint: fp, Code: codes[i], At: a.now().UTC()})
-	if err := renameio.WriteFile(a.refusedCredentialsPath(), b, 0o600); err != nil {
+	if err := statefile.Write(a.refusedCredentialsPath(), b, 0o600); err != nil {
 		a.Log.WithError(err).Error("could not record that the device refused the credentials")
 	}
 }

@@ -7,11 +7,11 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/google/renameio/v2"
 	"github.com/sirupsen/logrus"
 
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/device"
+	"github.com/fwagent/fwagent/internal/statefile"
 )
 
 // stateIdentify reads the device's identity (-> stateFetch). It changes
@@ -68,7 +68,7 @@ func (a *Agent) keepIdentity(id device.Identity) {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
 		return
 	}
-	if err := renameio.WriteFile(path, b, 0o600); err != nil {
+	if err := statefile.Write(path, b, 0o600); err != nil {
 		a.Log.WithError(err).Warn("could not keep the device identity for support bundles")
 	}
 }

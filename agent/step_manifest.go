@@ -7,13 +7,13 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/renameio/v2"
 	"github.com/sirupsen/logrus"
 
 	"github.com/fwagent/fwagent/agent/audit"
 	"github.com/fwagent/fwagent/agent/fetch"
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/internal/redact"
+	"github.com/fwagent/fwagent/internal/statefile"
 	"github.com/fwagent/fwagent/manifest"
 )
 
@@ -69,7 +69,7 @@ func (c *cycle) fetchManifest(ctx context.Context) (*state, error) {
 	if c.mode == ModeCheck {
 		return stateDecide, nil
 	}
-	if err := renameio.WriteFile(a.envelopePath(), res.Body, 0o600); err != nil {
+	if err := statefile.Write(a.envelopePath(), res.Body, 0o600); err != nil {
 		return nil, failed(classLocal, CodeInternal, fmt.Errorf("keep the accepted manifest: %w", err))
 	}
 	newSerial := v.Manifest.Serial > st.LastSerial || st.LastDigest == ""

@@ -34,9 +34,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/renameio/v2"
-
 	"github.com/fwagent/fwagent/internal/redact"
+	"github.com/fwagent/fwagent/internal/statefile"
 )
 
 // File names in the state directory.
@@ -262,7 +261,7 @@ func (l *Log) Append(e Entry) error {
 	if err != nil {
 		return err
 	}
-	if err := renameio.WriteFile(filepath.Join(l.dir, HeadFileName), append(hb, '\n'), 0o640); err != nil {
+	if err := statefile.Write(filepath.Join(l.dir, HeadFileName), append(hb, '\n'), 0o640); err != nil {
 		return fmt.Errorf("write audit head: %w", err)
 	}
 	return nil
@@ -398,13 +397,6 @@ func Exists(dir string) bool {
 		}
 	}
 	return false
-}
-
-// VerifyReader checks a trail read from r like Verify, without the head file
-// (so removing whole entries from the end is not detectable).
-func VerifyReader(r io.Reader) (int, error) {
-	n, _, err := verify(r)
-	return n, err
 }
 
 type lastEntry struct {

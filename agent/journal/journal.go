@@ -25,7 +25,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/renameio/v2"
+	"github.com/fwagent/fwagent/internal/statefile"
 	"github.com/sirupsen/logrus"
 )
 
@@ -53,7 +53,7 @@ type Journal struct {
 	mu        sync.Mutex
 	lock      *os.File
 	state     State
-	writeFile func(path string, data []byte) error // test seam
+	writeFile func(path string, data []byte, perm os.FileMode) error // statefile.Write; a test seam
 }
 
 // Open opens the journal in dir, creating dir (mode 0700) if needed, and
@@ -77,7 +77,7 @@ func Open(dir string) (*Journal, error) {
 		dir:        dir,
 		lock:       lock,
 		state:      State{Version: Version},
-		writeFile:  writeAtomic,
+		writeFile:  statefile.Write,
 	}
 	j.removeStaleTemps()
 	path := filepath.Join(dir, stateFile)
@@ -107,9 +107,6 @@ func (j *Journal) removeStaleTemps() {
 		}
 	}
 }
-
-// Dir returns the state directory.
-func (j *Journal) Dir() string { return j.dir }
 
 // Close releases the lock. The journal is unusable afterwards.
 func (j *Journal) Close() error {
@@ -156,7 +153,7 @@ func (j *Journal) update(fn func(*State) error) error {
 	if err != nil {
 		return fmt.Errorf("encode journal: %w", err)
 	}
-	if err := j.writeFile(filepath.Join(j.dir, stateFile), append(data, '\n')); err != nil {
+	if err := j.writeFile(filepath.Join(j.dir, stateFile), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write journal: %w: check the state directory's disk space and permissions", err)
 	}
 	j.state = next
@@ -186,20 +183,6 @@ func (j *Journal) EnterStep(step Step) (int, error) {
 		return nil
 	})
 	return n, err
-}
-
-// Clear drops the update in progress without recording a result (a cycle
-// that found nothing to do). It is a no-op when idle.
-func (j *Journal) Clear() error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.state.Current == nil {
-		return nil
-	}
-	return j.update(func(s *State) error {
-		s.Current = nil
-		return nil
-	})
 }
 
 // Finish records the end of the current attempt: r is appended to
@@ -286,7 +269,7 @@ func (j *Journal) appendHistory(r Result) error {
 			return fmt.Errorf("encode history: %w", err)
 		}
 	}
-	if err := j.writeFile(path, b.Bytes()); err != nil {
+	if err := j.writeFile(path, b.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("write history: %w: check the state directory's disk space and permissions", err)
 	}
 	return nil
@@ -306,10 +289,6 @@ func (j *Journal) History(n int) ([]Result, error) {
 	}
 	return entries, nil
 }
-
-// ReadHistory reads a history.jsonl file without taking the lock (for
-// support bundles and status commands run beside the daemon).
-func ReadHistory(path string) ([]Result, error) { return readHistory(path) }
 
 // ReadState reads a journal.json file without taking the lock (for status
 // commands run beside the daemon).
@@ -352,21 +331,6 @@ func readHistory(path string) ([]Result, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}
 	return out, nil
-}
-
-// writeAtomic replaces path with data: temp file in the same directory,
-// fsync, rename, fsync of the directory.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := renameio.WriteFile(path, data, 0o600, renameio.WithTempDir(dir)); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // NewAttemptID returns a fresh random attempt id (16 hex characters).

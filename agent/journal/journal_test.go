@@ -97,7 +97,7 @@ func TestAFailedWriteChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j.writeFile = func(string, []byte) error { return errors.New("disk full") }
+	j.writeFile = func(string, []byte, os.FileMode) error { return errors.New("disk full") }
 
 	_, err = j.EnterStep(StepVerify)
 	if err == nil || !strings.Contains(err.Error(), "disk full") {

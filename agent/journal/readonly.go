@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/fwagent/fwagent/internal/statefile"
 )
 
 // OpenReadOnly reads the journal in dir without taking the lock, for views
@@ -18,7 +20,7 @@ import (
 func OpenReadOnly(dir string) (*Journal, error) {
 	discard := logrus.New()
 	discard.Out = io.Discard
-	j := &Journal{Now: time.Now, Logger: discard, HistoryMax: DefaultHistoryMax, dir: dir, state: State{Version: Version}, writeFile: writeAtomic}
+	j := &Journal{Now: time.Now, Logger: discard, HistoryMax: DefaultHistoryMax, dir: dir, state: State{Version: Version}, writeFile: statefile.Write}
 	path := filepath.Join(dir, stateFile)
 	data, err := os.ReadFile(path)
 	switch {

@@ -28,14 +28,12 @@ const (
 	StepInstall       Step = "install"
 	StepReboot        Step = "reboot"
 	StepConfirm       Step = "confirm"
-	StepReport        Step = "report"
 	StepDone          Step = "done"
-	StepFailed        Step = "failed"
 )
 
 // Steps lists every known step in cycle order.
 var Steps = []Step{StepIdle, StepIdentify, StepFetchManifest, StepDecide, StepDownload, StepVerify,
-	StepWaitWindow, StepInstall, StepReboot, StepConfirm, StepReport, StepDone, StepFailed}
+	StepWaitWindow, StepInstall, StepReboot, StepConfirm, StepDone}
 
 // Known reports whether s is one of the steps this agent knows.
 func (s Step) Known() bool {

@@ -17,12 +17,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/renameio/v2"
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/sirupsen/logrus"
 
 	"github.com/fwagent/fwagent/internal/redact"
 	"github.com/fwagent/fwagent/internal/retry"
+	"github.com/fwagent/fwagent/internal/statefile"
 )
 
 // DefaultMax is the queue bound when Options.Max is not set.
@@ -197,7 +197,7 @@ func (q *Queue) Enqueue(r Report) error {
 	}
 	q.seq++
 	name := fmt.Sprintf("%016d-%s.json", q.seq, now.Format("20060102T150405.000000000Z"))
-	if err := writeAtomic(filepath.Join(q.dir, name), data); err != nil {
+	if err := statefile.Write(filepath.Join(q.dir, name), data, 0o600); err != nil {
 		q.seq--
 		return fmt.Errorf("queue report: %w: check the state directory's disk space", err)
 	}
@@ -209,7 +209,7 @@ func (q *Queue) Enqueue(r Report) error {
 		}
 	}
 	if len(drop) > 0 {
-		syncDir(q.dir)
+		_ = statefile.SyncDir(q.dir)
 		q.log.WithField("dropped", len(drop)).Warnf("report queue full (%d): dropped the oldest reports; the count travels in the next report", q.opt.Max)
 	}
 	return nil
@@ -275,7 +275,7 @@ func (q *Queue) Flush(ctx context.Context) (int, error) {
 		}
 	}
 	if sent > 0 {
-		syncDir(q.dir)
+		_ = statefile.SyncDir(q.dir)
 	}
 	return sent, nil
 }
@@ -315,26 +315,8 @@ func (q *Queue) reject(name, why string) {
 			_ = os.Remove(filepath.Join(q.rejected, old))
 		}
 	}
-	syncDir(q.dir)
-	syncDir(q.rejected)
-}
-
-// writeAtomic replaces path with data and fsyncs the file and directory.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := renameio.WriteFile(path, data, 0o600, renameio.WithTempDir(dir)); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	_ = statefile.SyncDir(q.dir)
+	_ = statefile.SyncDir(q.rejected)
 }
 
 // safeURL renders a URL for logs and errors: no user name, no password.
