@@ -118,6 +118,10 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 			if held, err := c.acquireInstall(ctx, s.journal); held || err != nil {
 				if err != nil {
 					c.fail(ctx, s, err)
+				} else if s == stateInstall {
+					if err := a.Journal.Update(func(st *journal.State) error { keepAtWindow(st); return nil }); err != nil {
+						c.log.WithError(err).Error("could not record in the journal that the held install waits")
+					}
 				}
 				break
 			}
@@ -240,12 +244,16 @@ func (c *cycle) fail(ctx context.Context, s *state, err error) {
 	c.log.WithError(err).WithFields(fields).Error("update attempt failed")
 	c.audit(audit.Entry{Event: audit.EventFailed, Codes: codes, Message: err.Error()})
 	c.sendReport(report.Report{ReleaseID: u.ReleaseID, AttemptID: u.AttemptID, Step: string(u.Step), Result: string(ResultFailed), Codes: codes, Message: err.Error()})
+	st := s
 	uerr := a.Journal.Update(func(s *journal.State) error {
 		if attemptOver {
 			if s.Attempts == nil {
 				s.Attempts = map[string]int{}
 			}
 			s.Attempts[u.ReleaseID] = u.Attempts
+		}
+		if !attemptOver && st == stateInstall {
+			keepAtWindow(s)
 		}
 		s.Current.LastError = err.Error()
 		s.Current.ErrorClass = class
@@ -271,5 +279,17 @@ func (c *cycle) fail(ctx context.Context, s *state, err error) {
 		if ferr := a.Journal.Finish(journal.Result{Outcome: journal.OutcomeFailure, Codes: codes, Message: err.Error(), ErrorClass: class}); ferr != nil {
 			c.log.WithError(ferr).Error("could not record the result in the journal")
 		}
+	}
+}
+
+// keepAtWindow moves an update whose install step ended before anything
+// was sent (a failure of the pre-check, a held or gated install) back to
+// wait_window: the next cycle proves the image again and installs, instead
+// of settling an upload that never happened as an interrupted install (a
+// failed attempt).
+func keepAtWindow(s *journal.State) {
+	if s.Current != nil && s.Current.Step == journal.StepInstall {
+		s.Current.Step = journal.StepWaitWindow
+		delete(s.Current.StepEntries, journal.StepInstall)
 	}
 }
