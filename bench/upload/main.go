@@ -11,6 +11,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,10 +104,27 @@ func run(args []string, stdout io.Writer) error {
 	return nil
 }
 
-// upload is the child: one Install through the ISAPI backend.
-func upload(url, image string, stdout io.Writer) error {
+// loopbackURL refuses any URL but the simulator's on this machine: the
+// child uploads without the policy, so it must never reach a recorder.
+func loopbackURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("simulator URL %q: %w", raw, err)
+	}
+	if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("refusing to upload to %q: the upload bench talks only to the simulator it starts on a loopback address (it bypasses the safety policy)", raw)
+	}
+	return nil
+}
+
+// upload is the child: one Install through the ISAPI backend, to the
+// loopback simulator only.
+func upload(rawURL, image string, stdout io.Writer) error {
+	if err := loopbackURL(rawURL); err != nil {
+		return err
+	}
 	c, err := isapi.New(isapi.Config{
-		BaseURL: url, Username: "admin", Password: "admin12345",
+		BaseURL: rawURL, Username: "admin", Password: "admin12345",
 		PollInterval: 10 * time.Millisecond, UploadTimeout: time.Hour,
 		RequestTimeout: 30 * time.Second, FlashTimeout: time.Hour, RebootTimeout: time.Hour,
 	})
