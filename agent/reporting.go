@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 
 	"github.com/fwagent/fwagent/agent/audit"
@@ -51,17 +53,26 @@ func (c *cycle) sendReport(r report.Report) {
 	}
 }
 
-// reportSerial names the device in reports: its serial, or, for a device
-// that reports none, its MAC address, so that its reports are still
-// accepted and counted.
+// reportSerial names the device in reports, the fleet check-in and backup
+// file names: its serial, or, for a device that reports none, a stable
+// pseudonym of its MAC address (the MAC itself is personal data), so that
+// its reports are still accepted and counted.
 func reportSerial(id device.Identity) string {
 	if s := strings.TrimSpace(id.Serial); s != "" {
 		return s
 	}
 	if mac := strings.TrimSpace(id.Raw["macAddress"]); mac != "" {
-		return "mac:" + mac
+		return macPseudonym(mac)
 	}
 	return "unknown-serial"
+}
+
+// macPseudonym is "mac-sha256:" and the first 16 hex digits of the
+// SHA-256 of the lowercased MAC address: stable for one recorder, and not
+// the address itself.
+func macPseudonym(mac string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(mac))))
+	return "mac-sha256:" + hex.EncodeToString(sum[:])[:16]
 }
 
 // audit appends e to the audit trail with the cycle's ids.
