@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/fwagent/fwagent/agent/journal"
 )
 
 // Run is the daemon: it runs a cycle, flushes reports, sleeps until the next
@@ -13,6 +15,7 @@ import (
 // device steps of an install are finished first, and the journal resumes
 // whatever remains on the next start.
 func (a *Agent) Run(ctx context.Context) error {
+	a.restoreLastSuccess()
 	stopWatchdog := a.startWatchdog(ctx)
 	defer stopWatchdog()
 	if a.ReadyHook != nil {
@@ -91,4 +94,29 @@ func (a *Agent) startWatchdog(ctx context.Context) func() {
 		}
 	}()
 	return cancel
+}
+
+// restoreLastSuccess sets the last-success metric from the journal's
+// history, so that fwagent_last_success_timestamp_seconds does not read 0
+// after a restart when the agent knows when it last installed.
+func (a *Agent) restoreLastSuccess() {
+	if a.Metrics == nil || a.Journal == nil {
+		return
+	}
+	hist, err := a.Journal.History(0)
+	if err != nil {
+		a.Log.WithError(err).Warn("could not read the history for the last-success metric")
+	}
+	if r := a.Journal.State().LastResult; r != nil {
+		hist = append(hist, *r)
+	}
+	var last time.Time
+	for _, r := range hist {
+		if r.Outcome == journal.OutcomeSuccess && r.Finished.After(last) {
+			last = r.Finished
+		}
+	}
+	if !last.IsZero() {
+		a.Metrics.SetLastSuccess(last)
+	}
 }
