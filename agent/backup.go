@@ -13,11 +13,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"github.com/sirupsen/logrus"
 
 	"github.com/fwagent/fwagent/agent/audit"
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/device"
+	"github.com/fwagent/fwagent/internal/statefile"
 )
 
 // BackupDir is the folder of state_dir holding configuration backups. The
@@ -77,7 +79,7 @@ func (c *cycle) backupBeforeUpload(ctx context.Context) (*Backup, error) {
 
 // BackupConfig exports the recorder's configuration into
 // state_dir/backups as <serial>-<time>.cfg (mode 0600, written to a
-// temporary file and renamed, hashed while written), then deletes the
+// temporary file, renamed and fsynced, hashed while written), then deletes the
 // oldest backups of that recorder beyond BackupsKept. A device that cannot
 // export gives an error wrapping device.ErrNotSupported.
 func (a *Agent) BackupConfig(ctx context.Context, id device.Identity) (*Backup, error) {
@@ -90,32 +92,6 @@ func (a *Agent) BackupConfig(ctx context.Context, id device.Identity) (*Backup, 
 		return nil, fmt.Errorf("create the backup folder: %w", err)
 	}
 	serial := backupSerial(id)
-	f, err := os.CreateTemp(dir, ".partial-*")
-	if err != nil {
-		return nil, fmt.Errorf("create the backup file: %w", err)
-	}
-	tmp := f.Name()
-	ok = false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return nil, err
-	}
-	h := sha256.New()
-	n, err := exp.ExportConfig(ctx, io.MultiWriter(f, h))
-	if err != nil {
-		return nil, err
-	}
-	if err := f.Sync(); err != nil {
-		return nil, fmt.Errorf("write the backup file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("write the backup file: %w", err)
-	}
 	t := a.now().UTC()
 	var path string
 	for {
@@ -125,11 +101,25 @@ func (a *Agent) BackupConfig(ctx context.Context, id device.Identity) (*Backup, 
 		}
 		t = t.Add(time.Millisecond)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	// Streamed into a temporary file in the same folder, fsynced, renamed,
+	// then the folder fsynced (as statefile does for the state files): a
+	// failed or interrupted export leaves no backup, never half of one.
+	pf, err := renameio.NewPendingFile(path, renameio.WithPermissions(0o600), renameio.WithTempDir(dir))
+	if err != nil {
+		return nil, fmt.Errorf("create the backup file: %w", err)
+	}
+	defer pf.Cleanup()
+	h := sha256.New()
+	n, err := exp.ExportConfig(ctx, io.MultiWriter(pf, h))
+	if err != nil {
+		return nil, err
+	}
+	if err := pf.CloseAtomicallyReplace(); err != nil {
 		return nil, fmt.Errorf("store the backup file: %w", err)
 	}
-	ok = true
-	syncDir(dir)
+	if err := statefile.SyncDir(dir); err != nil {
+		a.Log.WithError(err).Warn("could not fsync the backup folder")
+	}
 	b := &Backup{Path: path, Serial: serial, Time: t, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}
 	a.pruneBackups(dir, serial)
 	return b, nil
@@ -240,12 +230,4 @@ func fileSHA256(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// syncDir flushes a directory entry after a rename; best effort.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
 }
