@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/renameio/v2"
+	"github.com/fwagent/fwagent/internal/statefile"
 )
 
 // Files of a DeviceKey in the agent's state directory.
@@ -61,7 +61,7 @@ func LoadOrCreateKey(dir string) (*DeviceKey, error) {
 			return nil, fmt.Errorf("encode the device key: %w", err)
 		}
 		pemData := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-		if err := renameio.WriteFile(path, pemData, 0o600); err != nil {
+		if err := statefile.Write(path, pemData, 0o600); err != nil {
 			return nil, fmt.Errorf("write the device key %s: %w", path, err)
 		}
 	case err != nil:
@@ -110,7 +110,7 @@ func (k *DeviceKey) next(now time.Time) (uint64, error) {
 		n = floor
 	}
 	if k.dir != "" {
-		if err := renameio.WriteFile(filepath.Join(k.dir, SeqFile), []byte(strconv.FormatUint(n, 10)+"\n"), 0o600); err != nil {
+		if err := statefile.Write(filepath.Join(k.dir, SeqFile), []byte(strconv.FormatUint(n, 10)+"\n"), 0o600); err != nil {
 			return 0, fmt.Errorf("persist the fleet sequence number: %w", err)
 		}
 	}
