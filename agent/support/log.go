@@ -325,6 +325,7 @@ type Query struct {
 	Since   time.Time // entries at or after this time
 	Release string    // entries whose release field equals this
 	Attempt string    // entries whose attempt field equals this
+	Device  string    // entries whose device field equals this (a site's recorder name)
 }
 
 // LogEntry is one parsed log line.
@@ -347,6 +348,9 @@ func (q Query) Match(e LogEntry) bool {
 		return false
 	}
 	if q.Attempt != "" && fmt.Sprint(e.Fields[FieldAttempt]) != q.Attempt {
+		return false
+	}
+	if q.Device != "" && !strings.EqualFold(fmt.Sprint(e.Fields["device"]), q.Device) {
 		return false
 	}
 	return true

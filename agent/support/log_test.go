@@ -264,3 +264,10 @@ func TestSecretHookScrubsAPlainLogger(t *testing.T) {
 		}
 	}
 }
+
+func TestQueryMatchesADevice(t *testing.T) {
+	hall := LogEntry{Fields: map[string]any{"device": "hall"}}
+	if !(Query{Device: "HALL"}).Match(hall) || (Query{Device: "yard"}).Match(hall) || !(Query{}).Match(hall) {
+		t.Fatal("--device matches the device field, without case")
+	}
+}

@@ -15,10 +15,10 @@ import (
 // logsCommand is `fwagent logs`: matching log lines, readable.
 func logsCommand() *cobra.Command {
 	var (
-		since            string
-		release, attempt string
-		logDir           string
-		raw              bool
+		since                    string
+		release, attempt, device string
+		logDir                   string
+		raw                      bool
 	)
 	c := &cobra.Command{
 		Use:     "logs",
@@ -28,7 +28,7 @@ func logsCommand() *cobra.Command {
 			"as: time LEVEL message release=... attempt=... step=... code=... other=fields.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			q := support.Query{Release: release, Attempt: attempt}
+			q := support.Query{Release: release, Attempt: attempt, Device: device}
 			if since != "" {
 				d, err := config.ParseDuration(since)
 				if err != nil {
@@ -67,6 +67,7 @@ func logsCommand() *cobra.Command {
 	f.StringVar(&since, "since", "", "only lines newer than this duration (e.g. 30m, 2h, 7d)")
 	f.StringVar(&release, "release", "", "only lines of this release ID")
 	f.StringVar(&attempt, "attempt", "", "only lines of this attempt ID")
+	f.StringVar(&device, "device", "", "only lines of this recorder of a site (its name; (site) for the gateway's own lines)")
 	f.StringVar(&logDir, "log-dir", "", "log directory (default: log.dir from the config)")
 	f.BoolVar(&raw, "json", false, "print the stored JSON lines instead of readable text")
 	return c
