@@ -228,7 +228,7 @@ func checkCommand() *cobra.Command {
 			"exit 0 only when every recorder has an allowed update or is up to date (docs/site-gateway.md).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := openSession(cmd, sessionOptions{readOnly: true, level: "warn"})
+			s, err := openSession(cmd, sessionOptions{readOnly: true, level: "warn", forceText: true})
 			if err != nil {
 				return err
 			}

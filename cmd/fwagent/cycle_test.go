@@ -275,3 +275,24 @@ func TestStagesAreNumberedFromOneAsFwctlDoes(t *testing.T) {
 		t.Errorf("no rollout: %q", got)
 	}
 }
+
+func TestCheckLogsReadableTextOnAPipe(t *testing.T) {
+	l, err := lab.Start(lab.Options{
+		Dir:      t.TempDir(),
+		Device:   nvrsim.Config{Model: demoModel, Firmware: demoFirmware, Serial: demoSerial},
+		Releases: demoReleases(64 << 10),
+		Password: "not-the-password",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	_, stderr, code := runFwagent(t, "check", "--config", l.ConfigPath)
+	if code != exitError {
+		t.Fatalf("check with a wrong password exited %d: %s", code, stderr)
+	}
+	// The refused login is logged as text a person reads, not JSON.
+	if !strings.Contains(stderr, "level=error") || strings.Contains(stderr, `{"`) {
+		t.Errorf("check's stderr on a pipe is not readable text:\n%s", stderr)
+	}
+}
