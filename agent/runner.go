@@ -140,6 +140,11 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 	if c.releaseInstall != nil {
 		c.releaseInstall(*c.out)
 	}
+	// An attempt that ended is told to the fleet server at once, not at
+	// the next interval: its state changes when the device's does.
+	if (c.out.Result == ResultInstalled || c.out.Result == ResultFailed) && c.id.Model != "" && ctx.Err() == nil {
+		c.checkIn(ctx, true)
+	}
 	a.ids.set("", "")
 	a.ids.setStep("")
 	c.out.Finished = a.now()
