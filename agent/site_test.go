@@ -362,3 +362,34 @@ func TestTwoEntriesReachingOneRecorderAreNotUpdatedTwice(t *testing.T) {
 		t.Fatalf("%d installed, %d refused as duplicates, %d flashes; want one of each and one flash", installed, dup, w.lab.Sim.State().Installs)
 	}
 }
+
+func TestTheSiteDaemonUpdatesEveryRecorderAndStopsOnCancel(t *testing.T) {
+	var devs []lab.SiteDevice
+	for range 3 {
+		devs = append(devs, lab.SiteDevice{Device: nvrsim.Config{Model: protected, Firmware: "4.1.20"}})
+	}
+	w := newSite(t, lab.Options{Releases: []lab.Release{custom4125}, Site: devs, ExtraYAML: "install:\n  max_parallel: 2\n"})
+	ticks := make(chan time.Time)
+	w.site.Agents[0].After = func(time.Duration) <-chan time.Time { return ticks }
+	ready := make(chan struct{})
+	w.site.ReadyHook = func() { close(ready) }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.site.Run(ctx) }()
+	<-ready
+	wait := waitCtx(t)
+	for _, r := range w.lab.Site.Recorders {
+		if err := r.Wait(wait, func(s nvrsim.State) bool { return s.Installs == 1 && !s.Rebooting && strings.Contains(s.Firmware, "4.1.25") }); err != nil {
+			t.Fatalf("the daemon did not update %s: %v", r.URL(), err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	for _, a := range w.site.Agents {
+		if st := a.Status(); st.LastCycle == nil {
+			t.Errorf("%s has no last cycle in its status", a.DeviceName())
+		}
+	}
+}
