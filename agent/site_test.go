@@ -379,7 +379,9 @@ func TestTheSiteDaemonUpdatesEveryRecorderAndStopsOnCancel(t *testing.T) {
 	<-ready
 	wait := waitCtx(t)
 	for _, r := range w.lab.Site.Recorders {
-		if err := r.Wait(wait, func(s nvrsim.State) bool { return s.Installs == 1 && !s.Rebooting && strings.Contains(s.Firmware, "4.1.25") }); err != nil {
+		if err := r.Wait(wait, func(s nvrsim.State) bool {
+			return s.Installs == 1 && !s.Rebooting && strings.Contains(s.Firmware, "4.1.25")
+		}); err != nil {
 			t.Fatalf("the daemon did not update %s: %v", r.URL(), err)
 		}
 	}
