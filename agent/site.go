@@ -140,6 +140,13 @@ func NewSite(cfg *config.Config, opt Options) (*Site, error) {
 			return nil, err
 		}
 		s.lock = l
+		// A device: config's update in progress lives in state_dir itself,
+		// where no recorder of the site looks: refuse rather than leave it
+		// half done.
+		if st, err := journal.ReadState(filepath.Join(cfg.StateDir, "journal.json")); err == nil && st.Current != nil {
+			u := st.Current
+			return nil, fmt.Errorf("%s holds an update in progress of the one-recorder (device:) configuration: release %s at step %s; finish it with that configuration first (fwagent update --now, then fwagent status says nothing is in progress), then switch to devices: (docs/site-gateway.md)", cfg.StateDir, u.ReleaseID, u.Step)
+		}
 	}
 	s.images = &ImageCache{Dir: filepath.Join(cfg.StateDir, "images")}
 	site := log.WithField("device", SiteLogName)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/agent/config"
+	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/internal/lab"
 	"github.com/fwagent/fwagent/internal/nvrsim"
 	"github.com/fwagent/fwagent/verify"
@@ -393,5 +394,39 @@ func TestTheSiteDaemonUpdatesEveryRecorderAndStopsOnCancel(t *testing.T) {
 		if st := a.Status(); st.LastCycle == nil {
 			t.Errorf("%s has no last cycle in its status", a.DeviceName())
 		}
+	}
+}
+
+func TestASiteRefusesToStrandAOneRecorderUpdateInProgress(t *testing.T) {
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
+	agent.SetBeforeStep(w.agent, func(s journal.Step) error {
+		if s == journal.StepWaitWindow {
+			return errCrash
+		}
+		return nil
+	})
+	if out := w.cycle(t, agent.ModeUpdateNow); out.Result != agent.ResultStopped {
+		t.Fatalf("%s, want stopped by the crash seam", out.Result)
+	}
+	_ = w.agent.Close()
+	raw, err := os.ReadFile(w.lab.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	site := strings.Replace(string(raw), "device:\n  backend: isapi\n  isapi:\n", "devices:\n  - name: hall\n    backend: isapi\n    isapi:\n", 1)
+	site = strings.ReplaceAll(site, "\n    url:", "\n      url:")
+	for _, k := range []string{"username", "password", "request_timeout", "upload_timeout", "flash_timeout", "reboot_timeout", "down_grace", "poll_interval"} {
+		site = strings.Replace(site, "\n    "+k+":", "\n      "+k+":", 1)
+	}
+	if err := os.WriteFile(w.lab.ConfigPath, []byte(site), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := w.lab.Config()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, site)
+	}
+	_, err = agent.NewSite(cfg, agent.Options{Version: "test", Log: logrus.New()})
+	if err == nil || !strings.Contains(err.Error(), "update in progress") || !strings.Contains(err.Error(), custom4125.ID) {
+		t.Fatalf("NewSite = %v, want a refusal naming the update in progress", err)
 	}
 }
