@@ -51,13 +51,6 @@ type Agent struct {
 	InstallProgress device.ProgressFunc
 	// ReadyHook is called once the daemon is up (sd_notify READY).
 	ReadyHook func()
-	// MaxStepEntries caps how often one step of one attempt may be entered
-	// (default journal.DefaultMaxStepEntries) so a crash loop ends in a
-	// reported failure.
-	MaxStepEntries int
-	// ConfirmPoll is the pause between device polls while the agent waits
-	// for a device that is still flashing after a restart (default 2s).
-	ConfirmPoll time.Duration
 
 	// beforeStep, when set, is called after a step is recorded in the
 	// journal and before it runs. A non-nil error stops the cycle on the
@@ -65,6 +58,10 @@ type Agent struct {
 	// there: a test seam for crash and restart tests (export_test.go),
 	// never set in production.
 	beforeStep func(step journal.Step) error
+	// maxEntries caps how often one step of one attempt may be entered
+	// (default journal.DefaultMaxStepEntries) so a crash loop ends in a
+	// reported failure; tests lower it (export_test.go).
+	maxEntries int
 	// Images, when set, is the image cache the recorders of a site share
 	// (one download per release per site); nil: state_dir/images.
 	Images *ImageCache
@@ -177,8 +174,8 @@ func (a *Agent) jitter(max time.Duration) time.Duration {
 }
 
 func (a *Agent) maxStepEntries() int {
-	if a.MaxStepEntries > 0 {
-		return a.MaxStepEntries
+	if a.maxEntries > 0 {
+		return a.maxEntries
 	}
 	return journal.DefaultMaxStepEntries
 }
@@ -193,9 +190,16 @@ func (a *Agent) flashBound() time.Duration {
 	return d
 }
 
+// confirmPoll is the pause between device polls while the agent waits for a
+// device that is still flashing after a restart: the backend's own poll
+// interval.
 func (a *Agent) confirmPoll() time.Duration {
-	if a.ConfirmPoll > 0 {
-		return a.ConfirmPoll
+	d := a.Config.Device.ISAPI.PollInterval
+	if a.Config.Device.Backend == config.BackendLocal {
+		d = a.Config.Device.Local.PollInterval
+	}
+	if d > 0 {
+		return d
 	}
 	return 2 * time.Second
 }

@@ -60,7 +60,6 @@ func crashChild() int {
 		return 2
 	}
 	defer a.Close()
-	a.ConfirmPoll = 5 * time.Millisecond
 	at := os.Getenv(envAt)
 	hang := func() {
 		fmt.Printf("AT %s\n", at)

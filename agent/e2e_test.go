@@ -72,7 +72,6 @@ func (w *world) reopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.ConfirmPoll = time.Millisecond
 	w.agent = a
 	t.Cleanup(func() { _ = a.Close() })
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -45,7 +44,6 @@ func tableAgent(t *testing.T) (*Agent, *lab.Lab) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.ConfirmPoll = time.Millisecond
 	t.Cleanup(func() { _ = a.Close() })
 	return a, l
 }

@@ -80,7 +80,6 @@ func (w *world) linkFleet(t *testing.T, f *fleetServer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.ConfirmPoll = time.Millisecond
 	a.Fleet.(*fleet.Client).HTTPClient.RetryMax = 0
 	w.agent = a
 	t.Cleanup(func() { _ = a.Close() })

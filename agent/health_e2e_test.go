@@ -37,7 +37,7 @@ func fastHealth(timeout string) string {
 func TestAFormattingDiskDefersTheInstall(t *testing.T) {
 	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}, ExtraYAML: fastHealth("5s"),
 		Device: nvrsim.Config{Disks: []nvrsim.Disk{{Status: "ok"}, {Status: "formating"}}}})
-	w.agent.MaxStepEntries = 3
+	agent.SetMaxStepEntries(w.agent, 3)
 	// More deferrals than the crash-loop cap allows step entries: a
 	// deferral is no crash.
 	for i := 0; i < 5; i++ {

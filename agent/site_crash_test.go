@@ -50,9 +50,6 @@ func siteCrashChild() int {
 		fmt.Printf("AT %s\n", at)
 		select {} // until SIGKILL
 	}
-	for _, a := range s.Agents {
-		a.ConfirmPoll = 5 * time.Millisecond
-	}
 	if at := os.Getenv(envAt); at != "" {
 		idx, point, _ := strings.Cut(at, ":")
 		i, _ := strconv.Atoi(idx)

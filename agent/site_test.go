@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -82,9 +81,6 @@ func (w *siteWorld) reopen(t *testing.T) {
 	s, err := agent.NewSite(cfg, agent.Options{Version: "test", Log: log})
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, a := range s.Agents {
-		a.ConfirmPoll = time.Millisecond
 	}
 	w.site = s
 	t.Cleanup(func() { _ = s.Close() })
@@ -310,7 +306,6 @@ func TestASiteOfOneKeepsTheSingleDeviceLayout(t *testing.T) {
 	if len(s.Agents) != 1 || s.Agents[0].DeviceName() != config.DefaultDeviceName || s.Agents[0].Config.StateDir != w.lab.StateDir {
 		t.Fatalf("a site of one: %d agents, %s in %s", len(s.Agents), s.Agents[0].DeviceName(), s.Agents[0].Config.StateDir)
 	}
-	s.Agents[0].ConfirmPoll = time.Millisecond
 	outs := s.Cycle(context.Background(), agent.ModeUpdateNow, nil)
 	if outs[0].Result != agent.ResultInstalled {
 		t.Fatalf("%s: %s", outs[0].Result, outs[0].Message)

@@ -52,7 +52,6 @@ func newAgent(t *testing.T, path string) *agent.Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.ConfirmPoll = time.Millisecond
 	t.Cleanup(func() { _ = a.Close() })
 	return a
 }

@@ -354,7 +354,6 @@ func run(dir string, s scenario, log logrus.FieldLogger) (*result, error) {
 		return nil, err
 	}
 	defer a.Close()
-	a.ConfirmPoll = time.Millisecond
 	l.Sim.SetFaults(nvrsim.Faults{BusyFor: s.Busy, DropUploadAfter: s.DropUploadAfter})
 	t1 := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
