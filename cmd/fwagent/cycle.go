@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/fwagent/fwagent/agent"
@@ -23,96 +22,6 @@ import (
 	"github.com/fwagent/fwagent/manifest"
 	"github.com/fwagent/fwagent/reason"
 )
-
-// session is one loaded config with its logger and agent.
-type session struct {
-	cfg    *config.Config
-	log    *logrus.Logger
-	site   *agent.Site  // every recorder of the config
-	agent  *agent.Agent // the first recorder (the only one of a device: config)
-	closer io.Closer
-	// progress, when set, shows download and install progress on stderr.
-	progress *progressView
-}
-
-func (s *session) Close() {
-	if s.progress != nil {
-		s.progress.Finish()
-	}
-	if s.site != nil {
-		_ = s.site.Close()
-	}
-	if s.closer != nil {
-		_ = s.closer.Close()
-	}
-}
-
-// sessionOptions say how a command wants its agent.
-type sessionOptions struct {
-	readOnly bool   // check: no lock, no writes
-	fileLog  bool   // write the JSON log file in log.dir
-	level    string // overrides log.level when set
-	progress bool   // show progress on stderr: a bar on a terminal, a line per 10% elsewhere
-	offline  string // --from DIR
-	// forceText writes readable log lines to stderr even when it is not a
-	// terminal (the demo shows its steps).
-	forceText bool
-}
-
-// openSession loads the config named by --config and builds the agent.
-func openSession(cmd *cobra.Command, opt sessionOptions) (*session, error) {
-	path, _ := cmd.Flags().GetString("config")
-	cfg, err := config.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	return newSession(cmd, cfg, opt)
-}
-
-func newSession(cmd *cobra.Command, cfg *config.Config, opt sessionOptions) (*session, error) {
-	stderr := cmd.ErrOrStderr()
-	terminal := false
-	if f, ok := stderr.(*os.File); ok {
-		terminal = support.IsTerminal(f)
-	}
-	// Progress goes to stderr; on a terminal, log lines go through the
-	// progress view so that they appear above its bar.
-	var progress *progressView
-	if opt.progress {
-		progress = newProgressView(stderr, terminal)
-		if terminal {
-			stderr = progress
-		}
-	}
-	lo := support.LogOptions{Level: cfg.Log.Level, Stderr: stderr, Terminal: terminal || opt.forceText}
-	if opt.level != "" {
-		lo.Level = opt.level
-	}
-	if opt.fileLog {
-		lo.Dir, lo.MaxSizeMB, lo.RetentionDays, lo.MaxBackups = cfg.Log.Dir, cfg.Log.MaxSizeMB, cfg.Log.RetentionDays, cfg.Log.MaxBackups
-	}
-	log, closer, err := support.NewLogger(lo)
-	if err != nil {
-		return nil, err
-	}
-	s := &session{cfg: cfg, log: log, closer: closer}
-	site, err := agent.NewSite(cfg, agent.Options{Version: buildVersion(), Log: log, ReadOnly: opt.readOnly})
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	s.site, s.agent = site, site.Agents[0]
-	for _, a := range site.Agents {
-		a.OfflineDir = opt.offline
-	}
-	// One progress view follows one recorder: a site's recorders log
-	// their progress instead.
-	if progress != nil && len(site.Agents) == 1 {
-		progress.attach(s.agent)
-		s.progress = progress
-	}
-	return s, nil
-}
 
 // exitFor maps a cycle's result to the documented exit codes.
 func exitFor(out agent.Outcome) int {
@@ -228,7 +137,7 @@ func checkCommand() *cobra.Command {
 			"exit 0 only when every recorder has an allowed update or is up to date (docs/site-gateway.md).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := openSession(cmd, sessionOptions{readOnly: true, level: "warn", forceText: true})
+			s, err := openMain(cmd, mainOptions{readOnly: true, level: "warn", forceText: true})
 			if err != nil {
 				return err
 			}
@@ -282,7 +191,7 @@ func updateCommand() *cobra.Command {
 				}
 				from = abs
 			}
-			s, err := openSession(cmd, sessionOptions{fileLog: true, progress: !asJSON, offline: from})
+			s, err := openMain(cmd, mainOptions{fileLog: true, progress: !asJSON, offline: from})
 			if err != nil {
 				return err
 			}
@@ -334,28 +243,18 @@ func runCommand() *cobra.Command {
 			if err := support.CheckListen(cfg.Status.Listen, cfg.Status.Token); err != nil {
 				return err
 			}
-			s, err := newSession(cmd, cfg, sessionOptions{fileLog: true})
+			m, err := NewMain(cmd, cfg, mainOptions{fileLog: true})
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			if cfg.Status.Listen != "" {
-				stop, err := serveStatus(cmd.Context(), s)
-				if err != nil {
-					return err
-				}
-				defer stop()
-			}
-			s.gatewayLog().WithFields(logrus.Fields{"version": buildVersion(), "config": cfg.Path(), "state_dir": cfg.StateDir}).Info("fwagent started")
-			err = s.site.Run(cmd.Context())
-			s.gatewayLog().Info("fwagent stopped")
-			return err
+			defer m.Close()
+			return m.Run(cmd.Context())
 		},
 	}
 }
 
 // serveStatus starts the status endpoint; stop shuts it down.
-func serveStatus(ctx context.Context, s *session) (stop func(), err error) {
+func serveStatus(ctx context.Context, s *Main) (stop func(), err error) {
 	cfg := s.cfg
 	ln, err := net.Listen("tcp", cfg.Status.Listen)
 	if err != nil {

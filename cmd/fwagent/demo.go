@@ -126,7 +126,7 @@ func runDemo(cmd *cobra.Command, keep bool, imageSize int64, flash time.Duration
 		return err
 	}
 	cfg.Log.Level = "info"
-	s, err := newSession(cmd, cfg, sessionOptions{fileLog: true, progress: true, forceText: true})
+	s, err := NewMain(cmd, cfg, mainOptions{fileLog: true, progress: true, forceText: true})
 	if err != nil {
 		return err
 	}

@@ -109,12 +109,12 @@ func finishSite(w io.Writer, outs []agent.DeviceOutcome, asJSON bool) error {
 
 // siteMode reports whether a command shows the site form: a devices: list,
 // or --device given.
-func (s *session) siteMode(devices []string) bool {
+func (s *Main) siteMode(devices []string) bool {
 	return s.cfg.IsSite() || len(devices) > 0
 }
 
 // selected returns the agents --device names (all when none).
-func (s *session) selected(devices []string) ([]*agent.Agent, error) {
+func (s *Main) selected(devices []string) ([]*agent.Agent, error) {
 	a, err := s.site.Select(devices...)
 	if err != nil {
 		return nil, cli.Usage(fmt.Errorf("--device: %w", err))
@@ -130,7 +130,7 @@ type deviceStatus struct {
 
 // siteStatus is what the status endpoint shows: the agent's status for a
 // device: config (as before), one entry per recorder for a site.
-func siteStatus(s *session) any {
+func siteStatus(s *Main) any {
 	if !s.cfg.IsSite() {
 		return s.agent.Status()
 	}
@@ -143,7 +143,7 @@ func siteStatus(s *session) any {
 
 // siteMetrics is what /metrics serves: the agent's metrics for a device:
 // config (as before), every recorder's with its device label for a site.
-func siteMetrics(s *session) io.WriterTo {
+func siteMetrics(s *Main) io.WriterTo {
 	if !s.cfg.IsSite() {
 		return s.agent.Metrics
 	}
@@ -156,7 +156,7 @@ func siteMetrics(s *session) io.WriterTo {
 
 // gatewayLog is the logger of the command's own lines: on a site they
 // carry device "(site)", as every line names its recorder or the gateway.
-func (s *session) gatewayLog() logrus.FieldLogger {
+func (s *Main) gatewayLog() logrus.FieldLogger {
 	if s.cfg.IsSite() {
 		return s.log.WithField("device", agent.SiteLogName)
 	}
