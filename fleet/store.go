@@ -31,6 +31,9 @@ type Store interface {
 	// Releases lists the releases the server knows (paused or with a
 	// rollout), by id.
 	Releases(ctx context.Context) ([]Release, error)
+	// ReportedReleases lists the ids of the releases that accepted reports
+	// name, by id.
+	ReportedReleases(ctx context.Context) ([]string, error)
 	// Pauses returns the pause log of a release ("" for all), newest first.
 	Pauses(ctx context.Context, releaseID string, limit int) ([]PauseEvent, error)
 	// Held returns the paused releases.

@@ -156,6 +156,21 @@ func (s *Server) releaseViews(ctx context.Context, now time.Time) ([]releaseView
 	if err != nil {
 		return nil, err
 	}
+	// Releases that reports name but that were never paused nor given a
+	// rollout are counted too (as one stage).
+	reported, err := s.store.ReportedReleases(ctx)
+	if err != nil {
+		return nil, err
+	}
+	known := map[string]bool{}
+	for _, r := range rels {
+		known[r.ID] = true
+	}
+	for _, id := range reported {
+		if !known[id] {
+			rels = append(rels, fleet.Release{ID: id})
+		}
+	}
 	out := make([]releaseView, 0, len(rels))
 	for _, rel := range rels {
 		recs, err := s.store.Reports(ctx, rel.ID)
@@ -173,7 +188,12 @@ func (s *Server) releaseViews(ctx context.Context, now time.Time) ([]releaseView
 		}
 		out = append(out, rv)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Paused && !out[j].Paused })
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Paused != out[j].Paused {
+			return out[i].Paused
+		}
+		return out[i].ID < out[j].ID
+	})
 	return out, nil
 }
 

@@ -73,9 +73,13 @@ func TestWebPageInAHeadlessBrowser(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// A release that only reports name is listed with its counts.
+	if err := a.report("r2", "confirm", fleet.ResultInstalled); err != nil {
+		t.Fatal(err)
+	}
 	step, cancel := within(ctx)
 	defer cancel()
-	if err := chromedp.Do(step, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#device-NVR-0001"))); err != nil {
+	if err := chromedp.Do(step, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#device-NVR-0001")), chromedp.WaitVisible(chromedp.CSS("#release-r2"))); err != nil {
 		t.Fatal(err)
 	}
 	row, err := chromedp.Run(step, chromedp.Text(chromedp.CSS("#device-NVR-0001")))

@@ -532,6 +532,24 @@ func (s *Store) releases(ctx context.Context, where string) ([]fleet.Release, er
 // Releases lists the known releases.
 func (s *Store) Releases(ctx context.Context) ([]fleet.Release, error) { return s.releases(ctx, "") }
 
+// ReportedReleases lists the release ids that accepted reports name.
+func (s *Store) ReportedReleases(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT release_id FROM reports WHERE release_id <> '' ORDER BY release_id")
+	if err != nil {
+		return nil, fmt.Errorf("read reported releases: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
 // Held lists the paused releases.
 func (s *Store) Held(ctx context.Context) ([]fleet.Release, error) {
 	return s.releases(ctx, " WHERE paused = 1")

@@ -216,6 +216,10 @@ func testReports(t *testing.T, s fleet.Store) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Reports(r1) = %+v\nwant %+v", got, want)
 	}
+	ids, err := s.ReportedReleases(ctx)
+	if err != nil || !reflect.DeepEqual(ids, []string{"r1", "r2"}) {
+		t.Fatalf("ReportedReleases = %v, %v", ids, err)
+	}
 }
 
 func testCounters(t *testing.T, s fleet.Store) {
