@@ -3,6 +3,7 @@ package manifest
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -38,6 +39,21 @@ type Eligibility struct {
 	Stage    int     // index of the current stage; -1 before the first stage or without rollout
 	Paused   bool    // the rollout is paused: start no new install, even if Eligible
 	Reason   string  // one sentence: why
+}
+
+// MarshalJSON writes the eligibility for people and scripts (`fwagent check
+// --json`, the status endpoint) with the stage numbered from 1, as every
+// other output numbers it: "stage" is 0 before the first stage and without
+// a rollout.
+func (e Eligibility) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Eligible bool    `json:"eligible"`
+		Bucket   int     `json:"bucket"`
+		Percent  float64 `json:"percent"`
+		Stage    int     `json:"stage"`
+		Paused   bool    `json:"paused"`
+		Reason   string  `json:"reason"`
+	}{e.Eligible, e.Bucket, e.Percent, e.Stage + 1, e.Paused, e.Reason})
 }
 
 // Bucket returns a device's rollout bucket: the first 8 bytes of

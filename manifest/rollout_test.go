@@ -277,3 +277,33 @@ func TestVerifyForResignNamesAnImpossibleThreshold(t *testing.T) {
 		t.Fatalf("message %q should blame the threshold, not the envelope", err)
 	}
 }
+
+func TestEligibilityJSONNumbersStagesFromOne(t *testing.T) {
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := &Rollout{ID: "r1", Stages: []Stage{{At: at, Percent: 5}, {At: at.Add(time.Hour), Percent: 100}}}
+	for _, tt := range []struct {
+		name string
+		now  time.Time
+		want int
+	}{
+		{"before the first stage it is 0", at.Add(-time.Minute), 0},
+		{"in the first stage it is 1", at.Add(time.Minute), 1},
+		{"in the second stage it is 2", at.Add(2 * time.Hour), 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(r.Evaluate("SN1", nil, tt.now))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got struct {
+				Stage *int `json:"stage"`
+			}
+			if err := json.Unmarshal(b, &got); err != nil || got.Stage == nil {
+				t.Fatalf("eligibility JSON %s has no stage: %v", b, err)
+			}
+			if *got.Stage != tt.want {
+				t.Fatalf("stage = %d in %s, want %d", *got.Stage, b, tt.want)
+			}
+		})
+	}
+}
