@@ -159,20 +159,6 @@ func NewSite(cfg *config.Config, opt Options) (*Site, error) {
 	for _, r := range recs {
 		o := opt
 		o.Name, o.Images, o.Device = r.Name, s.images, nil
-		if opt.ReadOnly {
-			if _, err := os.Stat(r.Config.StateDir); errors.Is(err, os.ErrNotExist) {
-				// fwagent check changes nothing: a recorder the daemon never
-				// served gets an empty, throwaway state folder.
-				tmp, err := os.MkdirTemp("", "fwagent-check-")
-				if err != nil {
-					return nil, err
-				}
-				c := *r.Config
-				c.StateDir = tmp
-				r.Config = &c
-				defer os.RemoveAll(tmp)
-			}
-		}
 		a, err := New(r.Config, o)
 		if err != nil {
 			return nil, fmt.Errorf("recorder %s: %w", r.Name, err)

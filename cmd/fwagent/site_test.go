@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,6 +43,9 @@ func TestASiteShowsOneLinePerRecorderAndExitsForTheWholeSite(t *testing.T) {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("check output lacks %q:\n%s", want, stdout)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(l.StateDir, "devices")); err == nil {
+		t.Error("check created the recorders' state folders: it must change nothing")
 	}
 	stdout, _, code = runFwagent(t, "check", "--config", l.ConfigPath, "--device", "hall", "--json")
 	var outs []agent.DeviceOutcome
