@@ -77,6 +77,9 @@ func TestFleetEndToEnd(t *testing.T) {
 	if len(after) != len(before) || len(queued) == 0 {
 		t.Fatalf("reports on the release: %d before, %d after the forgery and %d replays", len(before), len(after), len(queued))
 	}
+	if err := f.srv.FlushCounters(ctx); err != nil {
+		t.Fatal(err)
+	}
 	counters, _ := f.store.Counters(ctx)
 	if counters[fleet.CounterForged] != 1 || counters[fleet.CounterReplayed] != int64(len(queued)) {
 		t.Fatalf("counters %v, want 1 forgery and %d replays", counters, len(queued))

@@ -456,6 +456,10 @@ type CountersJSON struct {
 }
 
 func (s *Server) handleCounters(w http.ResponseWriter, r *http.Request) {
+	if err := s.FlushCounters(r.Context()); err != nil {
+		s.unavailable(w, err)
+		return
+	}
 	c, err := s.store.Counters(r.Context())
 	if err != nil {
 		s.unavailable(w, err)

@@ -64,15 +64,69 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request, typ string) (paylo
 	return payload, key, true
 }
 
-// count adds one to a refusal counter, best effort (the refusal stands
-// even if the database is down).
-func (s *Server) count(ctx context.Context, name string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := s.store.Update(ctx, func(tx fleet.Tx) error {
-		return tx.AddCounters(ctx, map[string]int64{name: 1})
-	}); err != nil {
-		s.storeErr.Add(1)
+// count adds one to a refusal counter. Refusals are counted in memory and
+// written every 5 s (and by FlushCounters, before the counters are read):
+// a flood of garbage costs no database write per request.
+func (s *Server) count(_ context.Context, name string) {
+	s.refusedMu.Lock()
+	s.refused[name]++
+	s.refusedMu.Unlock()
+}
+
+// takeRefused returns the refusals counted in memory and clears them.
+func (s *Server) takeRefused() map[string]int64 {
+	s.refusedMu.Lock()
+	defer s.refusedMu.Unlock()
+	if len(s.refused) == 0 {
+		return nil
+	}
+	out := s.refused
+	s.refused = map[string]int64{}
+	return out
+}
+
+// giveBackRefused returns counts that could not be written.
+func (s *Server) giveBackRefused(m map[string]int64) {
+	s.refusedMu.Lock()
+	defer s.refusedMu.Unlock()
+	for k, v := range m {
+		s.refused[k] += v
+	}
+}
+
+// FlushCounters writes the refusals counted in memory to the store (the
+// admin counters, the web page and tests call it before they read).
+func (s *Server) FlushCounters(ctx context.Context) error {
+	m := s.takeRefused()
+	if m == nil {
+		return nil
+	}
+	if err := s.store.Update(ctx, func(tx fleet.Tx) error { return tx.AddCounters(ctx, m) }); err != nil {
+		s.giveBackRefused(m)
+		return err
+	}
+	return nil
+}
+
+// counterFlusher writes the counted refusals every few seconds until Close.
+func (s *Server) counterFlusher() {
+	defer s.wg.Done()
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-s.closing:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = s.FlushCounters(ctx)
+			cancel()
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.FlushCounters(ctx); err != nil {
+			s.storeErr.Add(1)
+		}
+		cancel()
 	}
 }
 

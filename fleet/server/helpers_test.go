@@ -137,6 +137,9 @@ func (f *fixture) admin(method, path string, body any, out any) int {
 
 func (f *fixture) counters() map[string]int64 {
 	f.t.Helper()
+	if err := f.srv.FlushCounters(context.Background()); err != nil {
+		f.t.Fatal(err)
+	}
 	c, err := f.store.Counters(context.Background())
 	if err != nil {
 		f.t.Fatal(err)

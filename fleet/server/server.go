@@ -86,7 +86,10 @@ type Server struct {
 
 	holds    atomic.Pointer[holdCache]
 	storeErr atomic.Int64 // requests answered 503
-	auto     autoQueue    // releases whose stage counts changed
+
+	refusedMu sync.Mutex
+	refused   map[string]int64 // refusals not written yet
+	auto      autoQueue        // releases whose stage counts changed
 }
 
 type holdCache struct {
@@ -133,6 +136,9 @@ func New(store fleet.Store, opt Options) (*Server, error) {
 		s.wg.Add(1)
 		go s.writer()
 	}
+	s.refused = map[string]int64{}
+	s.wg.Add(1)
+	go s.counterFlusher()
 	s.auto.cond = sync.NewCond(&s.auto.mu)
 	s.auto.pending = map[string]bool{}
 	s.wg.Add(1)

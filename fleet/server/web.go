@@ -138,6 +138,9 @@ func (s *Server) handleIndex(w http.ResponseWriter, r *http.Request) {
 		if v.Pauses, err = s.store.Pauses(ctx, "", 20); err != nil {
 			return err
 		}
+		if err := s.FlushCounters(ctx); err != nil {
+			return err
+		}
 		v.Counters, err = s.store.Counters(ctx)
 		return err
 	}()
