@@ -18,6 +18,7 @@ import (
 
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/agent/audit"
+	"github.com/fwagent/fwagent/agent/backend"
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/device"
@@ -54,7 +55,7 @@ func crashChild() int {
 	}
 	log := logrus.New()
 	log.Out = io.Discard
-	a, err := agent.New(cfg, agent.Options{Version: "crash-child", Log: log})
+	a, err := agent.New(cfg, agent.Options{Backend: backend.New, Version: "crash-child", Log: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/agent/audit"
+	"github.com/fwagent/fwagent/agent/backend"
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/internal/lab"
 	"github.com/fwagent/fwagent/internal/nvrsim"
@@ -68,7 +69,7 @@ func (w *world) reopen(t *testing.T) {
 	if testing.Verbose() {
 		log.Out = os.Stderr
 	}
-	a, err := agent.New(cfg, agent.Options{Version: "test", Log: log})
+	a, err := agent.New(cfg, agent.Options{Backend: backend.New, Version: "test", Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +248,7 @@ func TestEveryLogLineOfAnAttemptCarriesItsIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = w.agent.Close()
-	a, err := agent.New(cfg, agent.Options{Version: "test", Log: log})
+	a, err := agent.New(cfg, agent.Options{Backend: backend.New, Version: "test", Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/fwagent/fwagent/agent/backend"
 	"github.com/fwagent/fwagent/agent/fetch"
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/device"
@@ -40,7 +41,7 @@ func tableAgent(t *testing.T) (*Agent, *lab.Lab) {
 	}
 	log := logrus.New()
 	log.Out = io.Discard
-	a, err := New(cfg, Options{Version: "test", Log: log})
+	a, err := New(cfg, Options{Backend: backend.New, Version: "test", Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/agent/backend"
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/fleet/server"
@@ -76,7 +77,7 @@ func (w *world) linkFleet(t *testing.T, f *fleetServer) {
 		t.Fatal(err)
 	}
 	cfg.Fleet.URL, cfg.Fleet.CheckInInterval = f.url, time.Nanosecond
-	a, err := agent.New(cfg, agent.Options{Version: "test", Log: logrus.New()})
+	a, err := agent.New(cfg, agent.Options{Backend: backend.New, Version: "test", Log: logrus.New()})
 	if err != nil {
 		t.Fatal(err)
 	}

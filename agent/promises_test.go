@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/agent/backend"
 	"github.com/fwagent/fwagent/internal/lab"
 )
 
@@ -60,7 +61,7 @@ func TestEveryLogLineOfAnUpdateNamesItsStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = w.agent.Close()
-	a, err := agent.New(cfg, agent.Options{Version: "test", Log: log})
+	a, err := agent.New(cfg, agent.Options{Backend: backend.New, Version: "test", Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

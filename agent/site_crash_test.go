@@ -17,6 +17,7 @@ import (
 
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/agent/audit"
+	"github.com/fwagent/fwagent/agent/backend"
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/device"
@@ -40,7 +41,7 @@ func siteCrashChild() int {
 	}
 	log := logrus.New()
 	log.Out = io.Discard
-	s, err := agent.NewSite(cfg, agent.Options{Version: "crash-child", Log: log})
+	s, err := agent.NewSite(cfg, agent.Options{Backend: backend.New, Version: "crash-child", Log: log})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

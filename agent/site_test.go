@@ -17,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/agent/backend"
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/internal/lab"
@@ -79,7 +80,7 @@ func (w *siteWorld) reopen(t *testing.T) {
 	if testing.Verbose() {
 		log.Out = io.MultiWriter(w.logs, os.Stderr)
 	}
-	s, err := agent.NewSite(cfg, agent.Options{Version: "test", Log: log})
+	s, err := agent.NewSite(cfg, agent.Options{Backend: backend.New, Version: "test", Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +300,7 @@ func TestASiteOfOneKeepsTheSingleDeviceLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = w.agent.Close()
-	s, err := agent.NewSite(cfg, agent.Options{Version: "test", Log: logrus.New()})
+	s, err := agent.NewSite(cfg, agent.Options{Backend: backend.New, Version: "test", Log: logrus.New()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +422,7 @@ func TestASiteRefusesToStrandAOneRecorderUpdateInProgress(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, site)
 	}
-	_, err = agent.NewSite(cfg, agent.Options{Version: "test", Log: logrus.New()})
+	_, err = agent.NewSite(cfg, agent.Options{Backend: backend.New, Version: "test", Log: logrus.New()})
 	if err == nil || !strings.Contains(err.Error(), "update in progress") || !strings.Contains(err.Error(), custom4125.ID) {
 		t.Fatalf("NewSite = %v, want a refusal naming the update in progress", err)
 	}

@@ -15,8 +15,6 @@ import (
 	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/agent/support"
 	"github.com/fwagent/fwagent/device"
-	"github.com/fwagent/fwagent/device/isapi"
-	"github.com/fwagent/fwagent/device/local"
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/internal/httplog"
 	"github.com/fwagent/fwagent/internal/retry"
@@ -27,7 +25,10 @@ import (
 type Options struct {
 	Version string
 	Log     logrus.FieldLogger
-	// Device, when set, replaces the backend the config describes (tests).
+	// Backend builds the device backend the config selects: the command
+	// wires agent/backend.New; the agent itself knows no backend.
+	Backend func(cfg *config.Config, log logrus.FieldLogger) (device.Device, error)
+	// Device, when set, is used instead of calling Backend (tests).
 	Device device.Device
 	// ReadOnly opens the journal without its lock and opens no audit trail
 	// or report queue: for fwagent check, which changes nothing and must
@@ -76,7 +77,10 @@ func New(cfg *config.Config, opt Options) (*Agent, error) {
 	}
 	a.Device = opt.Device
 	if a.Device == nil {
-		if a.Device, err = NewDevice(cfg, log); err != nil {
+		if opt.Backend == nil {
+			return nil, fmt.Errorf("agent: no device backend: set Options.Backend (cmd/fwagent wires backend.New) or Options.Device")
+		}
+		if a.Device, err = opt.Backend(cfg, log); err != nil {
 			return nil, err
 		}
 	}
@@ -158,46 +162,4 @@ func LoadTrust(cfg *config.Config) (manifest.Trust, error) {
 		keys = append(keys, k)
 	}
 	return manifest.NewTrust(cfg.Manifest.Threshold, keys...), nil
-}
-
-// NewDevice builds the device backend the config selects.
-func NewDevice(cfg *config.Config, log logrus.FieldLogger) (device.Device, error) {
-	switch cfg.Device.Backend {
-	case config.BackendISAPI:
-		c := cfg.Device.ISAPI
-		return isapi.New(isapi.Config{
-			BaseURL:            c.URL,
-			Username:           c.Username,
-			Password:           c.Password,
-			AllowBasic:         c.AllowBasic,
-			CAFile:             c.CAFile,
-			CertSHA256:         c.CertSHA256,
-			InsecureSkipVerify: c.InsecureSkipVerify,
-			RequestTimeout:     c.RequestTimeout,
-			UploadTimeout:      c.UploadTimeout,
-			FlashTimeout:       c.FlashTimeout,
-			RebootTimeout:      c.RebootTimeout,
-			DownGrace:          c.DownGrace,
-			PollInterval:       c.PollInterval,
-			RetryMax:           c.RetryMax,
-			RetryWaitMin:       cfg.Retry.WaitMin,
-			RetryWaitMax:       cfg.Retry.WaitMax,
-			Logger:             log,
-		})
-	case config.BackendLocal:
-		c := cfg.Device.Local
-		return local.New(local.Config{
-			IdentityFile:    c.IdentityFile,
-			IdentityCommand: c.IdentityCommand,
-			InstallCommand:  c.InstallCommand,
-			RebootCommand:   c.RebootCommand,
-			StatusCommand:   c.StatusCommand,
-			InstallTimeout:  c.InstallTimeout,
-			CommandTimeout:  c.CommandTimeout,
-			RebootTimeout:   c.RebootTimeout,
-			PollInterval:    c.PollInterval,
-			Logger:          log,
-		})
-	}
-	return nil, fmt.Errorf("device.backend %q: use %q or %q", cfg.Device.Backend, config.BackendISAPI, config.BackendLocal)
 }

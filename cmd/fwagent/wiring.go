@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/agent/backend"
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/agent/support"
 )
@@ -114,7 +115,7 @@ func NewMain(cmd *cobra.Command, cfg *config.Config, opt mainOptions) (*Main, er
 		return nil, err
 	}
 	s := &Main{cfg: cfg, log: log, closer: closer}
-	site, err := agent.NewSite(cfg, agent.Options{Version: buildVersion(), Log: log, ReadOnly: opt.readOnly})
+	site, err := agent.NewSite(cfg, agent.Options{Backend: backend.New, Version: buildVersion(), Log: log, ReadOnly: opt.readOnly})
 	if err != nil {
 		s.Close()
 		return nil, err

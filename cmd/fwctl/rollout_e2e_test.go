@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/agent/backend"
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/internal/lab"
 	"github.com/fwagent/fwagent/internal/nvrsim"
@@ -48,7 +49,7 @@ func newAgent(t *testing.T, path string) *agent.Agent {
 	if os.Getenv("FWCTL_E2E_LOG") != "" {
 		log.Out = os.Stderr
 	}
-	a, err := agent.New(cfg, agent.Options{Version: "e2e", Log: log})
+	a, err := agent.New(cfg, agent.Options{Backend: backend.New, Version: "e2e", Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
