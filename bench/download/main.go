@@ -4,6 +4,13 @@
 //
 // Usage: go run ./bench/download [-size 1073741824] [-runs 3] [-dir DIR]
 // (bench/download.sh runs it with the defaults).
+//
+// With -get URL it instead does one download the way the agent does (the
+// agent's Downloader, client and one-pass verification, the final fsync of
+// the file and its folder) and exits: bench/curl.sh times that as a whole
+// process against curl from nginx.
+//
+//	download -get URL -sha256 HEX -size BYTES -out PATH
 package main
 
 import (
@@ -38,8 +45,14 @@ func run(args []string, out io.Writer) error {
 	size := fs.Int64("size", 1<<30, "image size in bytes")
 	runs := fs.Int("runs", 3, "runs of each kind (alternated); the median is reported")
 	dir := fs.String("dir", "", "work directory (default: a new temporary directory, removed at the end)")
+	get := fs.String("get", "", "download this URL once, as the agent does, to -out and exit")
+	digest := fs.String("sha256", "", "with -get: the image's declared SHA-256")
+	outPath := fs.String("out", "", "with -get: the destination file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *get != "" {
+		return getOnce(*get, *outPath, *size, *digest, out)
 	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "fwagent-bench-")
@@ -155,6 +168,28 @@ func run(args []string, out io.Writer) error {
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		fmt.Fprintf(out, "bench process peak RSS (server + both clients): %d MiB\n", ru.Maxrss/1024)
 	}
+	return nil
+}
+
+// getOnce downloads url to path with the Downloader configured as the agent
+// wires it (agent/wire.go: a client that never retries, the Downloader
+// owning retries), verifying while writing, and reports what it proved.
+func getOnce(url, path string, size int64, sum string, out io.Writer) error {
+	if path == "" || sum == "" {
+		return fmt.Errorf("-get needs -out and -sha256 (and -size)")
+	}
+	dl := &fetch.Downloader{
+		Client:   fetch.NewHTTPClient(fetch.ClientOptions{RetryMax: 0}).StandardClient(),
+		RetryMax: 2,
+	}
+	res, err := dl.Download(context.Background(), fetch.Request{URLs: []string{url}, Path: path, Size: size, SHA256: sum})
+	if err != nil {
+		return err
+	}
+	if res.Facts.Digicap == nil {
+		return fmt.Errorf("downloaded %s but it is not a valid digicap image", path)
+	}
+	fmt.Fprintf(out, "proved %s: %d bytes, sha256 %s, digicap valid, synced\n", path, res.Facts.Size, res.Facts.SHA256)
 	return nil
 }
 
