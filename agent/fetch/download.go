@@ -26,13 +26,12 @@ const (
 	DefaultStallTimeout = 60 * time.Second
 	// DefaultBufferSize is the copy buffer when no bandwidth limit is set,
 	// and so the size of each read from the network and each write to the
-	// file. Small writes are cheaper for the kernel than big ones: measured
-	// on a 2-core VM, a 1 GiB download written in 256 KiB pieces spent
-	// several times the system CPU of 32 KiB pieces copying them into the
-	// page cache (each write gets page-cache folios as large as itself,
-	// and filling fresh large folios cost far more per byte than reusing
-	// small pages). docs/benchmarks.md has the figures.
-	DefaultBufferSize = 32 << 10
+	// file. Each write gets page-cache folios up to its own size; on the
+	// 2-core VM of docs/benchmarks.md, filling fresh large folios (256 KiB
+	// writes) cost up to 2.5x curl's system CPU per GiB, while small
+	// writes (32 KiB) cost more socket reads, ACKs and wake-ups. 64 KiB
+	// had the lowest worst case of both; docs/benchmarks.md has the figures.
+	DefaultBufferSize = 64 << 10
 )
 
 // Request describes one image to download.
