@@ -3,7 +3,9 @@
 # run on this machine, each with its ratio to a baseline or a target.
 #
 #   (a) download + verify of a 1 GiB image vs a plain HTTP download of the
-#       same file from the same loopback server (target <= 1.15x);
+#       same file from the same loopback server, in one Go process;
+#   (a2) the same as users see it (bench/curl.sh): whole processes against
+#       nginx and `curl -o`, paired and alternating (target <= 1.15x plain curl);
 #   (b) peak memory (ru_maxrss) of a whole 1 GiB update by `fwagent update
 #       --now` in a child process: download, verify, ISAPI upload to the NVR
 #       simulator, reboot, confirm (target < 64 MB);
@@ -43,6 +45,10 @@ echo
 echo "=== (a) download + verify vs plain HTTP download ($runs rounds)"
 go build -o "$tmp/download" ./bench/download
 "$tmp/download" -size "$size" -runs "$runs" "${dirflag[@]}"
+
+echo
+echo "=== (a2) download + verify vs curl from nginx, whole processes ($runs rounds)"
+bench/curl.sh -size "$size" -runs "$runs" "${dirflag[@]}"
 
 echo
 echo "=== (b) whole update, (c) unchanged-manifest poll, (d) idle daemon"

@@ -138,7 +138,7 @@ func run(args []string, out io.Writer) error {
 			median(cpu).Round(time.Millisecond), rounded(ds))
 	}
 	line("plain HTTP download to disk (io.Copy):", plain, plainCPU)
-	line("plain HTTP download, same 256 KiB buffer:", plainBig, plainBigCPU)
+	line(fmt.Sprintf("plain HTTP download, same %d KiB buffer:", fetch.DefaultBufferSize>>10), plainBig, plainBigCPU)
 	line("fwagent download + SHA-256 + digicap check:", agent, agentCPU)
 	ratio := func(a, b []time.Duration) string {
 		return fmt.Sprintf("best %.3fx, median %.3fx", minimum(a).Seconds()/minimum(b).Seconds(), median(a).Seconds()/median(b).Seconds())
