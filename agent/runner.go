@@ -107,6 +107,18 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 				break
 			}
 		}
+		// The site's install slot too: a recorder waiting for it, held, or
+		// stopped while waiting has sent nothing, and its journal must not
+		// say install (the next start would settle an upload that never
+		// happened as an interrupted install, a counted attempt).
+		if s.device && !c.onDevice {
+			if held, err := c.acquireInstall(ctx, s.journal); held || err != nil {
+				if err != nil {
+					c.fail(ctx, s, err)
+				}
+				break
+			}
+		}
 		if s.journal != "" {
 			if err := c.enter(s.journal); err != nil {
 				c.fail(ctx, s, err)
@@ -114,18 +126,6 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 			}
 		}
 		runCtx := ctx
-		if s.device && !c.onDevice {
-			if held, err := c.acquireInstall(ctx, s.journal); held || err != nil {
-				if err != nil {
-					c.fail(ctx, s, err)
-				} else if s == stateInstall {
-					if err := a.Journal.Update(func(st *journal.State) error { keepAtWindow(st); return nil }); err != nil {
-						c.log.WithError(err).Error("could not record in the journal that the held install waits")
-					}
-				}
-				break
-			}
-		}
 		if s.device {
 			c.onDevice = true
 			runCtx = context.WithoutCancel(ctx)
@@ -288,7 +288,7 @@ func (c *cycle) fail(ctx context.Context, s *state, err error) {
 }
 
 // keepAtWindow moves an update whose install step ended before anything
-// was sent (a failure of the pre-check, a held or gated install) back to
+// was sent (a failure of the pre-check) back to
 // wait_window: the next cycle proves the image again and installs, instead
 // of settling an upload that never happened as an interrupted install (a
 // failed attempt).
