@@ -147,6 +147,14 @@ func (c *child) line(ctx context.Context, prefix string) (string, error) {
 	}
 }
 
+// exited waits for the child to end on its own: its output read to the
+// end, then the process reaped.
+func (c *child) exited() {
+	for range c.lines {
+	}
+	_ = c.cmd.Wait()
+}
+
 func (c *child) kill(t *testing.T) {
 	t.Helper()
 	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -203,10 +211,15 @@ func TestAgentKilledAtEveryStepEndsOnTheRightFirmwareFlashedOnce(t *testing.T) {
 
 			var results []string
 			for run := 0; run < 3; run++ {
-				res, err := startChild(t, l.ConfigPath, "").line(ctx, "RESULT ")
+				c := startChild(t, l.ConfigPath, "")
+				res, err := c.line(ctx, "RESULT ")
 				if err != nil {
 					t.Fatal(err)
 				}
+				// The child releases the state directory's lock as it
+				// exits, after printing its result: the next one may start
+				// only then.
+				c.exited()
 				results = append(results, res)
 				if strings.HasPrefix(res, "RESULT installed") {
 					break
