@@ -119,6 +119,7 @@ const (
 	CounterDBErrors     = "store_unavailable"  // never stored: counted in memory only
 	CounterOversized    = "oversized_refused"  // body above the limit
 	CounterWrongType    = "wrong_type_refused" // a check-in posted as a report or back
+	CounterBusy         = "busy_refused"       // 503: the check-in queue was full
 )
 
 // Release is a release the server knows: its rollout (from the manifest,

@@ -21,7 +21,7 @@ import (
 var migrations embed.FS
 
 // Dialect is PostgreSQL's.
-var Dialect = sqlstore.Dialect{Name: "postgres", Goose: goose.DialectPostgres, Dollar: true, ForUpdate: " FOR UPDATE", MaxParams: 65535}
+var Dialect = sqlstore.Dialect{Name: "postgres", Goose: goose.DialectPostgres, Dollar: true, ForUpdate: " FOR UPDATE", MaxParams: 65535, Arrays: true}
 
 // Open connects to url (postgres://...), applies the migrations and
 // returns the store. MaxConns bounds the pool (0: pgx's default).

@@ -67,9 +67,15 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request, typ string) (paylo
 // count adds one to a refusal counter. Refusals are counted in memory and
 // written every 5 s (and by FlushCounters, before the counters are read):
 // a flood of garbage costs no database write per request.
-func (s *Server) count(_ context.Context, name string) {
+func (s *Server) count(_ context.Context, name string) { s.countN(name, 1) }
+
+// countN adds n to a counter kept in memory until the next flush.
+func (s *Server) countN(name string, n int64) {
+	if n == 0 {
+		return
+	}
 	s.refusedMu.Lock()
-	s.refused[name]++
+	s.refused[name] += n
 	s.refusedMu.Unlock()
 }
 
@@ -143,11 +149,20 @@ func (s *Server) handleCheckIn(w http.ResponseWriter, r *http.Request) {
 	}
 	job := &checkInJob{ci: ci, key: key, done: make(chan checkInResult, 1)}
 	select {
-	case s.checkins <- job:
-	case <-r.Context().Done():
-		return
 	case <-s.closing:
 		writeError(w, http.StatusServiceUnavailable, "the server is shutting down: check in again later")
+		return
+	default:
+	}
+	// A bounded queue: when the writers are behind by more than the queue
+	// holds, answer 503 with Retry-After at once rather than let latency
+	// grow without bound (the agent keeps its state and checks in later).
+	select {
+	case s.checkins <- job:
+	default:
+		s.count(r.Context(), fleet.CounterBusy)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "the server is busy: nothing was stored, check in again later")
 		return
 	}
 	var res checkInResult
@@ -231,6 +246,18 @@ func (s *Server) writer() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		verdicts, err := s.storeCheckIns(ctx, batch)
 		cancel()
+		if err == nil {
+			// Accepted check-ins are counted in memory, like refusals, and
+			// written with them: one hot counter row updated by every
+			// batch would serialise the writers' commits.
+			n := int64(0)
+			for _, v := range verdicts {
+				if v == accepted {
+					n++
+				}
+			}
+			s.countN(fleet.CounterCheckIns, n)
+		}
 		for i, j := range batch {
 			if err != nil {
 				j.done <- checkInResult{err: err}
@@ -307,9 +334,6 @@ func (s *Server) storeCheckIns(ctx context.Context, batch []*checkInJob) ([]verd
 			before, beforeStep, beforeRel := d.Stored, d.Step, d.ReleaseID
 			d.Apply(j.ci, now)
 			verdicts[i] = v
-			if v == accepted {
-				counts[fleet.CounterCheckIns]++
-			}
 			if d.Stored != before || d.Step != beforeStep || d.ReleaseID != beforeRel {
 				events = append(events, fleet.Event{At: now, Serial: d.Serial, Kind: fleet.EventState, Detail: describe(d)})
 			}

@@ -32,6 +32,11 @@ type Dialect struct {
 	Dollar    bool          // placeholders are $1, $2 ... instead of ?
 	ForUpdate string        // suffix that locks selected rows ("" where a transaction locks the database)
 	MaxParams int           // bound parameters per statement
+	// Arrays: the driver binds Go slices as SQL arrays (PostgreSQL through
+	// pgx), so batch reads and writes are one fixed statement
+	// (= ANY($1), unnest) that is prepared once per connection, whatever
+	// the batch size.
+	Arrays bool
 }
 
 // Store is a fleet.Store over database/sql.
@@ -180,6 +185,25 @@ func deviceArgs(d *fleet.Device) []any {
 
 func (t *txn) DevicesForUpdate(ctx context.Context, serials []string) (map[string]*fleet.Device, error) {
 	out := make(map[string]*fleet.Device, len(serials))
+	if t.s.d.Arrays {
+		q := "SELECT " + deviceCols + " FROM devices WHERE serial = ANY($1) ORDER BY serial" + t.s.d.ForUpdate
+		rows, err := t.tx.QueryContext(ctx, q, serials)
+		if err != nil {
+			return nil, fmt.Errorf("read devices: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			d, err := scanDevice(rows)
+			if err != nil {
+				return nil, fmt.Errorf("read devices: %w", err)
+			}
+			out[d.Serial] = d
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read devices: %w", err)
+		}
+		return out, nil
+	}
 	const chunk = 1000
 	for len(serials) > 0 {
 		n := min(chunk, len(serials))
@@ -221,7 +245,84 @@ var deviceUpsertSet = func() string {
 	return strings.Join(sets, ", ")
 }()
 
+// deviceArrayTypes are the PostgreSQL array types of deviceCols, in order.
+var deviceArrayTypes = []string{"text", "text", "bytea", "text", "text", "text", "text", "text",
+	"text", "text", "int8", "text", "text", "text", "int8",
+	"text", "int8", "text", "int8", "int8", "int8",
+	"int8", "int8", "int8", "text"}
+
+// putDevicesArrays upserts every device in one statement: one array per
+// column, unnest()ed into rows.
+func (t *txn) putDevicesArrays(ctx context.Context, ds []*fleet.Device) error {
+	cols := make([][]any, nDeviceCols)
+	for i := range cols {
+		cols[i] = make([]any, 0, len(ds))
+	}
+	for _, d := range ds {
+		for i, v := range deviceArgs(d) {
+			cols[i] = append(cols[i], v)
+		}
+	}
+	args := make([]any, nDeviceCols)
+	params := make([]string, nDeviceCols)
+	for i, typ := range deviceArrayTypes {
+		args[i] = typedArray(typ, cols[i])
+		params[i] = "$" + strconv.Itoa(i+1) + "::" + typ + "[]"
+	}
+	q := "INSERT INTO devices (" + deviceCols + ") SELECT * FROM unnest(" + strings.Join(params, ", ") +
+		") ON CONFLICT (serial) DO UPDATE SET " + deviceUpsertSet
+	if _, err := t.tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("store devices: %w", err)
+	}
+	return nil
+}
+
+// typedArray turns a column of values into the Go slice pgx binds as an
+// array of typ.
+func typedArray(typ string, vs []any) any {
+	switch typ {
+	case "text":
+		out := make([]string, len(vs))
+		for i, v := range vs {
+			switch x := v.(type) {
+			case string:
+				out[i] = x
+			case fleet.State:
+				out[i] = string(x)
+			default:
+				out[i] = fmt.Sprint(x)
+			}
+		}
+		return out
+	case "bytea":
+		out := make([][]byte, len(vs))
+		for i, v := range vs {
+			out[i] = v.([]byte)
+		}
+		return out
+	default:
+		out := make([]int64, len(vs))
+		for i, v := range vs {
+			switch x := v.(type) {
+			case int:
+				out[i] = int64(x)
+			case int64:
+				out[i] = x
+			case uint64:
+				out[i] = int64(x)
+			}
+		}
+		return out
+	}
+}
+
 func (t *txn) PutDevices(ctx context.Context, ds []*fleet.Device) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	if t.s.d.Arrays {
+		return t.putDevicesArrays(ctx, ds)
+	}
 	per := max(1, t.s.d.MaxParams/nDeviceCols)
 	for len(ds) > 0 {
 		n := min(per, len(ds))
@@ -262,6 +363,21 @@ func (t *txn) AddReports(ctx context.Context, rs []fleet.ReportRecord) error {
 }
 
 func (t *txn) AddEvents(ctx context.Context, es []fleet.Event) error {
+	if len(es) == 0 {
+		return nil
+	}
+	if t.s.d.Arrays {
+		at := make([]int64, len(es))
+		serial, kind, detail := make([]string, len(es)), make([]string, len(es)), make([]string, len(es))
+		for i, e := range es {
+			at[i], serial[i], kind[i], detail[i] = us(e.At), e.Serial, e.Kind, e.Detail
+		}
+		q := "INSERT INTO events (at, serial, kind, detail) SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[])"
+		if _, err := t.tx.ExecContext(ctx, q, at, serial, kind, detail); err != nil {
+			return fmt.Errorf("store events: %w", err)
+		}
+		return nil
+	}
 	const cols = 4
 	per := max(1, t.s.d.MaxParams/cols)
 	for len(es) > 0 {
