@@ -114,6 +114,11 @@ travel in clear). Runs until SIGINT or SIGTERM.`,
 				return cli.Failure(err)
 			}
 			defer store.Close()
+			if !isPostgres(db) {
+				// SQLite has one writer (one connection): one batch
+				// writer that takes everything queued commits least often.
+				opt.Writers, opt.MaxBatch = 1, 1000
+			}
 			srv, err := server.New(store, opt)
 			if err != nil {
 				return cli.Usage(err)
@@ -156,7 +161,7 @@ func checkLoopback(listen string) error {
 
 // openFleetStore opens PostgreSQL for a postgres:// URL, else SQLite.
 func openFleetStore(ctx context.Context, db string) (fleet.Store, error) {
-	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+	if isPostgres(db) {
 		return postgres.Open(ctx, db, 0)
 	}
 	return sqlite.Open(ctx, strings.TrimPrefix(db, "sqlite://"))
@@ -198,4 +203,9 @@ func serveFleet(ctx context.Context, cmd *cobra.Command, h http.Handler, ln net.
 	}
 	fmt.Fprintln(cmd.ErrOrStderr(), "fleet server stopped")
 	return nil
+}
+
+// isPostgres tells a PostgreSQL URL from a SQLite file.
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }

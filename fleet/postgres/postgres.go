@@ -23,16 +23,23 @@ var migrations embed.FS
 // Dialect is PostgreSQL's.
 var Dialect = sqlstore.Dialect{Name: "postgres", Goose: goose.DialectPostgres, Dollar: true, ForUpdate: " FOR UPDATE", MaxParams: 65535, Arrays: true}
 
+// DefaultMaxConns is the pool size when Open is given 0: room for the
+// server's check-in writers (4) next to holds, reports and admin reads
+// (pgx's own default, 4 on a 2-core machine, left check-ins waiting for a
+// connection behind the writers).
+const DefaultMaxConns = 12
+
 // Open connects to url (postgres://...), applies the migrations and
-// returns the store. MaxConns bounds the pool (0: pgx's default).
+// returns the store. MaxConns bounds the pool (0: DefaultMaxConns).
 func Open(ctx context.Context, url string, maxConns int32) (*sqlstore.Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("the PostgreSQL URL is not valid: %w", err)
 	}
-	if maxConns > 0 {
-		cfg.MaxConns = maxConns
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
 	}
+	cfg.MaxConns = maxConns
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to PostgreSQL: %w", err)

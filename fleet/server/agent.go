@@ -206,9 +206,22 @@ func (s *Server) handleCheckIn(w http.ResponseWriter, r *http.Request) {
 // currentHolds returns the paused releases as holds, read at most
 // HoldCacheTTL ago.
 func (s *Server) currentHolds(ctx context.Context) ([]fleet.Hold, error) {
+	fresh := func(now time.Time) []fleet.Hold {
+		if c := s.holds.Load(); c != nil && now.Sub(c.at) < s.opt.HoldCacheTTL && !now.Before(c.at) {
+			return c.holds
+		}
+		return nil
+	}
+	if h := fresh(s.Now()); h != nil {
+		return h, nil
+	}
+	// One reader refreshes; the check-ins that found the cache expired at
+	// the same moment wait for it instead of each taking a connection.
+	s.holdsMu.Lock()
+	defer s.holdsMu.Unlock()
 	now := s.Now()
-	if c := s.holds.Load(); c != nil && now.Sub(c.at) < s.opt.HoldCacheTTL && !now.Before(c.at) {
-		return c.holds, nil
+	if h := fresh(now); h != nil {
+		return h, nil
 	}
 	rels, err := s.store.Held(ctx)
 	if err != nil {

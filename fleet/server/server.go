@@ -85,6 +85,7 @@ type Server struct {
 	once     sync.Once
 
 	holds    atomic.Pointer[holdCache]
+	holdsMu  sync.Mutex   // one refresh of holds at a time
 	storeErr atomic.Int64 // requests answered 503
 
 	refusedMu sync.Mutex
