@@ -34,6 +34,24 @@ type fleetState struct {
 	mu    sync.Mutex
 	last  time.Time // last answered check-in
 	holds []fleet.Hold
+	// asked is the interval the server asked for in its last reply
+	// (CheckInReply.CheckInSeconds; 0: none).
+	asked time.Duration
+}
+
+// maxFleetCheckInInterval caps the interval a fleet server may ask for.
+const maxFleetCheckInInterval = 24 * time.Hour
+
+// fleetInterval is the time between check-ins: fleet.checkin_interval,
+// stretched to what the server asked for in its last reply (to shed load),
+// at most maxFleetCheckInInterval. A server can make the agent check in
+// less often, never more often than configured; the check-in before an
+// upload happens whatever the interval, so a hold still stops an install.
+func fleetInterval(configured, asked time.Duration) time.Duration {
+	if asked <= configured {
+		return configured
+	}
+	return min(asked, max(configured, maxFleetCheckInInterval))
 }
 
 // fleetHold reports whether the fleet server holds releaseID.
@@ -62,10 +80,10 @@ func (c *cycle) checkIn(ctx context.Context, force bool) {
 	if a.Fleet == nil || c.mode == ModeCheck {
 		return
 	}
-	iv := a.Config.Fleet.CheckInInterval
 	a.fleet.mu.Lock()
-	last := a.fleet.last
+	last, asked := a.fleet.last, a.fleet.asked
 	a.fleet.mu.Unlock()
+	iv := fleetInterval(a.Config.Fleet.CheckInInterval, asked)
 	now := a.now()
 	if !force && !last.IsZero() && now.Sub(last) < iv && !now.Before(last) {
 		return
@@ -117,6 +135,10 @@ func (c *cycle) checkIn(ctx context.Context, force bool) {
 	}
 	a.fleet.mu.Lock()
 	a.fleet.last, a.fleet.holds = now, reply.Holds
+	a.fleet.asked = 0
+	if reply.CheckInSeconds > 0 {
+		a.fleet.asked = time.Duration(min(reply.CheckInSeconds, int64(maxFleetCheckInInterval/time.Second))) * time.Second
+	}
 	a.fleet.mu.Unlock()
 	if reply.Enrolment == fleet.EnrolPending {
 		c.log.Info("the fleet server has not approved this device's key yet: the integrator runs fwctl fleet approve " + ci.Serial)
