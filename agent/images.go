@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,6 +99,23 @@ func (a *Agent) lockImage(sha string, write bool) func() {
 	}
 	l.RLock()
 	return l.RUnlock
+}
+
+// removeImage removes a staged image that is incomplete, unreadable or
+// changed, so that it is downloaded again. In a site's shared cache it
+// first takes the image's write lock: it never removes a file another
+// recorder is proving or uploading (it waits for that upload to end). The
+// caller must not hold the image's lock.
+func (a *Agent) removeImage(sha, path string) error {
+	if a.Images != nil {
+		l := a.Images.lock(sha)
+		l.Lock()
+		defer l.Unlock()
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // dropImage removes an image the update no longer needs. In a site's shared

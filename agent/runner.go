@@ -66,6 +66,9 @@ type cycle struct {
 	flashing bool             // the device reported flashing this cycle's image
 	// releaseInstall gives back the site's install slot (InstallGate).
 	releaseInstall func(Outcome)
+	// imageUnlock gives back the image's read lock, held from install's
+	// proof through the upload (holdImage).
+	imageUnlock func()
 }
 
 // Cycle runs one pass of the update cycle in the given mode and returns what
@@ -137,6 +140,7 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 		}
 		s = next
 	}
+	c.releaseImage()
 	if c.releaseInstall != nil {
 		c.releaseInstall(*c.out)
 	}
@@ -296,5 +300,20 @@ func keepAtWindow(s *journal.State) {
 	if s.Current != nil && s.Current.Step == journal.StepInstall {
 		s.Current.Step = journal.StepWaitWindow
 		delete(s.Current.StepEntries, journal.StepInstall)
+	}
+}
+
+// holdImage takes the image's read lock (a site's shared cache; a no-op
+// otherwise) until releaseImage or the end of the cycle.
+func (c *cycle) holdImage(sha string) {
+	c.releaseImage()
+	c.imageUnlock = c.a.lockImage(sha, false)
+}
+
+// releaseImage gives back the lock holdImage took, if any.
+func (c *cycle) releaseImage() {
+	if c.imageUnlock != nil {
+		c.imageUnlock()
+		c.imageUnlock = nil
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 
 	"github.com/sirupsen/logrus"
 
@@ -242,14 +241,19 @@ func (c *cycle) startUpdate(chosen *Candidate) (*state, error) {
 	}
 	switch u.Step {
 	case journal.StepVerify, journal.StepWaitWindow:
-		// A verified image is proven again before anything else uses it.
+		// A verified image is proven again before anything else uses it
+		// (in a site's cache, never while another recorder writes it).
+		unlock := a.lockImage(u.SHA256, false)
 		facts, err := verify.InspectFile(u.ImagePath)
+		unlock()
 		if err == nil && facts.Size == u.Size && facts.SHA256 == u.SHA256 {
 			c.facts = facts
 			return stateVerify, nil
 		}
 		c.log.WithError(err).Warn("the staged image is gone, unreadable or changed: downloading it again")
-		_ = os.Remove(u.ImagePath)
+		if rerr := a.removeImage(u.SHA256, u.ImagePath); rerr != nil {
+			c.log.WithError(rerr).Warn("could not remove the staged image")
+		}
 	}
 	return stateDownload, nil
 }

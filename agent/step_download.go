@@ -86,7 +86,9 @@ func (c *cycle) download(ctx context.Context) (*state, error) {
 // with err; no attempt is counted.
 func (c *cycle) downloadAgain(err error) error {
 	u := c.current()
-	_ = os.Remove(u.ImagePath)
+	if rerr := c.a.removeImage(u.SHA256, u.ImagePath); rerr != nil {
+		c.log.WithError(rerr).Warn("could not remove the staged image")
+	}
 	if jerr := c.a.Journal.Update(func(s *journal.State) error {
 		s.Current.Step = journal.StepDownload
 		s.Current.Verified = false

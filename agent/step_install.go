@@ -66,13 +66,16 @@ func (c *cycle) install(ctx context.Context) (*state, error) {
 		return nil, failed(classChanged, CodeDeviceChanged, err)
 	}
 	c.id = id
-	unlock := a.lockImage(u.SHA256, false)
-	defer unlock()
+	// The image's read lock (a site's shared cache) is held from this proof
+	// through the end of the upload (flash), so that no other recorder
+	// writes or removes the file in between.
+	c.holdImage(u.SHA256)
 	facts, err := verify.InspectFile(u.ImagePath)
 	if err == nil && (facts.Size != u.Size || facts.SHA256 != u.SHA256) {
 		err = fmt.Errorf("it is %d bytes with SHA-256 %s, not the %d bytes with SHA-256 %s that were verified", facts.Size, facts.SHA256, u.Size, u.SHA256)
 	}
 	if err != nil {
+		c.releaseImage() // downloadAgain takes the write lock
 		return nil, c.downloadAgain(fmt.Errorf("the staged image changed on disk since it was verified (%v): it is downloaded and proven again", err))
 	}
 	if d := verify.DecideImage(id, c.release.Target(), facts, a.policy(), c.verified.Evidence()); !d.Allowed {
@@ -84,6 +87,7 @@ func (c *cycle) install(ctx context.Context) (*state, error) {
 // flash hands the proven image to the device and follows the flash.
 func (c *cycle) flash(ctx context.Context) (*state, error) {
 	a := c.a
+	defer c.releaseImage() // held since install proved the image
 	u := c.current()
 	id := c.id
 	c.audit(audit.Entry{Event: audit.EventInstallStarted, Message: fmt.Sprintf("%s %s onto %s (%s)", c.release.Variant, c.release.Version, id.Model, id.FirmwareVersion)})
