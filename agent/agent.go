@@ -88,6 +88,7 @@ type Agent struct {
 	Name string
 
 	fleet    fleetState    // holds learnt at the last check-in
+	pre      *preIdentity  // the site's identify-all pass, for the next cycle
 	ids      attemptFields // stamped on every log line of an attempt
 	noted    sync.Map      // notices logged once per process (unsupported health parts)
 	mu       sync.Mutex

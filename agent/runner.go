@@ -69,6 +69,8 @@ type cycle struct {
 	// imageUnlock gives back the image's read lock, held from install's
 	// proof through the upload (holdImage).
 	imageUnlock func()
+	// pre is what the site's identify-all pass learnt before this cycle.
+	pre *preIdentity
 }
 
 // Cycle runs one pass of the update cycle in the given mode and returns what
@@ -92,6 +94,11 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 		out := *c.out
 		a.setStatus(func(st *Status) { st.LastCycle = &out })
 		return out
+	}
+	// A recorder the site's identify-all pass found unreachable or refused
+	// (duplicate_recorder) fails at identify before any step touches it.
+	if c.pre = a.takePre(); c.pre != nil && c.pre.err != nil {
+		s = stateIdentify
 	}
 	for s != nil {
 		a.ids.setStep(s.name)

@@ -19,7 +19,6 @@ import (
 	"github.com/fwagent/fwagent/agent/fetch"
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/agent/report"
-	"github.com/fwagent/fwagent/device"
 	"github.com/fwagent/fwagent/reason"
 )
 
@@ -63,31 +62,6 @@ type Site struct {
 // devices: reach one recorder (by two addresses), which must never be
 // updated twice.
 const CodeDuplicateRecorder = string(reason.DuplicateRecorder)
-
-// claim records that device answered as id, refusing an identity another
-// recorder of the site answered with.
-func (s *Site) claim(device string, id device.Identity) error {
-	serial := strings.TrimSpace(id.Serial)
-	if serial == "" {
-		return nil
-	}
-	key := strings.ToLower(strings.TrimSpace(id.Model)) + "\x00" + serial
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.claims == nil {
-		s.claims = map[string]string{}
-	}
-	if other, ok := s.claims[key]; ok && other != device {
-		return fmt.Errorf("recorder %s answers as %s serial %s, like recorder %s: two entries of devices: reach one recorder; remove one of them (this one is not updated meanwhile)", device, id.Model, serial, other)
-	}
-	for k, d := range s.claims {
-		if d == device {
-			delete(s.claims, k)
-		}
-	}
-	s.claims[key] = device
-	return nil
-}
 
 // DefaultSiteWorkers is how many recorders' cycles a site runs at once
 // unless Site.Workers says otherwise.
@@ -242,6 +216,9 @@ func (s *Site) Cycle(ctx context.Context, mode Mode, agents []*Agent) []DeviceOu
 		workers = DefaultSiteWorkers
 	}
 	workers = max(workers, s.Config.Install.MaxParallel)
+	if s.slots != nil && len(s.Agents) > 1 {
+		s.identifyAll(ctx, mode, agents, workers)
+	}
 	free := make(chan struct{}, workers)
 	var wg sync.WaitGroup
 	for i, a := range agents {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/url"
 	"os"
@@ -425,5 +426,80 @@ func TestASiteRefusesToStrandAOneRecorderUpdateInProgress(t *testing.T) {
 	_, err = agent.NewSite(cfg, agent.Options{Backend: backend.New, Version: "test", Log: logrus.New()})
 	if err == nil || !strings.Contains(err.Error(), "update in progress") || !strings.Contains(err.Error(), custom4125.ID) {
 		t.Fatalf("NewSite = %v, want a refusal naming the update in progress", err)
+	}
+}
+
+// TestTheEntryWhoseJournalHoldsTheUpdateWinsTheRecorder: two entries reach
+// one recorder; the second one started an update (the image is on the
+// recorder, the reboot did not happen) before the first entry was added.
+// After the restart the second entry wins, settles its update, and the
+// first one is refused before touching the recorder; once nothing is in
+// progress the entry earlier in the file wins, across a restart too. The
+// recorder is flashed once.
+func TestTheEntryWhoseJournalHoldsTheUpdateWinsTheRecorder(t *testing.T) {
+	w := newSite(t, lab.Options{Releases: []lab.Release{custom4125},
+		Site: []lab.SiteDevice{{Name: "front", Device: nvrsim.Config{Model: protected, Firmware: "4.1.20"}}}})
+	raw, err := os.ReadFile(w.lab.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	start := strings.Index(text, "  - name: front\n")
+	end := strings.Index(text[start:], "manifest:") + start
+	entry := text[start:end]
+	u, _ := url.Parse(w.lab.Sim.URL())
+	alias := strings.Replace(strings.Replace(entry, "name: front", "name: alias", 1), "127.0.0.1:", "localhost:", 1)
+	if alias == entry || !strings.Contains(alias, "localhost:"+u.Port()) {
+		t.Fatalf("could not build the alias entry from:\n%s", entry)
+	}
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(w.lab.ConfigPath, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		w.reopen(t)
+	}
+
+	// A site of alias alone: crash after the flash, before the reboot.
+	write(text[:start] + alias + text[end:])
+	agent.SetBeforeStep(w.site.Agents[0], func(step journal.Step) error {
+		if step == journal.StepReboot {
+			return errors.New("crash before the reboot")
+		}
+		return nil
+	})
+	if o := w.cycle(t, agent.ModeUpdateNow)["alias"]; o.Result != agent.ResultStopped {
+		t.Fatalf("alias: %s (%s), want stopped by the crash", o.Result, o.Message)
+	}
+	if n := w.lab.Sim.State().Installs; n != 1 {
+		t.Fatalf("%d flashes before the restart, want 1", n)
+	}
+
+	// front is added before alias; the gateway restarts.
+	write(text[:end] + alias + text[end:])
+	outs := w.cycle(t, agent.ModeUpdate)
+	if o := outs["alias"]; o.Result != agent.ResultInstalled {
+		t.Errorf("alias (its journal holds the update): %s (%s), want installed", o.Result, o.Message)
+	}
+	if o := outs["front"]; o.Result != agent.ResultFailed || !slicesContain(o.Codes, agent.CodeDuplicateRecorder) {
+		t.Errorf("front: %s %v (%s), want failed with %s", o.Result, o.Codes, o.Message, agent.CodeDuplicateRecorder)
+	}
+
+	// Nothing in progress any more: the entry earlier in the file wins,
+	// in this process and after a restart.
+	for i := range 3 {
+		if i == 2 {
+			w.reopen(t)
+		}
+		outs := w.cycle(t, agent.ModeUpdateNow)
+		if o := outs["alias"]; !slicesContain(o.Codes, agent.CodeDuplicateRecorder) {
+			t.Errorf("cycle %d: alias: %s %v (%s), want %s", i, o.Result, o.Codes, o.Message, agent.CodeDuplicateRecorder)
+		}
+		if o := outs["front"]; o.Result != agent.ResultNothing {
+			t.Errorf("cycle %d: front: %s %v (%s), want nothing to do (up to date)", i, o.Result, o.Codes, o.Message)
+		}
+	}
+	if st := w.lab.Sim.State(); st.Installs != 1 || !sameVersion(st.Firmware, "4.1.25") {
+		t.Fatalf("the recorder was flashed %d times and runs %s; want once, 4.1.25", st.Installs, st.Firmware)
 	}
 }

@@ -32,7 +32,16 @@ var stateIdentify = &state{
 
 // identify reads the device identity.
 func (c *cycle) identify(ctx context.Context) (*state, error) {
-	id, err := c.a.Device.Identify(ctx)
+	var id device.Identity
+	var err error
+	if p := c.pre; p != nil && (p.err != nil || !(c.onDevice || c.settled || c.seen != nil)) {
+		// The site asked the recorder a moment ago and nothing has touched
+		// it since: no second request (nor a second refused login).
+		c.pre = nil
+		id, err = p.id, p.err
+	} else {
+		id, err = c.a.Device.Identify(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
