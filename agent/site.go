@@ -53,8 +53,8 @@ type Site struct {
 	slots    chan struct{}
 
 	mu       sync.Mutex
-	failures map[string][]string // release id -> recorders whose install of it failed
-	claims   map[string]string   // model and serial -> the recorder that answered with them
+	failures siteFailures      // failed installs per release, kept in state_dir
+	claims   map[string]string // model and serial -> the recorder that answered with them
 }
 
 // CodeDuplicateRecorder is the code of a recorder that answered with the
@@ -88,7 +88,7 @@ func NewSite(cfg *config.Config, opt Options) (*Site, error) {
 	if log == nil {
 		log = logrus.New()
 	}
-	s := &Site{Config: cfg, Log: log, failures: map[string][]string{}}
+	s := &Site{Config: cfg, Log: log, failures: siteFailures{Releases: map[string][]string{}}}
 	recs := cfg.Recorders()
 	ok := false
 	defer func() {
@@ -121,6 +121,13 @@ func NewSite(cfg *config.Config, opt Options) (*Site, error) {
 			u := st.Current
 			return nil, fmt.Errorf("%s holds an update in progress of the one-recorder (device:) configuration: release %s at step %s; finish it with that configuration first (fwagent update --now, then fwagent status says nothing is in progress), then switch to devices: (docs/site-gateway.md)", cfg.StateDir, u.ReleaseID, u.Step)
 		}
+	}
+	if !opt.ReadOnly {
+		f, err := loadSiteFailures(cfg.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		s.failures = f
 	}
 	s.images = &ImageCache{Dir: filepath.Join(cfg.StateDir, "images")}
 	site := log.WithField("device", SiteLogName)
@@ -232,6 +239,13 @@ func (s *Site) Cycle(ctx context.Context, mode Mode, agents []*Agent) []DeviceOu
 		}()
 	}
 	wg.Wait()
+	if s.slots != nil {
+		s.mu.Lock()
+		for _, o := range out {
+			s.newSerialLocked(o.Serial)
+		}
+		s.mu.Unlock()
+	}
 	s.collect()
 	return out
 }
@@ -247,11 +261,16 @@ func (s *Site) noteOutcome(device string, o Outcome) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !slices.Contains(s.failures[o.Release], device) {
-		s.failures[o.Release] = append(s.failures[o.Release], device)
+	s.newSerialLocked(o.Serial)
+	failed := s.failures.Releases[o.Release]
+	if slices.Contains(failed, device) {
+		return
 	}
-	if n := len(s.failures[o.Release]); n == s.Config.Install.StopAfterFailures {
-		s.Log.WithFields(logrus.Fields{"device": SiteLogName, "release": o.Release, "failed_on": s.failures[o.Release]}).
+	failed = append(failed, device)
+	s.failures.Releases[o.Release] = failed
+	s.saveFailuresLocked()
+	if n := len(failed); n == s.Config.Install.StopAfterFailures {
+		s.Log.WithFields(logrus.Fields{"device": SiteLogName, "release": o.Release, "failed_on": failed}).
 			Error(fmt.Sprintf("release %s failed to install on %d recorders of this site (install.stop_after_failures: %d): it is not installed on the remaining recorders", o.Release, n, n))
 	}
 }
@@ -272,6 +291,13 @@ func (s *Site) gate(ctx context.Context, device, release string) (func(Outcome),
 	// A reboot or confirmation of a recorder already flashed (release "")
 	// is never held.
 	if release != "" {
+		s.mu.Lock()
+		// The manifest this recorder accepted in this cycle may be newer
+		// than any the site saw: it forgets the failures first.
+		if a := s.agentNamed(device); a != nil && a.Journal != nil {
+			s.newSerialLocked(a.Journal.State().LastSerial)
+		}
+		s.mu.Unlock()
 		if err := s.held(release); err != nil {
 			return nil, err
 		}
@@ -299,20 +325,12 @@ func (s *Site) gate(ctx context.Context, device, release string) (func(Outcome),
 func (s *Site) held(release string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	failed := s.failures[release]
+	failed := s.failures.Releases[release]
 	if len(failed) >= s.Config.Install.StopAfterFailures {
-		return fmt.Errorf("%w: release %s failed to install on %d recorders of this site (%s; install.stop_after_failures: %d), so it is not installed on this one: find out why on those recorders, then publish a manifest with a higher serial or restart the agent",
+		return fmt.Errorf("%w: release %s failed to install on %d recorders of this site (%s; install.stop_after_failures: %d), so it is not installed on this one: find out why on those recorders, then publish a manifest with a higher serial",
 			ErrInstallHeld, release, len(failed), strings.Join(failed, ", "), s.Config.Install.StopAfterFailures)
 	}
 	return nil
-}
-
-// forgetFailures clears the site's failure counts of releases a newer
-// manifest serial replaced.
-func (s *Site) forgetFailures() {
-	s.mu.Lock()
-	s.failures = map[string][]string{}
-	s.mu.Unlock()
 }
 
 // collect removes the cached images no recorder's update in progress needs.
@@ -352,7 +370,6 @@ func (s *Site) Run(ctx context.Context) error {
 	}
 	_, _ = daemon.SdNotify(false, daemon.SdNotifyReady)
 	failures := make([]int, len(s.Agents))
-	serial := int64(0)
 	for {
 		outs := s.Cycle(ctx, ModeUpdate, nil)
 		for _, a := range s.Agents {
@@ -364,12 +381,6 @@ func (s *Site) Run(ctx context.Context) error {
 		}
 		var wait time.Duration
 		for i, o := range outs {
-			if o.Serial > serial {
-				if serial != 0 {
-					s.forgetFailures()
-				}
-				serial = o.Serial
-			}
 			if o.Result == ResultFailed {
 				failures[i]++
 			} else {

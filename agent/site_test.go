@@ -503,3 +503,68 @@ func TestTheEntryWhoseJournalHoldsTheUpdateWinsTheRecorder(t *testing.T) {
 		t.Fatalf("the recorder was flashed %d times and runs %s; want once, 4.1.25", st.Installs, st.Firmware)
 	}
 }
+
+// TestASiteRemembersFailedInstallsAcrossARestart: the failures that made
+// the site stop a release are kept in state_dir: a restarted gateway still
+// holds the release, and a manifest with a higher serial forgets them.
+func TestASiteRemembersFailedInstallsAcrossARestart(t *testing.T) {
+	var devs []lab.SiteDevice
+	for range 4 {
+		devs = append(devs, lab.SiteDevice{Device: nvrsim.Config{Model: protected, Firmware: "4.1.20"}})
+	}
+	w := newSite(t, lab.Options{Releases: []lab.Release{custom4125}, Site: devs,
+		ExtraYAML: "install:\n  max_parallel: 1\n  stop_after_failures: 2\n"})
+	for _, r := range w.lab.Site.Recorders {
+		r.SetFaults(nvrsim.Faults{RejectUpload: "badFlash"})
+	}
+	uploads := func() int {
+		n := 0
+		for _, r := range w.lab.Site.Recorders {
+			n += r.State().Uploads
+		}
+		return n
+	}
+	count := func(outs map[string]agent.DeviceOutcome, r agent.Result) int {
+		n := 0
+		for _, o := range outs {
+			if o.Result == r {
+				n++
+			}
+		}
+		return n
+	}
+	if outs := w.cycle(t, agent.ModeUpdateNow); count(outs, agent.ResultFailed) != 2 || count(outs, agent.ResultHeld) != 2 {
+		t.Fatalf("first cycle: want 2 failed and 2 held")
+	}
+	if _, err := os.Stat(filepath.Join(w.lab.StateDir, "site-failures.json")); err != nil {
+		t.Fatalf("the failures are not kept in state_dir: %v", err)
+	}
+
+	// The gateway restarts: the release stays stopped on the two recorders
+	// not tried (the two that failed quarantined it).
+	w.reopen(t)
+	for range 2 {
+		if outs := w.cycle(t, agent.ModeUpdateNow); count(outs, agent.ResultHeld) != 2 {
+			t.Fatalf("after the restart: %d held, want the 2 not tried", count(outs, agent.ResultHeld))
+		}
+	}
+	if n := uploads(); n != 2 {
+		t.Fatalf("%d uploads after the restart, want still 2", n)
+	}
+
+	// A newer manifest (the integrator fixed the cause) forgets them.
+	for _, r := range w.lab.Site.Recorders {
+		r.SetFaults(nvrsim.Faults{})
+	}
+	m := w.lab.Manifest()
+	m.Serial++
+	m.Issued, m.Expires = time.Time{}, time.Time{}
+	if err := w.lab.Publish(m); err != nil {
+		t.Fatal(err)
+	}
+	w.reopen(t)
+	outs := w.cycle(t, agent.ModeUpdateNow)
+	if count(outs, agent.ResultHeld) != 0 || count(outs, agent.ResultInstalled) < 2 {
+		t.Fatalf("after a higher serial: %d held, %d installed; want none held", count(outs, agent.ResultHeld), count(outs, agent.ResultInstalled))
+	}
+}

@@ -169,7 +169,7 @@ var Keys = []Key{
 	integer("install.max_parallel", func(c *Config) *int { return &c.Install.MaxParallel }, 1, 1,
 		"at most this many recorders upload or flash at the same time"),
 	integer("install.stop_after_failures", func(c *Config) *int { return &c.Install.StopAfterFailures }, 2, 1,
-		"after this many failed installs of the same release in the site, the release is not installed on the remaining recorders (until a manifest with a higher serial arrives or the agent restarts)"),
+		"after this many failed installs of the same release in the site, the release is not installed on the remaining recorders (until a manifest with a higher serial arrives; kept in state_dir across restarts)"),
 
 	section("confirm", "checks after the reboot into the new firmware (besides the exact version)"),
 	duration("confirm.health_timeout", func(c *Config) *Duration { return &c.Confirm.HealthTimeout }, 10*time.Minute, false,
