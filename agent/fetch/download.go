@@ -557,11 +557,16 @@ func (s *state) sync() error {
 		return &Error{Op: "download image", Code: CodeLocalFile, Err: err}
 	}
 	defer f.Close()
+	// The sink is fresh: its goroutine has nothing queued, so the prefix
+	// goes straight to the inner Sink from here, in order. A read from
+	// disk gains nothing from the pipe, and through it each recorder of a
+	// site proving the shared cached image held up to pipeDepth chunks.
+	direct := s.sink.inner
 	buf := make([]byte, DefaultBufferSize)
 	for {
 		n, err := f.Read(buf)
 		if n > 0 {
-			s.sink.Write(buf[:n])
+			direct.Write(buf[:n])
 			s.hashed += int64(n)
 		}
 		if err == io.EOF {
