@@ -60,10 +60,10 @@ func New(cfg *config.Config, opt Options) (*Agent, error) {
 	switch l := log.(type) {
 	case *logrus.Logger:
 		l.AddHook(&a.ids)
-		l.AddHook(support.SecretHook{})
+		addSecretHook(l)
 	case *logrus.Entry:
 		l.Logger.AddHook(&a.ids)
-		l.Logger.AddHook(support.SecretHook{})
+		addSecretHook(l.Logger)
 	}
 	ok := false
 	defer func() {
@@ -162,4 +162,16 @@ func LoadTrust(cfg *config.Config) (manifest.Trust, error) {
 		keys = append(keys, k)
 	}
 	return manifest.NewTrust(cfg.Manifest.Threshold, keys...), nil
+}
+
+// addSecretHook adds the redacting hook to l unless it has it: the
+// recorders of a site share one logger, and one redaction per line is
+// enough (it was once per recorder: O(N) garbage per line, O(N²) per cycle).
+func addSecretHook(l *logrus.Logger) {
+	for _, h := range l.Hooks[logrus.InfoLevel] {
+		if _, ok := h.(support.SecretHook); ok {
+			return
+		}
+	}
+	l.AddHook(support.SecretHook{})
 }
