@@ -176,16 +176,8 @@ func (c *cycle) fleetHoldsUpload(ctx context.Context, step journal.Step) (held b
 	if !c.heldByFleet(c.release.ID, "nothing was uploaded, the verified image waits") {
 		return false, nil
 	}
-	// Holding is not a crash: the steps each held cycle passes again do
-	// not count towards the crash-loop cap (as for a site's hold).
-	if jerr := a.Journal.Update(func(s *journal.State) error {
-		if s.Current != nil {
-			delete(s.Current.StepEntries, journal.StepVerify)
-			delete(s.Current.StepEntries, journal.StepWaitWindow)
-		}
-		return nil
-	}); jerr != nil {
-		return false, failed(classLocal, CodeInternal, jerr)
+	if err := c.forgetHeldSteps(); err != nil {
+		return false, err
 	}
 	return true, nil
 }

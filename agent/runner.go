@@ -324,3 +324,20 @@ func (c *cycle) releaseImage() {
 		c.imageUnlock = nil
 	}
 }
+
+// forgetHeldSteps is for an install held before it started (by the fleet
+// server or the site's install slot): holding is not a crash, so the steps
+// each held cycle passes again do not count towards the crash-loop cap.
+func (c *cycle) forgetHeldSteps() error {
+	err := c.a.Journal.Update(func(s *journal.State) error {
+		if s.Current != nil {
+			delete(s.Current.StepEntries, journal.StepVerify)
+			delete(s.Current.StepEntries, journal.StepWaitWindow)
+		}
+		return nil
+	})
+	if err != nil {
+		return failed(classLocal, CodeInternal, err)
+	}
+	return nil
+}

@@ -488,16 +488,8 @@ func (c *cycle) acquireInstall(ctx context.Context, step journal.Step) (held boo
 	if !errors.Is(err, ErrInstallHeld) {
 		return false, err
 	}
-	// Holding is not a crash: the steps each held cycle passes again do not
-	// count towards the crash-loop cap.
-	if jerr := a.Journal.Update(func(s *journal.State) error {
-		if s.Current != nil {
-			delete(s.Current.StepEntries, journal.StepVerify)
-			delete(s.Current.StepEntries, journal.StepWaitWindow)
-		}
-		return nil
-	}); jerr != nil {
-		return false, failed(classLocal, CodeInternal, jerr)
+	if err := c.forgetHeldSteps(); err != nil {
+		return false, err
 	}
 	c.out.Result = ResultHeld
 	c.out.Codes = []string{CodeSiteStopped}

@@ -175,31 +175,8 @@ func serveFleet(ctx context.Context, cmd *cobra.Command, h http.Handler, ln net.
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "fleet server at %s://%s\n", scheme, ln.Addr())
 	fmt.Fprintln(cmd.ErrOrStderr(), "set the agents' fleet.url to that URL (with this host's name); the web page is at /")
-	hs := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-	}
-	errc := make(chan error, 1)
-	go func() {
-		if cert != "" {
-			errc <- hs.ServeTLS(ln, cert, key)
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		return cli.Failure(fmt.Errorf("serve: %w", err))
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return cli.Failure(fmt.Errorf("shut down the fleet server: %w", err))
+	if err := serveHTTP(ctx, h, ln, cert, key, "fleet server", 60*time.Second); err != nil {
+		return err
 	}
 	fmt.Fprintln(cmd.ErrOrStderr(), "fleet server stopped")
 	return nil

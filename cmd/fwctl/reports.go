@@ -112,31 +112,8 @@ func serveReports(ctx context.Context, cmd *cobra.Command, h http.Handler, liste
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "receiving reports at %s://%s%s\n", scheme, ln.Addr(), reports.Path)
 	fmt.Fprintf(cmd.ErrOrStderr(), "set the agents' report.url to that URL (with this host's name or address) and report.token to the token; appending to %s\n", out)
-	hs := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-	}
-	errc := make(chan error, 1)
-	go func() {
-		if cert != "" {
-			errc <- hs.ServeTLS(ln, cert, key)
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		return cli.Failure(fmt.Errorf("serve reports: %w", err))
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
-		return cli.Failure(fmt.Errorf("shut down the reports server: %w", err))
+	if err := serveHTTP(ctx, h, ln, cert, key, "reports server", 30*time.Second); err != nil {
+		return err
 	}
 	fmt.Fprintln(cmd.ErrOrStderr(), "stopped; every accepted report is in", out)
 	return nil
