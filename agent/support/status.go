@@ -29,7 +29,10 @@ type StatusOptions struct {
 	// token (allowed on loopback addresses only, see CheckListen).
 	Token string
 	// Status returns the JSON document of GET /v1/status (identity, journal
-	// step, last result, next poll); nil answers 503.
+	// step, last result, next poll); nil answers 503. The encoded document
+	// is redacted as the default support bundle is: personal data (MAC and
+	// IP addresses, device IDs and names, emails, user names) and secrets
+	// are replaced by markers; model, serial and firmware stay.
 	Status func() any
 	// Bundle writes a redacted support bundle for GET /v1/support-bundle; nil
 	// answers 404.
@@ -216,6 +219,9 @@ func (s *StatusServer) status(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "cannot encode status", http.StatusInternalServerError)
 		return
 	}
+	// Privacy by default: the token lets a monitoring system in, not
+	// consent to personal data; the same redactor as the default bundle.
+	b = RedactBytes(b, false)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(append(b, '\n'))

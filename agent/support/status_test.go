@@ -2,6 +2,7 @@ package support
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -235,5 +236,55 @@ func TestPruningAFullTableKeepsLockouts(t *testing.T) {
 	}
 	if code := try("192.0.2.66", token); code != http.StatusTooManyRequests {
 		t.Fatalf("pruning lifted the lockout: %d; want 429", code)
+	}
+}
+
+// TestStatusRedactsPersonalData: GET /v1/status, behind its token, shows
+// the identity as the default support bundle does: MAC, device ID and name
+// (and any IP or user name) replaced by markers; model, serial and firmware
+// kept. A site's endpoint answers an array: every element is redacted.
+func TestStatusRedactsPersonalData(t *testing.T) {
+	ident := func(name, mac string) map[string]any {
+		return map[string]any{
+			"model": "iDS-9632NXI-I8/16S", "serial": "DS-9632NXI-I81620200316CCRRE12345678WCVU", "firmware_version": "V4.1.25",
+			"raw": map[string]string{"deviceName": name, "deviceID": "48a1b2c3-0000-1111-2222-bc0011223344", "macAddress": mac, "ipAddress": "192.168.1.64"},
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		status any
+		secret []string
+	}{
+		{"recorder", map[string]any{"step": "idle", "identity": ident("Front door NVR", "bc:ad:28:12:34:56")}, []string{"Front door NVR", "bc:ad:28:12:34:56"}},
+		{"site", []any{
+			map[string]any{"device": "lobby", "identity": ident("Lobby NVR", "bc:ad:28:00:00:01")},
+			map[string]any{"device": "yard", "identity": ident("Yard NVR", "bc:ad:28:00:00:02")},
+		}, []string{"Lobby NVR", "Yard NVR", "bc:ad:28:00:00:01", "bc:ad:28:00:00:02"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(NewStatusServer(StatusOptions{Token: "tok", Status: func() any { return tc.status }}))
+			defer srv.Close()
+			code, body := get(t, srv.URL+"/v1/status", "tok")
+			if code != http.StatusOK {
+				t.Fatalf("status %d: %s", code, body)
+			}
+			for _, s := range append(tc.secret, "48a1b2c3-0000-1111-2222-bc0011223344", "192.168.1.64") {
+				if strings.Contains(body, s) {
+					t.Errorf("status shows %q:\n%s", s, body)
+				}
+			}
+			for _, s := range []string{MarkerMAC, MarkerDeviceID, MarkerName, MarkerIP, "DS-9632NXI-I81620200316CCRRE12345678WCVU", "iDS-9632NXI-I8/16S", "V4.1.25"} {
+				if !strings.Contains(body, s) {
+					t.Errorf("status lacks %q:\n%s", s, body)
+				}
+			}
+			var v any
+			if err := json.Unmarshal([]byte(body), &v); err != nil {
+				t.Fatalf("redacted status is not JSON: %v\n%s", err, body)
+			}
+			if _, isArray := v.([]any); isArray != (tc.name == "site") {
+				t.Errorf("shape changed: %T", v)
+			}
+		})
 	}
 }

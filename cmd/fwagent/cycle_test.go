@@ -160,10 +160,11 @@ func TestRunServesStatusAndStopsOnCancel(t *testing.T) {
 		t.Fatalf("the daemon did not install: %v\n%s", err, stderr.String())
 	}
 	var st agent.Status
+	var body []byte
 	for {
 		resp, err := http.Get("http://" + addr + "/v1/status")
 		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
+			body, _ = io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if err := json.Unmarshal(body, &st); err != nil {
 				t.Fatalf("status endpoint: %v: %s", err, body)
@@ -181,6 +182,11 @@ func TestRunServesStatusAndStopsOnCancel(t *testing.T) {
 	}
 	if st.LastResult.Outcome != "success" || st.Identity == nil || st.NextPoll.IsZero() {
 		t.Fatalf("status: %+v", st)
+	}
+	// Privacy by default: the identity is redacted as in the default bundle.
+	if st.Identity.Serial != demoSerial || st.Identity.Model != demoModel || st.Identity.Raw["macAddress"] != "[REDACTED:mac]" ||
+		st.Identity.Raw["deviceID"] != "[REDACTED:device_id]" || st.Identity.Raw["deviceName"] != "[REDACTED:name]" {
+		t.Errorf("status endpoint's identity is not redacted as the bundle is:\n%s", body)
 	}
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {

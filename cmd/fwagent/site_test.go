@@ -1,11 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/internal/lab"
@@ -114,4 +120,71 @@ func mapKeys(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestASiteStatusEndpointIsRedacted: a site's daemon serves one status per
+// recorder, behind its token, each identity redacted as the default bundle.
+func TestASiteStatusEndpointIsRedacted(t *testing.T) {
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	tokenPath := filepath.Join(dir, "status.token")
+	if err := os.WriteFile(tokenPath, []byte("s3cret-status-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.Start(lab.Options{
+		Dir:      dir,
+		Releases: demoReleases(16 << 10),
+		Site: []lab.SiteDevice{
+			{Name: "hall", Device: nvrsim.Config{Model: demoModel, Firmware: demoFirmware}},
+			{Name: "yard", Device: nvrsim.Config{Model: demoModel, Firmware: demoFirmware}},
+		},
+		ExtraYAML: fmt.Sprintf("status:\n  listen: %s\n  token_file: %s\n", addr, tokenPath),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var stdout, stderr bytes.Buffer
+	go func() { done <- run(ctx, []string{"run", "--config", l.ConfigPath}, &stdout, &stderr) }()
+	defer func() { cancel(); <-done }()
+
+	wctx, wcancel := context.WithTimeout(context.Background(), time.Minute)
+	defer wcancel()
+	var body []byte
+	var sts []struct {
+		Device string `json:"device"`
+		agent.Status
+	}
+	for {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/status", nil)
+		req.Header.Set("Authorization", "Bearer s3cret-status-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err := json.Unmarshal(body, &sts); err != nil {
+				t.Fatalf("status endpoint: %v: %s", err, body)
+			}
+			if len(sts) == 2 && sts[0].Identity != nil && sts[1].Identity != nil {
+				break
+			}
+		}
+		select {
+		case <-wctx.Done():
+			t.Fatalf("no identities on the site's status endpoint: %v\n%s\n%s", err, body, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	for _, st := range sts {
+		id := st.Identity
+		if id.Model != demoModel || id.Serial == "" || id.Raw["macAddress"] != "[REDACTED:mac]" ||
+			id.Raw["deviceID"] != "[REDACTED:device_id]" || id.Raw["deviceName"] != "[REDACTED:name]" {
+			t.Errorf("%s: identity not redacted as the bundle is:\n%s", st.Device, body)
+		}
+	}
+	if strings.Contains(string(body), "c0:56:e3:") {
+		t.Errorf("a MAC address on the status endpoint:\n%s", body)
+	}
 }
