@@ -128,13 +128,13 @@ type Manifest struct {
 	RetryMax     int      `yaml:"retry_max"`      // retries per url; 0 = one request
 }
 
-// Poll sets the manifest polling rhythm.
 // Fleet configures the check-ins with the fleet server (docs/fleet.md).
 type Fleet struct {
 	URL             string   `yaml:"url,omitempty"`
 	CheckInInterval Duration `yaml:"checkin_interval"`
 }
 
+// Poll sets the manifest polling rhythm.
 type Poll struct {
 	Interval Duration `yaml:"interval"`
 	Jitter   Duration `yaml:"jitter"`
@@ -203,6 +203,7 @@ type Confirm struct {
 	ChannelTolerance int `yaml:"channel_tolerance"`
 }
 
+// Log configures the agent's log files and their retention.
 type Log struct {
 	Dir           string `yaml:"dir"`
 	Level         string `yaml:"level"`
