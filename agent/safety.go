@@ -19,7 +19,8 @@ var unresponsiveCodes = []string{device.CodeUnreachable, device.CodeFlashTimeout
 // protected model stopped answering after it took an image: in the install
 // step once it flashed (flashTimeout, or no answer after it reported
 // flashing, in this cycle or, per the journal, before the agent restarted),
-// or in the reboot and confirm steps (also when a later cycle settles them). Such a recorder may be damaged; its failure carries
+// or in the reboot and confirm steps (also when a later cycle settles
+// them). Such a recorder may be damaged; its failure carries
 // CodeProtectedUnresponsive and advice of its own rather than a generic
 // timeout. An upload cut before the device flashed is not such a case: the
 // device answered, or nothing says it took the image.
@@ -45,7 +46,7 @@ func (c *cycle) protectedUnresponsive(err error) bool {
 	}
 	silent := errors.Is(err, device.ErrUnreachable) || slices.Contains(unresponsiveCodes, code)
 	if u.Step == journal.StepInstall {
-		return code == "flashTimeout" || ((c.flashing || u.Flashing) && silent)
+		return code == device.CodeFlashTimeout || ((c.flashing || u.Flashing) && silent)
 	}
 	return silent
 }
