@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -110,9 +111,7 @@ func (c *cycle) checkIn(ctx context.Context, force bool) {
 		}
 		if ci.LastResult != "" {
 			ci.LastReleaseID = r.ReleaseID
-			if len(r.Codes) > 0 {
-				ci.LastCode = r.Codes[0]
-			}
+			ci.LastCode = fleetCode(r.Codes)
 		}
 	}
 	if st.LastSerial > 0 {
@@ -146,6 +145,19 @@ func (c *cycle) checkIn(ctx context.Context, force bool) {
 	for _, h := range reply.Holds {
 		c.log.WithField("held_release", h.ReleaseID).Debug("the fleet server holds a release: " + h.Reason)
 	}
+}
+
+// fleetCode is the one reason code a check-in carries for codes: the
+// first, except that pending_image wins (the server shows it as its own
+// state; it may follow protected_model_unresponsive).
+func fleetCode(codes []string) string {
+	if slices.Contains(codes, fleet.CodePendingImage) {
+		return fleet.CodePendingImage
+	}
+	if len(codes) > 0 {
+		return codes[0]
+	}
+	return ""
 }
 
 // heldByFleet ends the cycle when the fleet server holds release rel

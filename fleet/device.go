@@ -3,6 +3,8 @@ package fleet
 import (
 	"fmt"
 	"time"
+
+	"github.com/fwagent/fwagent/reason"
 )
 
 // State is where a device stands, as `fwctl fleet devices` and the web page
@@ -14,7 +16,7 @@ const (
 	StateUpToDate         State = "up_to_date"        // idle, last attempt (if any) installed or refused
 	StateUpdating         State = "updating"          // a step of an update is under way
 	StateFailed           State = "failed"            // the last attempt failed
-	StatePendingImage     State = "pending_image"     // eligible for a release, no image yet
+	StatePendingImage     State = "pending_image"     // the recorder holds an image it waits to reboot into (code pending_image)
 	StateStale            State = "stale"             // no check-in for 3 intervals
 	StateNeverSeen        State = "never_seen"        // approved (or imported) but never checked in
 	StatePendingEnrolment State = "pending_enrolment" // its key waits for `fwctl fleet approve`
@@ -107,6 +109,12 @@ func (d *Device) Apply(c CheckIn, now time.Time) {
 	d.Stored = d.storedState()
 }
 
+// CodePendingImage is the reason code of an attempt that found the recorder
+// holding a flashed image it did not send, waiting for a reboot: a device
+// whose last attempt failed with it is in state pending_image (it needs a
+// person, not another attempt).
+const CodePendingImage = string(reason.PendingImage)
+
 // storedState derives the state from the latest check-in.
 func (d *Device) storedState() State {
 	switch {
@@ -114,7 +122,8 @@ func (d *Device) storedState() State {
 		return StatePendingEnrolment
 	case d.LastSeen.IsZero():
 		return StateNeverSeen
-	case d.Step == StepPendingImage:
+	case d.Step == StepPendingImage,
+		d.LastResult == ResultFailed && d.LastCode == CodePendingImage && (d.Step == "" || d.Step == "idle"):
 		return StatePendingImage
 	case d.Step != "" && d.Step != "idle":
 		return StateUpdating

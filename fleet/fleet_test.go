@@ -184,3 +184,22 @@ func TestClientSendsSignedCheckInsAndReports(t *testing.T) {
 		t.Fatalf("Report to a wrong path = %v", err)
 	}
 }
+
+func TestAFailureWithPendingImageIsItsOwnState(t *testing.T) {
+	d := fleet.Device{Serial: "S1"}
+	d.Apply(fleet.CheckIn{Serial: "S1", Model: "m", Step: "idle", LastResult: fleet.ResultFailed, LastCode: fleet.CodePendingImage, IntervalSeconds: 60}, t0)
+	if d.Stored != fleet.StatePendingImage {
+		t.Fatalf("state %s, want pending_image", d.Stored)
+	}
+	d.Apply(fleet.CheckIn{Serial: "S1", Model: "m", Step: "download", LastResult: fleet.ResultFailed, LastCode: fleet.CodePendingImage, IntervalSeconds: 60}, t0)
+	if d.Stored != fleet.StateUpdating {
+		t.Fatalf("state %s, want updating while a new attempt runs", d.Stored)
+	}
+	d.Apply(fleet.CheckIn{Serial: "S1", Model: "m", LastResult: fleet.ResultFailed, LastCode: "download_failed", IntervalSeconds: 60}, t0)
+	if d.Stored != fleet.StateFailed {
+		t.Fatalf("state %s, want failed", d.Stored)
+	}
+	if got := d.StateAt(t0.Add(4 * time.Minute)); got != fleet.StateStale {
+		t.Fatalf("state %s after 4 intervals, want stale", got)
+	}
+}

@@ -74,9 +74,10 @@ type CheckIn struct {
 	IntervalSeconds int64 `json:"interval_seconds,omitempty"`
 }
 
-// StepPendingImage is the Step of an agent that has an eligible release
-// but no image for it yet (waiting for the download to be allowed or for
-// the image to be published).
+// StepPendingImage is a Step the server shows as state pending_image, as
+// it does a failed last attempt with code pending_image (CodePendingImage,
+// which is what the agent sends: its recorder holds an image it did not
+// send, waiting for a reboot).
 const StepPendingImage = "pending_image"
 
 // Hold tells an agent not to start a release. A hold can only stop: an
