@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/agent/report"
+	"github.com/fwagent/fwagent/device"
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/reason"
 )
@@ -77,6 +79,39 @@ func (a *Agent) fleetHold(releaseID string) (fleet.Hold, bool) {
 // holds unchanged, no retry beyond the client's own (fleet.Client, one
 // owner); the next poll checks in again.
 func (c *cycle) checkIn(ctx context.Context, force bool) {
+	c.sendCheckIn(ctx, force, c.id, nil)
+}
+
+// checkInUnanswered checks in (at most every interval) for a cycle that
+// failed before the recorder gave its identity: unreachable, timed out,
+// refused the credentials. It sends the identity the recorder last
+// answered with (identity.json) and the cycle's failure as the last result
+// and code, with no step under way, so the server shows the device as
+// failed with that code (the agent is alive, its recorder does not answer)
+// instead of stale. With no identity known yet nothing is sent: a check-in
+// always names a serial.
+func (c *cycle) checkInUnanswered(ctx context.Context) {
+	a := c.a
+	if a.Fleet == nil || c.mode == ModeCheck || c.out.Result != ResultFailed || ctx.Err() != nil {
+		return
+	}
+	id := a.lastIdentity()
+	if strings.TrimSpace(id.Serial) == "" {
+		c.log.Debug("no fleet check-in: the recorder has never given its identity")
+		return
+	}
+	c.sendCheckIn(ctx, false, id, func(ci *fleet.CheckIn) {
+		ci.Step, ci.Progress = "", 0
+		ci.LastResult, ci.LastCode = fleet.ResultFailed, fleetCode(c.out.Codes)
+		if ci.ReleaseID != "" {
+			ci.LastReleaseID = ci.ReleaseID
+		}
+	})
+}
+
+// sendCheckIn sends a check-in for id; edit, when not nil, changes it
+// before it is signed.
+func (c *cycle) sendCheckIn(ctx context.Context, force bool, id device.Identity, edit func(*fleet.CheckIn)) {
 	a := c.a
 	if a.Fleet == nil || c.mode == ModeCheck {
 		return
@@ -91,7 +126,7 @@ func (c *cycle) checkIn(ctx context.Context, force bool) {
 	}
 	st := a.Journal.State()
 	ci := fleet.CheckIn{
-		Serial: reportSerial(c.id), Model: c.id.Model, Firmware: c.id.FirmwareVersion, DeviceName: a.Name,
+		Serial: reportSerial(id), Model: id.Model, Firmware: id.FirmwareVersion, DeviceName: a.Name,
 		Step: string(journal.StepIdle), AgentVersion: a.Version, Groups: a.Config.Groups, IntervalSeconds: int64(iv / time.Second),
 	}
 	if ci.Model == "" {
@@ -119,6 +154,9 @@ func (c *cycle) checkIn(ctx context.Context, force bool) {
 	}
 	if a.Reports != nil {
 		ci.QueueDepth = a.Reports.Len()
+	}
+	if edit != nil {
+		edit(&ci)
 	}
 	cctx, cancel := context.WithTimeout(ctx, fleetCheckInTimeout)
 	defer cancel()

@@ -57,3 +57,63 @@ func TestARecorderHoldingAForeignImageShowsAsPendingImageInTheFleet(t *testing.T
 		t.Fatalf("fleet device: state %s, last %s/%s; want pending_image after the failed attempt", d.Stored, d.LastResult, d.LastCode)
 	}
 }
+
+func TestARecorderThatDoesNotAnswerStillChecksInWithItsLastIdentity(t *testing.T) {
+	t.Run("with no identity known yet nothing is sent", func(t *testing.T) {
+		f := startFleet(t)
+		w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
+		w.linkFleet(t, f)
+		w.fast(t, 0)
+		_ = w.lab.Sim.Close()
+		if out := w.cycle(t, agent.ModeUpdateNow); out.Result != agent.ResultFailed {
+			t.Fatalf("%s (%s), want failed: the recorder is gone", out.Result, out.Message)
+		}
+		if ds, err := f.store.Devices(context.Background(), fleet.DeviceFilter{Now: time.Now()}); err != nil || len(ds) != 0 {
+			t.Fatalf("devices %+v (%v): a check-in without a serial was sent", ds, err)
+		}
+	})
+
+	f := startFleet(t)
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
+	w.linkFleet(t, f)
+	w.fast(t, 0)
+	if out := w.cycle(t, agent.ModeUpdateNow); out.Result != agent.ResultInstalled {
+		t.Fatalf("%s (%s), want installed", out.Result, out.Message)
+	}
+	before := fleetDevice(t, f)
+	if before.Stored != fleet.StateUpToDate {
+		t.Fatalf("state %s after the install, want up_to_date", before.Stored)
+	}
+	_ = w.lab.Sim.Close() // the recorder no longer answers
+
+	t.Run("at most every interval", func(t *testing.T) {
+		w.agent.Config.Fleet.CheckInInterval = time.Hour
+		if out := w.cycle(t, agent.ModeUpdateNow); out.Result != agent.ResultFailed {
+			t.Fatalf("%s (%s), want failed", out.Result, out.Message)
+		}
+		if d := fleetDevice(t, f); d.CheckInSeq != before.CheckInSeq || d.Stored != fleet.StateUpToDate {
+			t.Fatalf("seq %d -> %d, state %s: a check-in was sent within the interval", before.CheckInSeq, d.CheckInSeq, d.Stored)
+		}
+	})
+
+	t.Run("the server shows it failed with the recorder's code, not stale", func(t *testing.T) {
+		w.agent.Config.Fleet.CheckInInterval = time.Nanosecond
+		out := w.cycle(t, agent.ModeUpdateNow)
+		if out.Result != agent.ResultFailed || len(out.Codes) == 0 {
+			t.Fatalf("%s %v (%s), want failed with a code", out.Result, out.Codes, out.Message)
+		}
+		d := fleetDevice(t, f)
+		if d.CheckInSeq <= before.CheckInSeq {
+			t.Fatalf("no check-in for a recorder that does not answer (seq %d)", d.CheckInSeq)
+		}
+		if d.StateAt(time.Now()) != fleet.StateFailed || d.LastResult != fleet.ResultFailed || d.LastCode != out.Codes[0] {
+			t.Fatalf("state %s, last %s/%s; want failed with %s", d.StateAt(time.Now()), d.LastResult, d.LastCode, out.Codes[0])
+		}
+		if d.Serial != before.Serial || d.Model != before.Model || d.Firmware != before.Firmware || d.Firmware == "" {
+			t.Fatalf("identity %s/%s/%s, want the last known %s/%s/%s", d.Serial, d.Model, d.Firmware, before.Serial, before.Model, before.Firmware)
+		}
+		if d.Step != "" && d.Step != "idle" {
+			t.Fatalf("step %q: nothing is under way while the recorder does not answer", d.Step)
+		}
+	})
+}

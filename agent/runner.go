@@ -90,6 +90,7 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 		c.out.Result, c.out.Err, c.out.Message = ResultFailed, err, err.Error()
 		c.out.Codes = []string{CodeCredentialsRefused}
 		c.log.Warn(c.out.Message)
+		c.checkInUnanswered(ctx)
 		c.out.Finished = a.now()
 		out := *c.out
 		a.setStatus(func(st *Status) { st.LastCycle = &out })
@@ -155,6 +156,10 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 	// the next interval: its state changes when the device's does.
 	if (c.out.Result == ResultInstalled || c.out.Result == ResultFailed) && c.id.Model != "" && ctx.Err() == nil {
 		c.checkIn(ctx, true)
+	} else if c.out.Identity == nil {
+		// The recorder did not answer (identify, or settle before it):
+		// the server hears that the agent is alive all the same.
+		c.checkInUnanswered(ctx)
 	}
 	a.ids.set("", "")
 	a.ids.setStep("")

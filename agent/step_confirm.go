@@ -90,6 +90,9 @@ func (c *cycle) confirmed(ctx context.Context, after device.Identity) (*state, e
 	}
 	c.out.Identity = &after
 	a.setStatus(func(s *Status) { s.Identity = &after })
+	// identity.json follows the new firmware: the fleet check-in of a
+	// recorder that stops answering, and support bundles, read it.
+	a.keepIdentity(after)
 	d := verify.ConfirmInstall(before, after, c.release.Target())
 	if !d.Allowed && c.settled && after.FirmwareVersion == before.FirmwareVersion {
 		return nil, failed(classInterrupted, CodeInstallInterrupted, fmt.Errorf("after the reboot the device still runs %s: the interrupted upload was not taken; recorded as a failed attempt", after.FirmwareVersion))
