@@ -94,6 +94,7 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 		c.out.Finished = a.now()
 		out := *c.out
 		a.setStatus(func(st *Status) { st.LastCycle = &out })
+		a.recordCycle(mode, out)
 		return out
 	}
 	// A recorder the site's identify-all pass found unreachable or refused
@@ -166,7 +167,26 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 	c.out.Finished = a.now()
 	out := *c.out
 	a.setStatus(func(st *Status) { st.LastCycle = &out })
+	a.recordCycle(mode, out)
 	return out
+}
+
+// recordCycle keeps how an update cycle ended in the journal, so that
+// fwagent status shows a cycle that failed before any update started
+// (refused credentials, an unreachable recorder) after the agent exited.
+// A check changes nothing, so it records nothing; a cycle stopped by the
+// context keeps the previous outcome (it resumes, it did not end).
+func (a *Agent) recordCycle(mode Mode, out Outcome) {
+	if mode == ModeCheck || out.Result == ResultStopped || a.Journal == nil {
+		return
+	}
+	err := a.Journal.RecordCycle(journal.Cycle{
+		Result: string(out.Result), Codes: out.Codes, Message: out.Message,
+		Release: out.Release, Step: out.Step, Finished: out.Finished.UTC(),
+	})
+	if err != nil {
+		a.Log.WithError(err).Warn("cannot record the cycle's outcome in the journal")
+	}
 }
 
 // enter persists step as the current update's step before it runs and ends

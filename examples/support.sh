@@ -18,7 +18,7 @@ agent_config "$nvr_url" nvr.password "file://$PWD/www/manifest.dsse.json" keys/r
 printf 'state_dir: state\nlog: {dir: log}\n' >> agent.yaml
 fwagent update --now --config agent.yaml > /dev/null || echo "the update failed (exit $?)"
 
-# 1. What happened: the update in progress, the last result, quarantines.
+# 1. What happened: the update in progress, the last result, the last cycle (here: badCredentials, with its advice), quarantines.
 fwagent status --config agent.yaml
 # 2. What would the agent do now, and every reason (changes nothing; exit 1: it cannot log in).
 fwagent check --config agent.yaml || true

@@ -233,6 +233,20 @@ func (j *Journal) Finish(r Result) error {
 	})
 }
 
+// RecordCycle keeps r as LastCycle, written like every other state change
+// (atomically, fsynced; its message redacted of credentials). The update in
+// progress, if any, is left as it is.
+func (j *Journal) RecordCycle(r Cycle) error {
+	if r.Finished.IsZero() {
+		r.Finished = j.Now().UTC()
+	}
+	r.Codes = append([]string(nil), r.Codes...)
+	return j.Update(func(s *State) error {
+		s.LastCycle = &r
+		return nil
+	})
+}
+
 func fill(dst *string, v string) {
 	if *dst == "" {
 		*dst = v

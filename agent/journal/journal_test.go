@@ -429,3 +429,44 @@ func TestTheJournalKeepsNoCredentialsOrURLUserinfo(t *testing.T) {
 		t.Errorf("release record = %s; want the URL without userinfo and the rest unchanged", j.State().Current.Release)
 	}
 }
+
+// TestRecordCycleSurvivesReopenWithoutCredentials: the last cycle's outcome
+// is on disk when RecordCycle returns, its message without credentials, and
+// the update in progress is left alone.
+func TestRecordCycleSurvivesReopenWithoutCredentials(t *testing.T) {
+	dir := t.TempDir()
+	j, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.EnterStep(StepDownload); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := j.RecordCycle(Cycle{Result: "failed", Codes: []string{"credentials_refused"}, Finished: at,
+		Message: "identify: http://admin:Hunter2@127.0.0.1:9/ISAPI/System/deviceInfo: 401 password=Hunter2"}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "Hunter2") {
+		t.Errorf("journal.json holds the password:\n%s", b)
+	}
+	j = open(t, dir)
+	st := j.State()
+	c := st.LastCycle
+	if c == nil || c.Result != "failed" || len(c.Codes) != 1 || c.Codes[0] != "credentials_refused" || !c.Finished.Equal(at) || !strings.Contains(c.Message, "401") {
+		t.Fatalf("last cycle after reopen: %+v", c)
+	}
+	if st.Current == nil || st.Current.Step != StepDownload {
+		t.Errorf("RecordCycle changed the update in progress: %+v", st.Current)
+	}
+	// State returns a copy: changing it changes nothing recorded.
+	c.Codes[0] = "changed"
+	if j.State().LastCycle.Codes[0] != "credentials_refused" {
+		t.Error("State shares the last cycle's codes")
+	}
+}

@@ -91,6 +91,21 @@ type State struct {
 	RefusalsReported map[string]int64 `json:"refusals_reported,omitempty"`
 	// LastResult is the last finished attempt.
 	LastResult *Result `json:"last_result,omitempty"`
+	// LastCycle is how the last update cycle ended, also one that failed
+	// before any update started (refused credentials at identify, an
+	// unreachable recorder or manifest server): fwagent status shows it.
+	LastCycle *Cycle `json:"last_cycle,omitempty"`
+}
+
+// Cycle is the outcome of one update cycle of the agent, as the agent
+// summarised it (agent.Outcome): its result word, reason codes and message.
+type Cycle struct {
+	Result   string    `json:"result"`
+	Codes    []string  `json:"codes,omitempty"`
+	Message  string    `json:"message,omitempty"`
+	Release  string    `json:"release,omitempty"`
+	Step     string    `json:"step,omitempty"` // the journal step an update ended in
+	Finished time.Time `json:"finished"`
 }
 
 // Update is the update in progress.
@@ -169,6 +184,9 @@ func (s *State) scrub() {
 	}
 	if s.LastResult != nil {
 		s.LastResult.scrub()
+	}
+	if s.LastCycle != nil {
+		s.LastCycle.Message = redact.Record(s.LastCycle.Message)
 	}
 }
 
@@ -251,6 +269,11 @@ func (s State) clone() State {
 		r := *s.LastResult
 		r.Codes = append([]string(nil), s.LastResult.Codes...)
 		c.LastResult = &r
+	}
+	if s.LastCycle != nil {
+		r := *s.LastCycle
+		r.Codes = append([]string(nil), s.LastCycle.Codes...)
+		c.LastCycle = &r
 	}
 	return c
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/internal/cli"
+	"github.com/fwagent/fwagent/reason"
 )
 
 // statusView is what fwagent status shows: the journal and recent history.
@@ -129,6 +130,24 @@ func printStatus(w io.Writer, v statusView) {
 	}
 	if r := st.LastResult; r != nil {
 		fmt.Fprintf(w, "last result:      %s\n", resultLine(*r))
+	}
+	if c := st.LastCycle; c != nil {
+		line := fmt.Sprintf("%s %s", c.Finished.Local().Format(time.DateTime), c.Result)
+		if c.Release != "" {
+			line += " release " + c.Release
+		}
+		if len(c.Codes) > 0 {
+			line += " [" + strings.Join(c.Codes, ", ") + "]"
+		}
+		if c.Message != "" {
+			line += ": " + c.Message
+		}
+		fmt.Fprintf(w, "last cycle:       %s\n", line)
+		for _, code := range c.Codes {
+			if adv := reason.Advice(reason.Code(code)); adv != "" {
+				fmt.Fprintf(w, "  %s: %s\n", code, adv)
+			}
+		}
 	}
 	if len(v.History) > 0 {
 		fmt.Fprintf(w, "history (newest last):\n")
