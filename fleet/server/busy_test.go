@@ -1,0 +1,110 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/fwagent/fwagent/fleet"
+	"github.com/fwagent/fwagent/fleet/server"
+)
+
+// gatedStore holds the first check-in transaction inside the store (in
+// DevicesForUpdate) until release is closed, telling entered when it is
+// there: the server's only writer is then busy for as long as the test
+// wants.
+type gatedStore struct {
+	fleet.Store
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+type gatedTx struct {
+	fleet.Tx
+	s *gatedStore
+}
+
+func (s *gatedStore) Update(ctx context.Context, fn func(fleet.Tx) error) error {
+	return s.Store.Update(ctx, func(tx fleet.Tx) error { return fn(gatedTx{Tx: tx, s: s}) })
+}
+
+func (tx gatedTx) DevicesForUpdate(ctx context.Context, serials []string) (map[string]*fleet.Device, error) {
+	tx.s.once.Do(func() {
+		close(tx.s.entered)
+		<-tx.s.release
+	})
+	return tx.Tx.DevicesForUpdate(ctx, serials)
+}
+
+type busyAnswer struct {
+	status     int
+	retryAfter string
+	body       string
+}
+
+func TestAFullCheckInQueueAnswers503WithRetryAfterAndStoresNothing(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) fleet.Store) {
+		gs := &gatedStore{Store: open(t), entered: make(chan struct{}), release: make(chan struct{})}
+		// One writer, one check-in per transaction: the queue holds 4.
+		const queued = 4
+		f := newFixture(t, gs, server.Options{Enrolment: server.EnrolOpen, Writers: 1, MaxBatch: 1})
+		released := false
+		t.Cleanup(func() { // before the fixture's: its Close waits for the writer
+			if !released {
+				close(gs.release)
+			}
+		})
+
+		checkIn := func(serial string) busyAnswer {
+			env, _, err := f.agent(serial).key.SignCheckIn(fleet.CheckIn{Serial: serial, Model: "iDS-9632NXI-I8/16S", AgentVersion: "1.0", IntervalSeconds: 60})
+			if err != nil {
+				return busyAnswer{body: err.Error()}
+			}
+			resp, err := http.Post(f.http.URL+fleet.CheckInPath, "application/json", bytes.NewReader(env.Marshal()))
+			if err != nil {
+				return busyAnswer{body: err.Error()}
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return busyAnswer{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), body: string(b)}
+		}
+
+		answers := make(chan busyAnswer, 32)
+		go func() { answers <- checkIn("HELD-0") }()
+		<-gs.entered // the only writer is inside the store with HELD-0
+
+		const more = 20
+		for i := range more {
+			go func() { answers <- checkIn(fmt.Sprintf("DEV-%02d", i)) }()
+		}
+		// queued of them wait in the queue; every other one is refused at
+		// once, without waiting for the writer.
+		for range more - queued {
+			a := <-answers
+			if a.status != http.StatusServiceUnavailable || a.retryAfter == "" {
+				t.Fatalf("status %d, Retry-After %q (%s): want 503 with Retry-After while the queue is full", a.status, a.retryAfter, a.body)
+			}
+		}
+		close(gs.release)
+		released = true
+		for range 1 + queued {
+			if a := <-answers; a.status != http.StatusOK {
+				t.Fatalf("status %d (%s): a queued check-in must be stored once the writer is free", a.status, a.body)
+			}
+		}
+		if got := f.counters()[fleet.CounterBusy]; got != more-queued {
+			t.Fatalf("%s = %d, want %d", fleet.CounterBusy, got, more-queued)
+		}
+		ds, err := gs.Devices(context.Background(), fleet.DeviceFilter{})
+		if err != nil || len(ds) != 1+queued {
+			t.Fatalf("%d devices (%v), want %d: a refused check-in was stored", len(ds), err, 1+queued)
+		}
+		if a := checkIn("AFTER"); a.status != http.StatusOK {
+			t.Fatalf("status %d (%s) after the queue drained, want 200", a.status, a.body)
+		}
+	})
+}
