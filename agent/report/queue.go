@@ -189,14 +189,20 @@ func (q *Queue) Enqueue(r Report) error {
 		}
 	}
 	data, err := json.Marshal(r)
-	if q.opt.Seal != nil && err == nil {
-		data, err = q.opt.Seal(r)
-	}
 	if err != nil {
 		return fmt.Errorf("encode report: %w", err)
 	}
 	q.seq++
 	name := fmt.Sprintf("%016d-%s.json", q.seq, now.Format("20060102T150405.000000000Z"))
+	if q.opt.Seal != nil {
+		sealed, serr := q.opt.Seal(r)
+		if serr != nil {
+			// Never a lost report: the server would refuse it unsigned,
+			// so it is kept for support in rejected/.
+			return q.keepUnsealed(name, data, serr)
+		}
+		data = sealed
+	}
 	if err := statefile.Write(filepath.Join(q.dir, name), data, 0o600); err != nil {
 		q.seq--
 		return fmt.Errorf("queue report: %w: check the state directory's disk space", err)
@@ -301,6 +307,25 @@ func (q *Queue) post(ctx context.Context, body []byte) (int, string, error) {
 	return resp.StatusCode, string(bytes.TrimSpace(head)), nil
 }
 
+// keepUnsealed stores a report Seal refused, unsigned, in reports/rejected/
+// (keeping at most Max there) and returns the error saying so.
+func (q *Queue) keepUnsealed(name string, data []byte, serr error) error {
+	if err := statefile.Write(filepath.Join(q.rejected, name), data, 0o600); err != nil {
+		return fmt.Errorf("sign the report for the fleet server: %w; keeping it unsigned failed too (%v): check the device key and the state directory's disk space", serr, err)
+	}
+	q.pruneRejected()
+	return fmt.Errorf("sign the report for the fleet server: %w: it is kept unsigned in %s for support; check the device key in the state directory", serr, q.rejected)
+}
+
+// pruneRejected removes the oldest reports of reports/rejected/ beyond Max.
+func (q *Queue) pruneRejected() {
+	if names, err := q.list(q.rejected); err == nil && len(names) > q.opt.Max {
+		for _, old := range names[:len(names)-q.opt.Max] {
+			_ = os.Remove(filepath.Join(q.rejected, old))
+		}
+	}
+}
+
 // reject moves a queued report to reports/rejected/, keeping at most Max.
 func (q *Queue) reject(name, why string) {
 	q.mu.Lock()
@@ -310,11 +335,7 @@ func (q *Queue) reject(name, why string) {
 		return
 	}
 	q.log.WithField("file", name).Warnf("report moved to rejected/: %s", why)
-	if names, err := q.list(q.rejected); err == nil && len(names) > q.opt.Max {
-		for _, old := range names[:len(names)-q.opt.Max] {
-			_ = os.Remove(filepath.Join(q.rejected, old))
-		}
-	}
+	q.pruneRejected()
 	_ = statefile.SyncDir(q.dir)
 	_ = statefile.SyncDir(q.rejected)
 }

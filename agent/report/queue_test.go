@@ -397,3 +397,29 @@ func BenchmarkEnqueue(b *testing.B) {
 		}
 	}
 }
+
+func TestAReportTheSealRefusesIsKeptUnsignedNotLost(t *testing.T) {
+	dir := t.TempDir()
+	log, _ := capture()
+	q, err := NewQueue(dir, Options{URL: "http://127.0.0.1:1/", Max: 10, HTTPClient: fastClient(log), Logger: log,
+		Seal: func(Report) ([]byte, error) { return nil, errors.New("device key unreadable") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = q.Enqueue(Report{DeviceSerial: "DS-1", Model: "m", Step: "done", Message: "installed", AgentVersion: "test"})
+	if err == nil || !strings.Contains(err.Error(), "device key unreadable") || !strings.Contains(err.Error(), "kept unsigned") {
+		t.Fatalf("Enqueue: %v, want the seal error saying the report is kept", err)
+	}
+	if queued, _ := filepath.Glob(filepath.Join(dir, "reports", "*.json")); len(queued) != 0 {
+		t.Fatalf("an unsigned report was queued for the fleet server: %v", queued)
+	}
+	kept, _ := filepath.Glob(filepath.Join(dir, "reports", "rejected", "*.json"))
+	if len(kept) != 1 {
+		t.Fatalf("rejected/ holds %v, want the one report", kept)
+	}
+	data, _ := os.ReadFile(kept[0])
+	var r Report
+	if err := json.Unmarshal(data, &r); err != nil || r.Message != "installed" {
+		t.Fatalf("kept %s (%v)", data, err)
+	}
+}
