@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"crypto/pbkdf2"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -33,21 +35,42 @@ const refusedCredentialsFile = "credentials_refused.json"
 var credentialCodes = []string{device.CodeBadCredentials}
 
 type refusedCredentials struct {
-	Fingerprint string    `json:"fingerprint"`
-	Code        string    `json:"code"`
-	At          time.Time `json:"at"`
+	Fingerprint string `json:"fingerprint"`
+	// Salt (hex) of a salted, slow fingerprint; absent in the records of
+	// older versions, whose fingerprint is a plain SHA-256.
+	Salt string    `json:"salt,omitempty"`
+	Code string    `json:"code"`
+	At   time.Time `json:"at"`
 }
 
-// credentialsFingerprint identifies the device URL, user and password the
-// config names, without revealing the password; "" for backends without
-// credentials.
-func credentialsFingerprint(cfg *config.Config) string {
+// fingerprintIterations makes guessing a weak password from a stolen
+// record slow (PBKDF2-SHA-256), while a check once per cycle stays cheap.
+const fingerprintIterations = 100_000
+
+// credentialsMaterial is the device URL, user and password the config
+// names, as one string; "" for backends without credentials.
+func credentialsMaterial(cfg *config.Config) string {
 	if cfg.Device.Backend != config.BackendISAPI {
 		return ""
 	}
 	i := cfg.Device.ISAPI
-	sum := sha256.Sum256([]byte("fwagent credentials\x00" + i.URL + "\x00" + i.Username + "\x00" + i.Password))
-	return hex.EncodeToString(sum[:])
+	return "fwagent credentials\x00" + i.URL + "\x00" + i.Username + "\x00" + i.Password
+}
+
+// credentialsFingerprint identifies the credentials without revealing the
+// password: PBKDF2-SHA-256 over them with a random salt kept in the record,
+// so a record never lets anyone test guesses of a weak password cheaply. A
+// nil salt gives the unsalted SHA-256 of records written by older versions.
+func credentialsFingerprint(material string, salt []byte) string {
+	if salt == nil {
+		sum := sha256.Sum256([]byte(material))
+		return hex.EncodeToString(sum[:])
+	}
+	key, err := pbkdf2.Key(sha256.New, material, salt, fingerprintIterations, sha256.Size)
+	if err != nil {
+		return ""
+	}
+	return hex.EncodeToString(key)
 }
 
 func (a *Agent) refusedCredentialsPath() string {
@@ -57,8 +80,8 @@ func (a *Agent) refusedCredentialsPath() string {
 // credentialsRefused returns the record of an earlier refusal of exactly the
 // configured credentials, or nil.
 func (a *Agent) credentialsRefused() *refusedCredentials {
-	fp := credentialsFingerprint(a.Config)
-	if fp == "" {
+	material := credentialsMaterial(a.Config)
+	if material == "" {
 		return nil
 	}
 	b, err := os.ReadFile(a.refusedCredentialsPath())
@@ -66,7 +89,16 @@ func (a *Agent) credentialsRefused() *refusedCredentials {
 		return nil
 	}
 	var r refusedCredentials
-	if json.Unmarshal(b, &r) != nil || r.Fingerprint != fp {
+	if json.Unmarshal(b, &r) != nil {
+		return nil
+	}
+	var salt []byte
+	if r.Salt != "" {
+		if salt, err = hex.DecodeString(r.Salt); err != nil || len(salt) == 0 {
+			return nil
+		}
+	}
+	if fp := credentialsFingerprint(material, salt); fp == "" || fp != r.Fingerprint {
 		return nil
 	}
 	return &r
@@ -76,8 +108,8 @@ func (a *Agent) credentialsRefused() *refusedCredentials {
 // credentials when codes say so, and forgets an old refusal once the device
 // accepted them.
 func (a *Agent) noteCredentials(codes []string, accepted bool) {
-	fp := credentialsFingerprint(a.Config)
-	if fp == "" {
+	material := credentialsMaterial(a.Config)
+	if material == "" {
 		return
 	}
 	if accepted {
@@ -90,7 +122,12 @@ func (a *Agent) noteCredentials(codes []string, accepted bool) {
 	if i < 0 {
 		return
 	}
-	b, _ := json.Marshal(refusedCredentials{Fingerprint: fp, Code: codes[i], At: a.now().UTC()})
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		a.Log.WithError(err).Error("could not record that the device refused the credentials")
+		return
+	}
+	b, _ := json.Marshal(refusedCredentials{Fingerprint: credentialsFingerprint(material, salt), Salt: hex.EncodeToString(salt), Code: codes[i], At: a.now().UTC()})
 	if err := statefile.Write(a.refusedCredentialsPath(), b, 0o600); err != nil {
 		a.Log.WithError(err).Error("could not record that the device refused the credentials")
 	}
