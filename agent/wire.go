@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/sirupsen/logrus"
 
@@ -59,11 +60,9 @@ func New(cfg *config.Config, opt Options) (*Agent, error) {
 	a.ids.device = opt.Name
 	switch l := log.(type) {
 	case *logrus.Logger:
-		l.AddHook(&a.ids)
-		addSecretHook(l)
+		addHooks(l, &a.ids)
 	case *logrus.Entry:
-		l.Logger.AddHook(&a.ids)
-		addSecretHook(l.Logger)
+		addHooks(l.Logger, &a.ids)
 	}
 	ok := false
 	defer func() {
@@ -164,10 +163,19 @@ func LoadTrust(cfg *config.Config) (manifest.Trust, error) {
 	return manifest.NewTrust(cfg.Manifest.Threshold, keys...), nil
 }
 
-// addSecretHook adds the redacting hook to l unless it has it: the
-// recorders of a site share one logger, and one redaction per line is
-// enough (it was once per recorder: O(N) garbage per line, O(N²) per cycle).
-func addSecretHook(l *logrus.Logger) {
+// hooksMu serialises adding hooks to a logger that agents built at the same
+// time share (a site's recorders, parallel tests): logrus guards AddHook but
+// not the read of l.Hooks that keeps the redacting hook single.
+var hooksMu sync.Mutex
+
+// addHooks adds an agent's attempt-fields hook to l, and the redacting hook
+// unless l has it: the recorders of a site share one logger, and one
+// redaction per line is enough (it was once per recorder: O(N) garbage per
+// line, O(N²) per cycle).
+func addHooks(l *logrus.Logger, ids logrus.Hook) {
+	hooksMu.Lock()
+	defer hooksMu.Unlock()
+	l.AddHook(ids)
 	for _, h := range l.Hooks[logrus.InfoLevel] {
 		if _, ok := h.(support.SecretHook); ok {
 			return

@@ -588,8 +588,6 @@ func TestNoScenarioBricksTheRecorder(t *testing.T) {
 	seed, n, only := settings(t)
 	t.Logf("brick invariant: seed %d, %d scenarios (replay with %s=%d %s=%d, one scenario with %s=INDEX)", seed, n, envSeed, seed, envN, n, envOnly)
 
-	quiet := logrus.New()
-	quiet.Out = io.Discard
 	indexes := make(chan int)
 	go func() {
 		defer close(indexes)
@@ -627,6 +625,11 @@ func TestNoScenarioBricksTheRecorder(t *testing.T) {
 					continue // drain: enough failures to read
 				}
 				s := draw(seed, i)
+				// A logger of its own per scenario: each agent adds its
+				// hooks to the logger it is given, and a shared one would
+				// collect a hook per scenario.
+				quiet := logrus.New()
+				quiet.Out = io.Discard
 				log := logrus.FieldLogger(quiet)
 				if only >= 0 {
 					l := logrus.New()
