@@ -184,10 +184,13 @@ func measure(bin, tokenFile, db string, keys []*fleet.DeviceKey, conc int, maxTi
 			}
 			bodies[i] = env.Marshal()
 		})
+		before := sampleCPU(srv.cmd.Process.Pid)
 		res := load(hc, srv.url+fleet.CheckInPath, bodies, conc, maxTime, nil)
+		used := sampleCPU(srv.cmd.Process.Pid).since(before)
 		cur, peak := srv.rss()
 		fmt.Printf("%-28s %6d check-ins in %6.2fs: %7.0f/s sustained; latency p50 %s p99 %s max %s; %d errors; server RSS %d MiB (peak %d MiB)\n",
 			name, res.ok, res.elapsed.Seconds(), float64(res.ok)/res.elapsed.Seconds(), res.p(0.50), res.p(0.99), res.p(1), res.errors, cur/1024, peak/1024)
+		fmt.Printf("  %s\n", used.per(res.ok))
 		if res.firstErr != nil {
 			fmt.Printf("  first error: %v\n", res.firstErr)
 		}
@@ -370,4 +373,65 @@ func loadavg() string {
 		return "unknown\n"
 	}
 	return string(b)
+}
+
+// cpuSample is the CPU time (clock ticks) used so far by the load
+// generator, the server and PostgreSQL's processes, and the machine's idle
+// time: where the two cores go during a phase.
+type cpuSample struct{ self, server, postgres, idle, total int64 }
+
+// clkTck is USER_HZ, 100 on Linux.
+const clkTck = 100
+
+func sampleCPU(server int) cpuSample {
+	s := cpuSample{self: procTicks("self"), server: procTicks(fmt.Sprint(server))}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/comm"); err == nil && strings.TrimSpace(string(b)) == "postgres" {
+			s.postgres += procTicks(e.Name())
+		}
+	}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
+		for i, v := range f[1:] {
+			var n int64
+			fmt.Sscan(v, &n)
+			s.total += n
+			if i == 3 || i == 4 { // idle, iowait
+				s.idle += n
+			}
+		}
+	}
+	return s
+}
+
+// procTicks is utime+stime of /proc/PID/stat.
+func procTicks(pid string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	var u, k int64
+	fmt.Sscan(f[11], &u)
+	fmt.Sscan(f[12], &k)
+	return u + k
+}
+
+func (a cpuSample) since(b cpuSample) cpuSample {
+	return cpuSample{a.self - b.self, a.server - b.server, a.postgres - b.postgres, a.idle - b.idle, a.total - b.total}
+}
+
+// per prints the CPU spent per 1,000 check-ins by each process.
+func (c cpuSample) per(n int) string {
+	if n == 0 || c.total == 0 {
+		return "cpu: no check-ins"
+	}
+	ms := func(t int64) float64 { return float64(t) * 1000 / clkTck / float64(n) * 1000 }
+	return fmt.Sprintf("cpu per 1,000 check-ins: load generator %.0f ms, server %.0f ms, PostgreSQL %.0f ms; machine idle %.0f%%",
+		ms(c.self), ms(c.server), ms(c.postgres), float64(c.idle)*100/float64(c.total))
 }

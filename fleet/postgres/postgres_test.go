@@ -52,3 +52,21 @@ func TestBadURL(t *testing.T) {
 		t.Fatal("Open accepted a malformed URL")
 	}
 }
+
+// The batch read of devices (serial = ANY($1), prepared once per
+// connection) must be planned for its parameters: PostgreSQL's generic
+// plan for it scans every device.
+func TestStatementsArePlannedForTheirParameters(t *testing.T) {
+	s, err := postgres.Open(context.Background(), pgtest.URL(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var mode string
+	if err := s.DB().QueryRowContext(context.Background(), "SHOW plan_cache_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "force_custom_plan" {
+		t.Fatalf("plan_cache_mode = %q, want force_custom_plan", mode)
+	}
+}
