@@ -24,7 +24,7 @@ var migrations embed.FS
 var Dialect = sqlstore.Dialect{Name: "postgres", Goose: goose.DialectPostgres, Dollar: true, ForUpdate: " FOR UPDATE", MaxParams: 65535, Arrays: true}
 
 // DefaultMaxConns is the pool size when Open is given 0: room for the
-// server's check-in writers (4) next to holds, reports and admin reads
+// server's check-in writers (2) next to holds, reports and admin reads
 // (pgx's own default, 4 on a 2-core machine, left check-ins waiting for a
 // connection behind the writers).
 const DefaultMaxConns = 12
