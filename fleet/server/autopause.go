@@ -18,13 +18,24 @@ const ActorAutoPause = "auto-pause"
 // run one at a time in one goroutine, and requests for a release already
 // waiting collapse into one: a flood of results costs one count of the
 // release per check, not one per report.
+//
+// A check reads every report of the release (about 1 s at 100,000
+// reports), so a release is not checked again before autoPauseSpacing
+// times the duration of its last check has passed: the checker uses at
+// most a tenth of one core however fast reports arrive, and a release
+// whose check takes 1 s is still checked every 10 s.
 type autoQueue struct {
-	mu      sync.Mutex
-	cond    *sync.Cond
-	pending map[string]bool
-	busy    bool
-	closed  bool
+	mu        sync.Mutex
+	cond      *sync.Cond
+	pending   map[string]bool
+	notBefore map[string]time.Time // per release, on the real clock
+	busy      bool
+	closed    bool
+	timer     *time.Timer // wakes the checker for the next deferred check
 }
+
+// autoPauseSpacing is the wait after a check, in durations of that check.
+const autoPauseSpacing = 9
 
 // queueAutoPause asks for a check of releaseID (when auto-pause is on).
 func (s *Server) queueAutoPause(releaseID string) {
@@ -37,31 +48,63 @@ func (s *Server) queueAutoPause(releaseID string) {
 	s.auto.mu.Unlock()
 }
 
+// next returns a pending release whose check may run now, or how long
+// until one may. It is called with q.mu held.
+func (q *autoQueue) next(now time.Time) (id string, wait time.Duration) {
+	for k := range q.pending {
+		nb, ok := q.notBefore[k]
+		if !ok || !now.Before(nb) {
+			return k, 0
+		}
+		if d := nb.Sub(now); wait == 0 || d < wait {
+			wait = d
+		}
+	}
+	return "", wait
+}
+
 // autoPauser runs the queued checks until Close.
 func (s *Server) autoPauser() {
 	defer s.wg.Done()
 	q := &s.auto
 	for {
 		q.mu.Lock()
-		for len(q.pending) == 0 && !q.closed {
+		var id string
+		for !q.closed {
+			var wait time.Duration
+			if id, wait = q.next(time.Now()); id != "" {
+				break
+			}
+			if q.timer != nil {
+				q.timer.Stop()
+				q.timer = nil
+			}
+			if wait > 0 {
+				q.timer = time.AfterFunc(wait, func() {
+					q.mu.Lock()
+					q.cond.Broadcast()
+					q.mu.Unlock()
+				})
+			}
 			q.cond.Wait()
 		}
 		if q.closed {
+			if q.timer != nil {
+				q.timer.Stop()
+			}
 			q.mu.Unlock()
 			return
-		}
-		var id string
-		for k := range q.pending {
-			id = k
-			break
 		}
 		delete(q.pending, id)
 		q.busy = true
 		q.mu.Unlock()
+		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		s.checkAutoPause(ctx, id)
 		cancel()
+		took := time.Since(start)
 		q.mu.Lock()
+		q.notBefore[id] = time.Now().Add(autoPauseSpacing * took)
 		q.busy = false
 		q.cond.Broadcast()
 		q.mu.Unlock()

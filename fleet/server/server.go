@@ -145,6 +145,7 @@ func New(store fleet.Store, opt Options) (*Server, error) {
 	go s.counterFlusher()
 	s.auto.cond = sync.NewCond(&s.auto.mu)
 	s.auto.pending = map[string]bool{}
+	s.auto.notBefore = map[string]time.Time{}
 	s.wg.Add(1)
 	go s.autoPauser()
 	return s, nil
