@@ -438,7 +438,6 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 			if d.Stored == "" {
 				d.Refresh()
 			}
-			counts[fleet.CounterReports]++
 			if err := tx.PutDevices(r.Context(), []*fleet.Device{d}); err != nil {
 				return err
 			}
@@ -467,6 +466,10 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		log.Info("report ignored: replayed or reordered")
 		writeJSON(w, http.StatusOK, reportAnswer{Ignored: fmt.Sprintf("sequence %d is not above the last accepted %d: a replay or a report already stored, not counted", rep.Seq, last)})
 	default:
+		// Counted in memory after the commit, like accepted check-ins: a
+		// counter row updated by every report transaction made each wait
+		// for the one before it to commit.
+		s.countN(fleet.CounterReports, 1)
 		log.WithField("result", rep.Result).Info("report stored")
 		writeJSON(w, http.StatusOK, reportAnswer{Stored: rep.ID})
 		if rep.ReleaseID != "" && (rep.Result == fleet.ResultInstalled || rep.Result == fleet.ResultFailed) {
