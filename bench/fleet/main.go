@@ -36,6 +36,7 @@ import (
 
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/internal/pgtest"
+	"github.com/fwagent/fwagent/reports"
 )
 
 const token = "bench-admin-token-0123456789abcdef"
@@ -116,7 +117,10 @@ type serverProc struct {
 }
 
 func startServer(bin, tokenFile, db string) (*serverProc, error) {
-	cmd := exec.Command(bin, "fleet", "serve", "--listen", "127.0.0.1:0", "--db", db, "--enrolment", "open", "--admin-token-file", tokenFile)
+	// Auto-pause on, at a limit the bench's 10% of failures stays under:
+	// its checks run during the report phase as they would in a rollout.
+	cmd := exec.Command(bin, "fleet", "serve", "--listen", "127.0.0.1:0", "--db", db, "--enrolment", "open", "--admin-token-file", tokenFile,
+		"--max-failure-rate", "20%", "--min-installs", "10")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -209,6 +213,10 @@ func measure(bin, tokenFile, db string, keys []*fleet.DeviceKey, conc int, maxTi
 		return err
 	}
 
+	if err := reportPhase(hc, srv, strings.HasPrefix(db, "postgres"), keys, conc, maxTime, failedEvery); err != nil {
+		return err
+	}
+
 	// fwctl fleet devices --state failed over the whole fleet (the
 	// devices that checked in within the time bounds).
 	var counts struct {
@@ -260,6 +268,52 @@ func measure(bin, tokenFile, db string, keys []*fleet.DeviceKey, conc int, maxTi
 	lastOffset := time.Duration(len(keys)-1) * time.Minute / time.Duration(len(keys))
 	fmt.Printf("pause -> last agent holding: %s on the simulated clock (checkin_interval 1m, agents spread evenly; + at most the server's 1 s hold cache); %d of %d check-ins after the pause held, %d did not; the round took %s of real time (%s after the pause)\n",
 		(lastOffset + res.p(1)).Round(time.Millisecond), int64(res.ok)-notHeld.Load(), res.ok, notHeld.Load(), res.elapsed.Round(time.Millisecond), time.Since(pauseAt).Round(time.Millisecond))
+	return nil
+}
+
+// reportPhase posts one signed report of a finished install per device
+// (one in failedEvery failed) with the server's auto-pause checks running,
+// then times reading and counting every report of the release: what an
+// auto-pause check and fwctl rollout status do.
+func reportPhase(hc *http.Client, srv *serverProc, postgres bool, keys []*fleet.DeviceKey, conc int, maxTime time.Duration, failedEvery int) error {
+	const release = "r2"
+	bodies := make([][]byte, len(keys))
+	parallel(len(keys), func(i int) {
+		r := fleet.Report{ID: fmt.Sprintf("rep-%06d", i), DeviceSerial: fmt.Sprintf("NVR-%06d", i), Model: "iDS-9632NXI-I8/16S",
+			ReleaseID: release, Version: "V4.1.25", Step: "confirm", Progress: 100, Result: fleet.ResultInstalled, AgentVersion: "1.0"}
+		if failedEvery > 0 && i%failedEvery == 0 {
+			r.Result, r.Codes = fleet.ResultFailed, []string{"badFlash"}
+		}
+		env, _, err := keys[i].SignReport(r)
+		if err != nil {
+			panic(err)
+		}
+		bodies[i] = env.Marshal()
+	})
+	before := sampleCPU(srv.cmd.Process.Pid)
+	res := load(hc, srv.url+fleet.ReportPath, bodies, conc, maxTime, nil)
+	used := sampleCPU(srv.cmd.Process.Pid).since(before)
+	fmt.Printf("%-28s %6d reports in %6.2fs: %7.0f/s sustained; latency p50 %s p99 %s max %s; %d errors\n",
+		"reports (auto-pause on)", res.ok, res.elapsed.Seconds(), float64(res.ok)/res.elapsed.Seconds(), res.p(0.50), res.p(0.99), res.p(1), res.errors)
+	fmt.Printf("  %s\n", strings.Replace(used.per(res.ok, postgres), "check-ins", "reports", 1))
+	if res.firstErr != nil {
+		fmt.Printf("  first error: %v\n", res.firstErr)
+	}
+	t := time.Now()
+	req, _ := http.NewRequest("GET", srv.url+"/v1/admin/releases/"+release+"/reports", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := reports.ParseReports(resp.Body)
+	if err != nil {
+		return err
+	}
+	sum := reports.Summarize(f.Records, release, nil, time.Now())
+	fmt.Printf("read and count every report of the release (an auto-pause check, fwctl rollout status): %d reports, %d devices, %d failed, in %s\n",
+		len(f.Records), sum.Total.Devices, sum.Total.Failed, time.Since(t).Round(time.Millisecond))
 	return nil
 }
 
