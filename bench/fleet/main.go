@@ -48,19 +48,20 @@ func main() {
 		maxTime     = flag.Duration("max-time", 90*time.Second, "bound of each phase")
 		dbs         = flag.String("db", "sqlite,postgres", "stores to measure: sqlite, postgres or both")
 		failedShare = flag.Float64("failed", 0.1, "share of devices that report a failed install")
+		pgbenchTime = flag.Duration("pgbench", 15*time.Second, "run pgbench (TPC-B, 8 clients) this long on the same cluster for a ratio (0: skip)")
 	)
 	flag.Parse()
 	if *devices < 1 || *devices > 100000 {
 		fmt.Fprintln(os.Stderr, "-devices must be 1 to 100000")
 		os.Exit(2)
 	}
-	if err := run(*devices, *concurrency, *maxTime, strings.Split(*dbs, ","), *failedShare); err != nil {
+	if err := run(*devices, *concurrency, *maxTime, strings.Split(*dbs, ","), *failedShare, *pgbenchTime); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/fleet:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, conc int, maxTime time.Duration, dbs []string, failedShare float64) error {
+func run(n, conc int, maxTime time.Duration, dbs []string, failedShare float64, pgbenchTime time.Duration) error {
 	dir, err := os.MkdirTemp("", "fleet-bench-")
 	if err != nil {
 		return err
@@ -86,7 +87,10 @@ func run(n, conc int, maxTime time.Duration, dbs []string, failedShare float64) 
 	}
 	fmt.Printf("generated %d device keys in %s\n", n, time.Since(start).Round(time.Millisecond))
 	for _, db := range dbs {
-		var url string
+		var (
+			url     string
+			cluster *pgtest.Cluster
+		)
 		switch strings.TrimSpace(db) {
 		case "sqlite":
 			url = filepath.Join(dir, "fleet.db")
@@ -99,12 +103,22 @@ func run(n, conc int, maxTime time.Duration, dbs []string, failedShare float64) 
 			if url, err = c.NewDatabase(context.Background()); err != nil {
 				return err
 			}
+			cluster = c
 		default:
 			return fmt.Errorf("-db %q: want sqlite or postgres", db)
 		}
 		fmt.Printf("\n== %s (durable: fsync on)\n", db)
-		if err := measure(bin, tokenFile, url, keys, conc, maxTime, failedShare); err != nil {
+		rates, err := measure(bin, tokenFile, url, keys, conc, maxTime, failedShare)
+		if err != nil {
 			return err
+		}
+		if cluster != nil && pgbenchTime > 0 {
+			tps, err := pgbench(cluster, pgbenchTime)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("pgbench (TPC-B, scale 10, 8 clients, %s) on the same cluster: %.0f transactions/s; check-ins per second / pgbench transactions per second: enrolment %.2f, updates %.2f\n",
+				pgbenchTime, tps, rates[0]/tps, rates[1]/tps)
 		}
 	}
 	fmt.Printf("\nload after: %s", loadavg())
@@ -162,10 +176,13 @@ func (p *serverProc) rss() (cur, peak int64) {
 	return cur, peak
 }
 
-func measure(bin, tokenFile, db string, keys []*fleet.DeviceKey, conc int, maxTime time.Duration, failedShare float64) error {
+// measure runs the phases against one store and returns the check-ins per
+// second of enrolment and of updates.
+func measure(bin, tokenFile, db string, keys []*fleet.DeviceKey, conc int, maxTime time.Duration, failedShare float64) ([2]float64, error) {
+	var rates [2]float64
 	srv, err := startServer(bin, tokenFile, db)
 	if err != nil {
-		return err
+		return rates, err
 	}
 	defer srv.stop()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}, Timeout: 60 * time.Second}
@@ -174,7 +191,7 @@ func measure(bin, tokenFile, db string, keys []*fleet.DeviceKey, conc int, maxTi
 	if failedShare > 0 {
 		failedEvery = int(1 / failedShare)
 	}
-	phase := func(name string, mutate func(i int, c *fleet.CheckIn)) error {
+	phase := func(name string, mutate func(i int, c *fleet.CheckIn)) float64 {
 		// Sign before timing: the figure is the server's, not the
 		// simulator's signing speed.
 		bodies := make([][]byte, n)
@@ -195,26 +212,25 @@ func measure(bin, tokenFile, db string, keys []*fleet.DeviceKey, conc int, maxTi
 		fmt.Printf("%-28s %6d check-ins in %6.2fs: %7.0f/s sustained; latency p50 %s p99 %s max %s; %d errors; server RSS %d MiB (peak %d MiB)\n",
 			name, res.ok, res.elapsed.Seconds(), float64(res.ok)/res.elapsed.Seconds(), res.p(0.50), res.p(0.99), res.p(1), res.errors, cur/1024, peak/1024)
 		fmt.Printf("  %s\n", used.per(res.ok, strings.HasPrefix(db, "postgres")))
+		rate := float64(res.ok) / res.elapsed.Seconds()
+		fmt.Printf("  against the fleet issue's targets: %.2fx the 3,000 check-ins/s, p99 %.2fx the 100 ms limit, peak RSS %.2fx the 256 MiB limit\n",
+			rate/3000, float64(res.p(0.99))/float64(100*time.Millisecond), float64(peak)/(256*1024))
 		if res.firstErr != nil {
 			fmt.Printf("  first error: %v\n", res.firstErr)
 		}
-		return nil
+		return rate
 	}
-	if err := phase("enrolment (new devices)", func(int, *fleet.CheckIn) {}); err != nil {
-		return err
-	}
-	if err := phase("steady state (updates)", func(i int, c *fleet.CheckIn) {
+	rates[0] = phase("enrolment (new devices)", func(int, *fleet.CheckIn) {})
+	rates[1] = phase("steady state (updates)", func(i int, c *fleet.CheckIn) {
 		if failedEvery > 0 && i%failedEvery == 0 {
 			c.LastResult, c.LastCode, c.LastReleaseID = fleet.ResultFailed, "badFlash", "r1"
 		} else {
 			c.Step, c.ReleaseID, c.Progress = "download", "r1", 50
 		}
-	}); err != nil {
-		return err
-	}
+	})
 
 	if err := reportPhase(hc, srv, strings.HasPrefix(db, "postgres"), keys, conc, maxTime, failedEvery); err != nil {
-		return err
+		return rates, err
 	}
 
 	// fwctl fleet devices --state failed over the whole fleet (the
@@ -223,7 +239,7 @@ func measure(bin, tokenFile, db string, keys []*fleet.DeviceKey, conc int, maxTi
 		States map[string]int `json:"states"`
 	}
 	if err := admin(hc, "GET", srv.url+"/v1/admin/counters", nil, &counts); err != nil {
-		return err
+		return rates, err
 	}
 	n = 0
 	for _, c := range counts.States {
@@ -235,10 +251,10 @@ func measure(bin, tokenFile, db string, keys []*fleet.DeviceKey, conc int, maxTi
 		t := time.Now()
 		out, err := exec.Command(bin, "fleet", "devices", "--state", "failed", "--server", srv.url, "--admin-token-file", tokenFile).Output()
 		if err != nil {
-			return fmt.Errorf("fwctl fleet devices: %w", err)
+			return rates, fmt.Errorf("fwctl fleet devices: %w", err)
 		}
 		took := time.Since(t)
-		fmt.Printf("fwctl fleet devices --state failed over %d devices: %d listed in %s\n", n, bytes.Count(out, []byte("\n"))-1, took.Round(time.Millisecond))
+		fmt.Printf("fwctl fleet devices --state failed over %d devices: %d listed in %s (%.2fx the 1 s limit)\n", n, bytes.Count(out, []byte("\n"))-1, took.Round(time.Millisecond), took.Seconds())
 	}
 
 	// Pause: every check-in after it carries the hold. Agents check in
@@ -247,7 +263,7 @@ func measure(bin, tokenFile, db string, keys []*fleet.DeviceKey, conc int, maxTi
 	// (each signed at its simulated time) and checks the hold is in each.
 	pauseAt := time.Now()
 	if err := admin(hc, "POST", srv.url+"/v1/admin/releases/r1/pause", strings.NewReader(`{"cause":"bench"}`), nil); err != nil {
-		return err
+		return rates, err
 	}
 	bodies := make([][]byte, len(keys))
 	parallel(len(keys), func(i int) {
@@ -268,7 +284,7 @@ func measure(bin, tokenFile, db string, keys []*fleet.DeviceKey, conc int, maxTi
 	lastOffset := time.Duration(len(keys)-1) * time.Minute / time.Duration(len(keys))
 	fmt.Printf("pause -> last agent holding: %s on the simulated clock (checkin_interval 1m, agents spread evenly; + at most the server's 1 s hold cache); %d of %d check-ins after the pause held, %d did not; the round took %s of real time (%s after the pause)\n",
 		(lastOffset + res.p(1)).Round(time.Millisecond), int64(res.ok)-notHeld.Load(), res.ok, notHeld.Load(), res.elapsed.Round(time.Millisecond), time.Since(pauseAt).Round(time.Millisecond))
-	return nil
+	return rates, nil
 }
 
 // reportPhase posts one signed report of a finished install per device
@@ -422,6 +438,33 @@ func parallel(n int, f func(i int)) {
 		}(k)
 	}
 	wg.Wait()
+}
+
+// pgbench initialises a TPC-B database (scale 10) on c and runs pgbench
+// with 8 clients for d: the same cluster's transactions per second, the
+// figure the fleet issue compares with.
+func pgbench(c *pgtest.Cluster, d time.Duration) (float64, error) {
+	ctx := context.Background()
+	url, err := c.NewDatabase(ctx)
+	if err != nil {
+		return 0, err
+	}
+	db := url[strings.LastIndexByte(url, '/')+1 : strings.IndexByte(url, '?')]
+	conn := []string{"-h", "127.0.0.1", "-p", fmt.Sprint(c.Port), "-U", "postgres"}
+	if out, err := c.Run(ctx, "pgbench", append(append([]string{"-i", "-q", "-s", "10"}, conn...), db)...); err != nil {
+		return 0, fmt.Errorf("pgbench -i: %w\n%s", err, out)
+	}
+	out, err := c.Run(ctx, "pgbench", append(append([]string{"-c", "8", "-j", "2", "-T", fmt.Sprint(int(d.Seconds()))}, conn...), db)...)
+	if err != nil {
+		return 0, fmt.Errorf("pgbench: %w\n%s", err, out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		var tps float64
+		if _, err := fmt.Sscanf(l, "tps = %f", &tps); err == nil {
+			return tps, nil
+		}
+	}
+	return 0, fmt.Errorf("pgbench printed no tps:\n%s", out)
 }
 
 func loadavg() string {

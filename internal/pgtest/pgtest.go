@@ -169,6 +169,12 @@ func (c *Cluster) run(ctx context.Context, name string, args ...string) (string,
 	return string(b), err
 }
 
+// Run runs one of the cluster's PostgreSQL programs (pgbench, psql) as
+// the cluster's user and returns its output.
+func (c *Cluster) Run(ctx context.Context, name string, args ...string) (string, error) {
+	return c.run(ctx, name, args...)
+}
+
 // URL returns the URL of database db.
 func (c *Cluster) URL(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.Port, db)
