@@ -24,15 +24,27 @@ const (
 	replayed         // sequence not above the last accepted
 )
 
-type checkInJob struct {
-	ci   fleet.CheckIn
+// job is a verified agent message waiting for its batch: a check-in or
+// a report. Both go through the same writers, so a batch is one
+// transaction whatever its mix.
+type job struct {
 	key  ed25519.PublicKey
-	done chan checkInResult
+	ci   *fleet.CheckIn // one of ci and rep is set
+	rep  *fleet.Report
+	done chan jobResult
 }
 
-type checkInResult struct {
-	v   verdict
-	err error
+func (j *job) serial() string {
+	if j.rep != nil {
+		return j.rep.DeviceSerial
+	}
+	return j.ci.Serial
+}
+
+type jobResult struct {
+	v    verdict
+	last uint64 // the last accepted report sequence, for a replayed report
+	err  error
 }
 
 // open reads, verifies and parses an agent message; on failure it answers
@@ -147,32 +159,8 @@ func (s *Server) handleCheckIn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	job := &checkInJob{ci: ci, key: key, done: make(chan checkInResult, 1)}
-	select {
-	case <-s.closing:
-		writeError(w, http.StatusServiceUnavailable, "the server is shutting down: check in again later")
-		return
-	default:
-	}
-	// A bounded queue: when the writers are behind by more than the queue
-	// holds, answer 503 with Retry-After at once rather than let latency
-	// grow without bound (the agent keeps its state and checks in later).
-	select {
-	case s.checkins <- job:
-	default:
-		s.count(r.Context(), fleet.CounterBusy)
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "the server is busy: nothing was stored, check in again later")
-		return
-	}
-	var res checkInResult
-	select {
-	case res = <-job.done:
-	case <-r.Context().Done():
-		return
-	}
-	if res.err != nil {
-		s.unavailable(w, res.err)
+	res, ok := s.enqueue(w, r, &job{ci: &ci, key: key})
+	if !ok {
 		return
 	}
 	switch res.v {
@@ -235,14 +223,48 @@ func (s *Server) currentHolds(ctx context.Context) ([]fleet.Hold, error) {
 	return holds, nil
 }
 
-// writer stores check-ins in batches: it takes what is queued (up to
+// enqueue queues a verified message for the writers and waits for its
+// batch to commit; on failure it answers (503) and returns ok false.
+func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, j *job) (res jobResult, ok bool) {
+	j.done = make(chan jobResult, 1)
+	select {
+	case <-s.closing:
+		writeError(w, http.StatusServiceUnavailable, "the server is shutting down: nothing was stored, send again later")
+		return res, false
+	default:
+	}
+	// A bounded queue: when the writers are behind by more than the queue
+	// holds, answer 503 with Retry-After at once rather than let latency
+	// grow without bound (the agent keeps its state or its queued report
+	// and sends again later).
+	select {
+	case s.queue <- j:
+	default:
+		s.count(r.Context(), fleet.CounterBusy)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "the server is busy: nothing was stored, send again later")
+		return res, false
+	}
+	select {
+	case res = <-j.done:
+	case <-r.Context().Done():
+		return res, false
+	}
+	if res.err != nil {
+		s.unavailable(w, res.err)
+		return res, false
+	}
+	return res, true
+}
+
+// writer stores agent messages in batches: it takes what is queued (up to
 // MaxBatch) and stores it in one transaction.
 func (s *Server) writer() {
 	defer s.wg.Done()
-	batch := make([]*checkInJob, 0, s.opt.MaxBatch)
+	batch := make([]*job, 0, s.opt.MaxBatch)
 	for {
 		select {
-		case j := <-s.checkins:
+		case j := <-s.queue:
 			batch = append(batch[:0], j)
 		case <-s.closing:
 			return
@@ -250,32 +272,37 @@ func (s *Server) writer() {
 	fill:
 		for len(batch) < s.opt.MaxBatch {
 			select {
-			case j := <-s.checkins:
+			case j := <-s.queue:
 				batch = append(batch, j)
 			default:
 				break fill
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		verdicts, err := s.storeCheckIns(ctx, batch)
+		results, err := s.storeBatch(ctx, batch)
 		cancel()
 		if err == nil {
-			// Accepted check-ins are counted in memory, like refusals, and
+			// Accepted messages are counted in memory, like refusals, and
 			// written with them: one hot counter row updated by every
 			// batch would serialise the writers' commits.
-			n := int64(0)
-			for _, v := range verdicts {
-				if v == accepted {
-					n++
+			var checkIns, reps int64
+			for i, j := range batch {
+				switch {
+				case results[i].v != accepted:
+				case j.rep != nil:
+					reps++
+				default:
+					checkIns++
 				}
 			}
-			s.countN(fleet.CounterCheckIns, n)
+			s.countN(fleet.CounterCheckIns, checkIns)
+			s.countN(fleet.CounterReports, reps)
 		}
 		for i, j := range batch {
 			if err != nil {
-				j.done <- checkInResult{err: err}
+				j.done <- jobResult{err: err}
 			} else {
-				j.done <- checkInResult{v: verdicts[i]}
+				j.done <- results[i]
 			}
 		}
 	}
@@ -308,17 +335,18 @@ func (s *Server) enrol(devs map[string]*fleet.Device, serial string, key ed25519
 	return d, accepted
 }
 
-// storeCheckIns decides and stores a batch in one transaction.
-func (s *Server) storeCheckIns(ctx context.Context, batch []*checkInJob) ([]verdict, error) {
-	verdicts := make([]verdict, len(batch))
+// storeBatch decides and stores a batch of check-ins and reports in one
+// transaction, in arrival order.
+func (s *Server) storeBatch(ctx context.Context, batch []*job) ([]jobResult, error) {
+	results := make([]jobResult, len(batch))
 	err := s.store.Update(ctx, func(tx fleet.Tx) error {
 		now := s.Now().UTC()
 		serials := make([]string, 0, len(batch))
 		seen := map[string]bool{}
 		for _, j := range batch {
-			if !seen[j.ci.Serial] {
-				seen[j.ci.Serial] = true
-				serials = append(serials, j.ci.Serial)
+			if sn := j.serial(); !seen[sn] {
+				seen[sn] = true
+				serials = append(serials, sn)
 			}
 		}
 		devs, err := tx.DevicesForUpdate(ctx, serials)
@@ -327,26 +355,47 @@ func (s *Server) storeCheckIns(ctx context.Context, batch []*checkInJob) ([]verd
 		}
 		var (
 			events  []fleet.Event
+			recs    []fleet.ReportRecord
 			changed = map[string]*fleet.Device{}
 			counts  = map[string]int64{}
 		)
 		for i, j := range batch {
-			d, v := s.enrol(devs, j.ci.Serial, j.key, now, &events)
+			d, v := s.enrol(devs, j.serial(), j.key, now, &events)
 			if v == forged {
-				verdicts[i] = forged
+				results[i].v = forged
 				counts[fleet.CounterForged]++
 				continue
 			}
 			changed[d.Serial] = d // a new enrolment is stored even if what follows is refused
+			if rep := j.rep; rep != nil {
+				switch {
+				case v == pending:
+					results[i].v = pending
+					counts[fleet.CounterPending]++
+				case rep.Seq <= d.ReportSeq:
+					results[i] = jobResult{v: replayed, last: d.ReportSeq}
+					counts[fleet.CounterReplayed]++
+					events = append(events, fleet.Event{At: now, Serial: d.Serial, Kind: fleet.EventReplay, Detail: fmt.Sprintf("report %s sequence %d not above %d: ignored", rep.ID, rep.Seq, d.ReportSeq)})
+				default:
+					d.ReportSeq = rep.Seq
+					if d.Stored == "" {
+						d.Refresh()
+					}
+					recs = append(recs, fleet.ReportRecord{Received: now, Report: *rep, KeyID: d.KeyID})
+					events = append(events, fleet.Event{At: now, Serial: d.Serial, Kind: fleet.EventReport, Detail: reportLine(*rep)})
+					results[i].v = accepted
+				}
+				continue
+			}
 			if j.ci.Seq <= d.CheckInSeq {
-				verdicts[i] = replayed
+				results[i].v = replayed
 				counts[fleet.CounterReplayed]++
 				events = append(events, fleet.Event{At: now, Serial: d.Serial, Kind: fleet.EventReplay, Detail: fmt.Sprintf("check-in sequence %d not above %d: ignored", j.ci.Seq, d.CheckInSeq)})
 				continue
 			}
 			before, beforeStep, beforeRel := d.Stored, d.Step, d.ReleaseID
-			d.Apply(j.ci, now)
-			verdicts[i] = v
+			d.Apply(*j.ci, now)
+			results[i].v = v
 			if d.Stored != before || d.Step != beforeStep || d.ReleaseID != beforeRel {
 				events = append(events, fleet.Event{At: now, Serial: d.Serial, Kind: fleet.EventState, Detail: describe(d)})
 			}
@@ -360,12 +409,15 @@ func (s *Server) storeCheckIns(ctx context.Context, batch []*checkInJob) ([]verd
 		if err := tx.PutDevices(ctx, list); err != nil {
 			return err
 		}
+		if err := tx.AddReports(ctx, recs); err != nil {
+			return err
+		}
 		if err := tx.AddEvents(ctx, events); err != nil {
 			return err
 		}
 		return tx.AddCounters(ctx, counts)
 	})
-	return verdicts, err
+	return results, err
 }
 
 // describe is a history line for a device's state.
@@ -409,52 +461,11 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	var v verdict
-	var last uint64
-	err = s.store.Update(r.Context(), func(tx fleet.Tx) error {
-		now := s.Now().UTC()
-		devs, err := tx.DevicesForUpdate(r.Context(), []string{rep.DeviceSerial})
-		if err != nil {
-			return err
-		}
-		var events []fleet.Event
-		var d *fleet.Device
-		d, v = s.enrol(devs, rep.DeviceSerial, key, now, &events)
-		counts := map[string]int64{}
-		switch {
-		case v == forged:
-			counts[fleet.CounterForged]++
-		case v == pending:
-			counts[fleet.CounterPending]++
-			if err := tx.PutDevices(r.Context(), []*fleet.Device{d}); err != nil {
-				return err
-			}
-		case rep.Seq <= d.ReportSeq:
-			v, last = replayed, d.ReportSeq
-			counts[fleet.CounterReplayed]++
-			events = append(events, fleet.Event{At: now, Serial: d.Serial, Kind: fleet.EventReplay, Detail: fmt.Sprintf("report %s sequence %d not above %d: ignored", rep.ID, rep.Seq, d.ReportSeq)})
-		default:
-			d.ReportSeq = rep.Seq
-			if d.Stored == "" {
-				d.Refresh()
-			}
-			if err := tx.PutDevices(r.Context(), []*fleet.Device{d}); err != nil {
-				return err
-			}
-			if err := tx.AddReports(r.Context(), []fleet.ReportRecord{{Received: now, Report: rep, KeyID: d.KeyID}}); err != nil {
-				return err
-			}
-			events = append(events, fleet.Event{At: now, Serial: d.Serial, Kind: fleet.EventReport, Detail: reportLine(rep)})
-		}
-		if err := tx.AddEvents(r.Context(), events); err != nil {
-			return err
-		}
-		return tx.AddCounters(r.Context(), counts)
-	})
-	if err != nil {
-		s.unavailable(w, err)
+	res, ok := s.enqueue(w, r, &job{rep: &rep, key: key})
+	if !ok {
 		return
 	}
+	v, last := res.v, res.last
 	log := s.log.WithFields(logrus.Fields{"serial": rep.DeviceSerial, "release": rep.ReleaseID, "seq": rep.Seq, "id": rep.ID})
 	switch v {
 	case forged:
@@ -466,10 +477,6 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		log.Info("report ignored: replayed or reordered")
 		writeJSON(w, http.StatusOK, reportAnswer{Ignored: fmt.Sprintf("sequence %d is not above the last accepted %d: a replay or a report already stored, not counted", rep.Seq, last)})
 	default:
-		// Counted in memory after the commit, like accepted check-ins: a
-		// counter row updated by every report transaction made each wait
-		// for the one before it to commit.
-		s.countN(fleet.CounterReports, 1)
 		log.WithField("result", rep.Result).Info("report stored")
 		writeJSON(w, http.StatusOK, reportAnswer{Stored: rep.ID})
 		if rep.ReleaseID != "" && (rep.Result == fleet.ResultInstalled || rep.Result == fleet.ResultFailed) {

@@ -61,7 +61,8 @@ type Options struct {
 	// PageRefresh is how often the web page reloads (default
 	// DefaultPageRefresh).
 	PageRefresh time.Duration
-	// MaxBatch bounds the check-ins stored in one transaction (default 500).
+	// MaxBatch bounds the check-ins and reports stored in one transaction
+	// (default 500).
 	MaxBatch int
 	// Writers is the number of concurrent check-in transactions (default
 	// 2: fewer transactions in flight make larger batches, fewer round
@@ -82,10 +83,10 @@ type Server struct {
 	adminSum [sha256.Size]byte
 	log      logrus.FieldLogger
 
-	checkins chan *checkInJob
-	wg       sync.WaitGroup
-	closing  chan struct{}
-	once     sync.Once
+	queue   chan *job // verified check-ins and reports for the writers
+	wg      sync.WaitGroup
+	closing chan struct{}
+	once    sync.Once
 
 	holds    atomic.Pointer[holdCache]
 	holdsMu  sync.Mutex   // one refresh of holds at a time
@@ -132,7 +133,7 @@ func New(store fleet.Store, opt Options) (*Server, error) {
 		log = l
 	}
 	s := &Server{Now: time.Now, store: store, opt: opt, log: log,
-		checkins: make(chan *checkInJob, 4*opt.MaxBatch), closing: make(chan struct{})}
+		queue: make(chan *job, 4*opt.MaxBatch), closing: make(chan struct{})}
 	if opt.AdminToken != "" {
 		s.adminSum = sha256.Sum256([]byte(opt.AdminToken))
 	}

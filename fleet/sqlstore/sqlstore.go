@@ -41,7 +41,8 @@ type Dialect struct {
 
 // Store is a fleet.Store over database/sql.
 type Store struct {
-	db *sql.DB
+	db *sql.DB // transactions
+	rd *sql.DB // reads outside a transaction (db unless SetReader)
 	d  Dialect
 }
 
@@ -65,14 +66,30 @@ func Open(ctx context.Context, db *sql.DB, d Dialect, fsys fs.FS) (*Store, error
 	if _, err := p.Up(ctx); err != nil {
 		return nil, fmt.Errorf("migrate the fleet database: %w", err)
 	}
-	return &Store{db: db, d: d}, nil
+	return &Store{db: db, rd: db, d: d}, nil
 }
+
+// SetReader sends the reads made outside a transaction (lists, reports,
+// counters, holds) to rd, which Close closes too. SQLite uses it: its
+// writes go through one connection, and a long read (every report of a
+// release, for an auto-pause check) on that connection would hold every
+// check-in behind it; in WAL mode readers on other connections wait for
+// nobody.
+func (s *Store) SetReader(rd *sql.DB) { s.rd = rd }
 
 // DB returns the database handle (benchmarks, tests).
 func (s *Store) DB() *sql.DB { return s.db }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.rd != s.db {
+		if rerr := s.rd.Close(); err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
 
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -341,6 +358,12 @@ func (t *txn) PutDevices(ctx context.Context, ds []*fleet.Device) error {
 }
 
 func (t *txn) AddReports(ctx context.Context, rs []fleet.ReportRecord) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	if t.s.d.Arrays {
+		return t.addReportsArrays(ctx, rs)
+	}
 	const cols = 8
 	per := max(1, t.s.d.MaxParams/cols)
 	for len(rs) > 0 {
@@ -353,11 +376,33 @@ func (t *txn) AddReports(ctx context.Context, rs []fleet.ReportRecord) error {
 			}
 			args = append(args, us(r.Received), r.Report.DeviceSerial, r.Report.ReleaseID, int64(r.Report.Seq), r.Report.ID, r.KeyID, r.Report.Result, string(body))
 		}
-		q := "INSERT INTO reports (received, serial, release_id, seq, report_id, key_id, result, body) VALUES " + placeholders(n, cols)
+		q := "INSERT INTO reports (" + reportCols + ") VALUES " + placeholders(n, cols)
 		if _, err := t.tx.ExecContext(ctx, t.s.q(q), args...); err != nil {
 			return fmt.Errorf("store reports: %w", err)
 		}
 		rs = rs[n:]
+	}
+	return nil
+}
+
+const reportCols = "received, serial, release_id, seq, report_id, key_id, result, body"
+
+// addReportsArrays inserts every report in one fixed statement: one array
+// per column, unnest()ed into rows.
+func (t *txn) addReportsArrays(ctx context.Context, rs []fleet.ReportRecord) error {
+	received, seq := make([]int64, len(rs)), make([]int64, len(rs))
+	serial, release, id, key, result, body := make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs))
+	for i, r := range rs {
+		b, err := json.Marshal(r.Report)
+		if err != nil {
+			return err
+		}
+		received[i], serial[i], release[i], seq[i] = us(r.Received), r.Report.DeviceSerial, r.Report.ReleaseID, int64(r.Report.Seq)
+		id[i], key[i], result[i], body[i] = r.Report.ID, r.KeyID, r.Report.Result, string(b)
+	}
+	q := "INSERT INTO reports (" + reportCols + ") SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[])"
+	if _, err := t.tx.ExecContext(ctx, q, received, serial, release, seq, id, key, result, body); err != nil {
+		return fmt.Errorf("store reports: %w", err)
 	}
 	return nil
 }
@@ -473,7 +518,7 @@ func (t *txn) AddPause(ctx context.Context, p fleet.PauseEvent) error {
 
 // Device returns one device.
 func (s *Store) Device(ctx context.Context, serial string) (fleet.Device, error) {
-	row := s.db.QueryRowContext(ctx, s.q("SELECT "+deviceCols+" FROM devices WHERE serial = ?"), serial)
+	row := s.rd.QueryRowContext(ctx, s.q("SELECT "+deviceCols+" FROM devices WHERE serial = ?"), serial)
 	d, err := scanDevice(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fleet.Device{}, fmt.Errorf("device %q: %w", serial, fleet.ErrNotFound)
@@ -529,7 +574,7 @@ func (s *Store) Devices(ctx context.Context, f fleet.DeviceFilter) ([]fleet.Devi
 	if f.Limit > 0 {
 		q += " LIMIT " + strconv.Itoa(f.Limit)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	rows, err := s.rd.QueryContext(ctx, s.q(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
 	}
@@ -548,7 +593,7 @@ func (s *Store) Devices(ctx context.Context, f fleet.DeviceFilter) ([]fleet.Devi
 // StateCounts counts devices by state at now.
 func (s *Store) StateCounts(ctx context.Context, now time.Time) (map[fleet.State]int, error) {
 	q := "SELECT stored, CASE WHEN stored IN " + activeStates + " AND stale_after < ? THEN 1 ELSE 0 END, COUNT(*) FROM devices GROUP BY 1, 2"
-	rows, err := s.db.QueryContext(ctx, s.q(q), us(now))
+	rows, err := s.rd.QueryContext(ctx, s.q(q), us(now))
 	if err != nil {
 		return nil, fmt.Errorf("count devices: %w", err)
 	}
@@ -572,7 +617,7 @@ func (s *Store) StateCounts(ctx context.Context, now time.Time) (map[fleet.State
 
 // Reports returns the accepted reports on a release in receive order.
 func (s *Store) Reports(ctx context.Context, releaseID string) ([]fleet.ReportRecord, error) {
-	rows, err := s.db.QueryContext(ctx, s.q("SELECT received, key_id, body FROM reports WHERE release_id = ? ORDER BY received, id"), releaseID)
+	rows, err := s.rd.QueryContext(ctx, s.q("SELECT received, key_id, body FROM reports WHERE release_id = ? ORDER BY received, id"), releaseID)
 	if err != nil {
 		return nil, fmt.Errorf("read reports: %w", err)
 	}
@@ -608,7 +653,7 @@ func (s *Store) Events(ctx context.Context, serial string, limit int) ([]fleet.E
 		args = append(args, serial)
 	}
 	q += " ORDER BY id DESC LIMIT " + strconv.Itoa(limit)
-	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	rows, err := s.rd.QueryContext(ctx, s.q(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
@@ -629,7 +674,7 @@ func (s *Store) Events(ctx context.Context, serial string, limit int) ([]fleet.E
 }
 
 func (s *Store) releases(ctx context.Context, where string) ([]fleet.Release, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT "+releaseCols+" FROM releases"+where+" ORDER BY id")
+	rows, err := s.rd.QueryContext(ctx, "SELECT "+releaseCols+" FROM releases"+where+" ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("read releases: %w", err)
 	}
@@ -650,7 +695,7 @@ func (s *Store) Releases(ctx context.Context) ([]fleet.Release, error) { return 
 
 // ReportedReleases lists the release ids that accepted reports name.
 func (s *Store) ReportedReleases(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT release_id FROM reports WHERE release_id <> '' ORDER BY release_id")
+	rows, err := s.rd.QueryContext(ctx, "SELECT DISTINCT release_id FROM reports WHERE release_id <> '' ORDER BY release_id")
 	if err != nil {
 		return nil, fmt.Errorf("read reported releases: %w", err)
 	}
@@ -683,7 +728,7 @@ func (s *Store) Pauses(ctx context.Context, releaseID string, limit int) ([]flee
 		args = append(args, releaseID)
 	}
 	q += " ORDER BY id DESC LIMIT " + strconv.Itoa(limit)
-	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	rows, err := s.rd.QueryContext(ctx, s.q(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read the pause log: %w", err)
 	}
@@ -706,7 +751,7 @@ func (s *Store) Pauses(ctx context.Context, releaseID string, limit int) ([]flee
 
 // Counters returns every counter.
 func (s *Store) Counters(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT name, value FROM counters")
+	rows, err := s.rd.QueryContext(ctx, "SELECT name, value FROM counters")
 	if err != nil {
 		return nil, fmt.Errorf("read counters: %w", err)
 	}
