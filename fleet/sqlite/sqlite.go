@@ -53,5 +53,20 @@ func Open(ctx context.Context, path string) (*sqlstore.Store, error) {
 		db.Close()
 		return nil, err
 	}
+	// Reads outside a transaction on connections of their own (WAL:
+	// they never wait for the writer, nor it for them), read-only.
+	r := url.Values{}
+	r.Add("_pragma", "busy_timeout(10000)")
+	r.Add("_pragma", "query_only(1)")
+	rd, err := sql.Open("sqlite", "file:"+path+"?"+r.Encode())
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open the fleet database %s for reading: %w", path, err)
+	}
+	rd.SetMaxOpenConns(ReadConns)
+	s.SetReader(rd)
 	return s, nil
 }
+
+// ReadConns bounds the connections that read outside a transaction.
+const ReadConns = 4
