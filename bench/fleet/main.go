@@ -128,6 +128,19 @@ func run(n, conc int, maxTime time.Duration, dbs []string, failedShare float64, 
 type serverProc struct {
 	url string
 	cmd *exec.Cmd
+	log string // the server's log (stderr)
+}
+
+// lastLog returns the last line of the server's log holding msg.
+func (p *serverProc) lastLog(msg string) string {
+	b, _ := os.ReadFile(p.log)
+	last := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, msg) {
+			last = l
+		}
+	}
+	return last
 }
 
 func startServer(bin, tokenFile, db string) (*serverProc, error) {
@@ -139,7 +152,12 @@ func startServer(bin, tokenFile, db string) (*serverProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd.Stderr = io.Discard
+	logf, err := os.CreateTemp(filepath.Dir(tokenFile), "serve-*.log")
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -150,7 +168,7 @@ func startServer(bin, tokenFile, db string) (*serverProc, error) {
 		return nil, fmt.Errorf("fwctl fleet serve did not start: %w", err)
 	}
 	go func() { _, _ = io.Copy(io.Discard, out) }()
-	return &serverProc{url: strings.TrimSpace(strings.TrimPrefix(line, "fleet server at ")), cmd: cmd}, nil
+	return &serverProc{url: strings.TrimSpace(strings.TrimPrefix(line, "fleet server at ")), cmd: cmd, log: logf.Name()}, nil
 }
 
 func (p *serverProc) stop() {
@@ -328,8 +346,9 @@ func reportPhase(hc *http.Client, srv *serverProc, postgres bool, keys []*fleet.
 		return err
 	}
 	sum := reports.Summarize(f.Records, release, nil, time.Now())
-	fmt.Printf("read and count every report of the release (an auto-pause check, fwctl rollout status): %d reports, %d devices, %d failed, in %s\n",
+	fmt.Printf("fwctl rollout status's read and count of every report of the release (over HTTP): %d reports, %d devices, %d failed, in %s\n",
 		len(f.Records), sum.Total.Devices, sum.Total.Failed, time.Since(t).Round(time.Millisecond))
+	fmt.Printf("the server's last auto-pause check (from its log): %s\n", srv.lastLog(`msg="auto-pause check"`))
 	return nil
 }
 

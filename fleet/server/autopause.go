@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/reports"
 )
@@ -154,6 +156,7 @@ func (s *Server) checkAutoPause(ctx context.Context, releaseID string) {
 // autoPauseCause returns why the release must be paused ("" if not), or
 // paused true if it already is.
 func (s *Server) autoPauseCause(ctx context.Context, releaseID string) (paused bool, cause string, err error) {
+	start := time.Now()
 	var rel fleet.Release
 	err = s.store.Update(ctx, func(tx fleet.Tx) error {
 		var err error
@@ -175,6 +178,9 @@ func (s *Server) autoPauseCause(ctx context.Context, releaseID string) (paused b
 		records[i] = ToRecord(r)
 	}
 	sum := reports.Summarize(records, releaseID, rel.Rollout, s.Now())
+	defer func(start time.Time) {
+		s.log.WithFields(logrus.Fields{"release": releaseID, "reports": len(recs), "took": time.Since(start).Round(time.Millisecond)}).Info("auto-pause check")
+	}(start)
 	counts, name := sum.Total, "all devices (no rollout known)"
 	if cur := sum.CurrentStage(); cur != nil {
 		counts, name = cur.Counts, sum.StageName(cur.Index)
