@@ -43,17 +43,19 @@ const DefaultFleetListen = "127.0.0.1:8471"
 
 func newFleetServeCmd() *cobra.Command {
 	var (
-		listen, db, enrolment, tokenFile, tlsCert, tlsKey, rate string
-		minInstalls                                             int
-		insecure                                                bool
-		interval                                                time.Duration
+		listen, db, enrolment, tokenFile, viewerFile, tlsCert, tlsKey, rate string
+		minInstalls                                                         int
+		insecure                                                            bool
+		interval                                                            time.Duration
 	)
 	c := &cobra.Command{
 		Use:   "serve [--listen ADDR] [--db URL] [--enrolment approve|open] [--admin-token-file F] [--max-failure-rate PCT --min-installs N] [--tls-cert F --tls-key F]",
 		Short: "Run the fleet server: signed check-ins and reports, enrolment, holds, auto-pause, the web page",
 		Long: `Serve the agents' API (POST /v1/checkin, /v1/report), the admin API
 (/v1/admin/..., with the token in --admin-token-file; agents never hold it)
-and a read-only web page at /.
+and a read-only web page at /. --viewer-token-file names a second token that
+reads (the web page, fwctl fleet devices) and changes nothing: give it to
+support, keep the admin token for pausing, approving and importing.
 
 --db is a PostgreSQL URL (postgres://user@host/db, several servers may share
 it) or a SQLite file (default fleet.db in the current directory; one server).
@@ -105,6 +107,16 @@ travel in clear). Runs until SIGINT or SIGTERM.`,
 			} else {
 				fmt.Fprintln(cmd.ErrOrStderr(), "no --admin-token-file: the admin API (devices, approve, pause, resume, import) is off")
 			}
+			if viewerFile != "" {
+				tok, err := readToken(cmd, viewerFile)
+				if err != nil {
+					return err
+				}
+				if len(tok) < 16 {
+					return cli.Usage(fmt.Errorf("the viewer token in %s is %d bytes long, use at least 16 (for example `openssl rand -hex 32`)", viewerFile, len(tok)))
+				}
+				opt.ViewerToken = tok
+			}
 			log := logrus.New()
 			log.Out = cmd.ErrOrStderr()
 			log.Formatter = &logrus.TextFormatter{DisableColors: true, FullTimestamp: true}
@@ -135,6 +147,7 @@ travel in clear). Runs until SIGINT or SIGTERM.`,
 	c.Flags().StringVar(&db, "db", "fleet.db", "PostgreSQL URL (postgres://...) or SQLite file")
 	c.Flags().StringVar(&enrolment, "enrolment", server.EnrolApprove, "approve (unknown keys wait for fwctl fleet approve) or open (first key wins)")
 	c.Flags().StringVar(&tokenFile, "admin-token-file", "", "file holding the admin API's bearer token (never given to agents)")
+	c.Flags().StringVar(&viewerFile, "viewer-token-file", "", "file holding a read-only token: the web page and the admin API's reads, no changes (for support)")
 	c.Flags().StringVar(&rate, "max-failure-rate", "", `auto-pause a release when its current stage's failure rate is above this, like "5%" (default: off)`)
 	c.Flags().IntVar(&minInstalls, "min-installs", 5, "finished installs a stage needs before --max-failure-rate applies")
 	c.Flags().StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")

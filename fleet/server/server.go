@@ -46,6 +46,10 @@ type Options struct {
 	Enrolment string
 	// AdminToken guards the admin API; empty disables it (403).
 	AdminToken string
+	// ViewerToken, if set, reads what the admin token reads (the web page,
+	// devices, releases, reports, counters) and changes nothing: support
+	// can look at the fleet without the power to pause, approve or import.
+	ViewerToken string
 	// MaxFailureRate (a fraction, 0.2 for 20%) and MinInstalls arm the
 	// auto-pause: a release is paused when its current stage has at least
 	// MinInstalls finished installs and more than MaxFailureRate of them
@@ -78,10 +82,11 @@ type Server struct {
 	// Now is the clock (tests set it).
 	Now func() time.Time
 
-	store    fleet.Store
-	opt      Options
-	adminSum [sha256.Size]byte
-	log      logrus.FieldLogger
+	store     fleet.Store
+	opt       Options
+	adminSum  [sha256.Size]byte
+	viewerSum [sha256.Size]byte // zero: no viewer token
+	log       logrus.FieldLogger
 
 	queue   chan *job // verified check-ins and reports for the writers
 	wg      sync.WaitGroup
@@ -134,8 +139,17 @@ func New(store fleet.Store, opt Options) (*Server, error) {
 	}
 	s := &Server{Now: time.Now, store: store, opt: opt, log: log,
 		queue: make(chan *job, 4*opt.MaxBatch), closing: make(chan struct{})}
+	if opt.ViewerToken != "" && opt.AdminToken == "" {
+		return nil, errors.New("a viewer token needs an admin token: the admin API is off without one")
+	}
+	if opt.ViewerToken != "" && opt.ViewerToken == opt.AdminToken {
+		return nil, errors.New("the viewer token is the admin token: give support a token of its own")
+	}
 	if opt.AdminToken != "" {
 		s.adminSum = sha256.Sum256([]byte(opt.AdminToken))
+	}
+	if opt.ViewerToken != "" {
+		s.viewerSum = sha256.Sum256([]byte(opt.ViewerToken))
 	}
 	for i := 0; i < opt.Writers; i++ {
 		s.wg.Add(1)
@@ -172,24 +186,46 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+fleet.CheckInPath, s.handleCheckIn)
 	mux.HandleFunc("POST "+fleet.ReportPath, s.handleReport)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
-	mux.Handle("GET /v1/admin/devices", s.admin(s.handleDevices))
-	mux.Handle("GET /v1/admin/devices/{serial}", s.admin(s.handleDevice))
-	mux.Handle("POST /v1/admin/approve", s.admin(s.handleApprove))
-	mux.Handle("POST /v1/admin/forget", s.admin(s.handleForget))
-	mux.Handle("GET /v1/admin/releases", s.admin(s.handleReleases))
-	mux.Handle("PUT /v1/admin/releases/{id}/rollout", s.admin(s.handleSetRollout))
-	mux.Handle("POST /v1/admin/releases/{id}/pause", s.admin(s.handlePause(true)))
-	mux.Handle("POST /v1/admin/releases/{id}/resume", s.admin(s.handlePause(false)))
-	mux.Handle("GET /v1/admin/releases/{id}/reports", s.admin(s.handleReports))
-	mux.Handle("POST /v1/admin/import", s.admin(s.handleImport))
-	mux.Handle("GET /v1/admin/counters", s.admin(s.handleCounters))
+	mux.Handle("GET /v1/admin/devices", s.admin(roleViewer, s.handleDevices))
+	mux.Handle("GET /v1/admin/devices/{serial}", s.admin(roleViewer, s.handleDevice))
+	mux.Handle("POST /v1/admin/approve", s.admin(roleAdmin, s.handleApprove))
+	mux.Handle("POST /v1/admin/forget", s.admin(roleAdmin, s.handleForget))
+	mux.Handle("GET /v1/admin/releases", s.admin(roleViewer, s.handleReleases))
+	mux.Handle("PUT /v1/admin/releases/{id}/rollout", s.admin(roleAdmin, s.handleSetRollout))
+	mux.Handle("POST /v1/admin/releases/{id}/pause", s.admin(roleAdmin, s.handlePause(true)))
+	mux.Handle("POST /v1/admin/releases/{id}/resume", s.admin(roleAdmin, s.handlePause(false)))
+	mux.Handle("GET /v1/admin/releases/{id}/reports", s.admin(roleViewer, s.handleReports))
+	mux.Handle("POST /v1/admin/import", s.admin(roleAdmin, s.handleImport))
+	mux.Handle("GET /v1/admin/counters", s.admin(roleViewer, s.handleCounters))
 	s.webRoutes(mux)
 	return mux
 }
 
-// admin guards a handler with the admin token (compared as SHA-256
-// digests in constant time).
-func (s *Server) admin(h http.HandlerFunc) http.Handler {
+// role is what a token may do.
+type role int
+
+const (
+	roleNone   role = iota
+	roleViewer      // reads
+	roleAdmin       // reads and changes
+)
+
+// roleOf returns the role of token (compared with the admin and viewer
+// tokens as SHA-256 digests in constant time).
+func (s *Server) roleOf(token string) role {
+	sum := sha256.Sum256([]byte(token))
+	switch {
+	case subtle.ConstantTimeCompare(sum[:], s.adminSum[:]) == 1:
+		return roleAdmin
+	case s.opt.ViewerToken != "" && subtle.ConstantTimeCompare(sum[:], s.viewerSum[:]) == 1:
+		return roleViewer
+	}
+	return roleNone
+}
+
+// admin guards a handler of the admin API: need is roleViewer for reads
+// (the admin or the viewer token) and roleAdmin for changes.
+func (s *Server) admin(need role, h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.opt.AdminToken == "" {
 			writeError(w, http.StatusForbidden, "the admin API is off: start the server with --admin-token-file")
@@ -201,10 +237,14 @@ func (s *Server) admin(h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusUnauthorized, "missing admin token: pass --admin-token-file (the server's own)")
 			return
 		}
-		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		if subtle.ConstantTimeCompare(sum[:], s.adminSum[:]) != 1 {
+		switch got := s.roleOf(strings.TrimSpace(token)); {
+		case got == roleNone:
 			s.log.WithField("remote", r.RemoteAddr).Warn("admin request with a wrong token refused")
 			writeError(w, http.StatusUnauthorized, "wrong admin token")
+			return
+		case got < need:
+			s.log.WithFields(logrus.Fields{"remote": r.RemoteAddr, "path": r.URL.Path}).Warn("change with the viewer token refused")
+			writeError(w, http.StatusForbidden, "the viewer token reads only: this change needs the admin token")
 			return
 		}
 		h(w, r)

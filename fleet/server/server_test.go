@@ -180,6 +180,48 @@ func TestAdminAPINeedsTheToken(t *testing.T) {
 	}
 }
 
+// The viewer token reads what the admin token reads and changes nothing.
+func TestViewerTokenReadsAndChangesNothing(t *testing.T) {
+	const viewer = "viewer-token-0123456789abcdef"
+	f := newFixture(t, sqliteStore(t), server.Options{ViewerToken: viewer})
+	do := func(method, path, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, f.http.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+viewer)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, path := range []string{"/v1/admin/devices", "/v1/admin/releases", "/v1/admin/counters", "/v1/admin/releases/r1/reports"} {
+		if code := do("GET", path, ""); code != http.StatusOK {
+			t.Errorf("viewer GET %s: %d, want 200", path, code)
+		}
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/v1/admin/releases/r1/pause", `{"cause":"x"}`},
+		{"POST", "/v1/admin/releases/r1/resume", `{}`},
+		{"POST", "/v1/admin/approve", `{"serials":["NVR-1"]}`},
+		{"POST", "/v1/admin/forget", `{"serials":["NVR-1"]}`},
+		{"PUT", "/v1/admin/releases/r1/rollout", `{}`},
+		{"POST", "/v1/admin/import", ``},
+	} {
+		if code := do(c.method, c.path, c.body); code != http.StatusForbidden {
+			t.Errorf("viewer %s %s: %d, want 403", c.method, c.path, code)
+		}
+	}
+	if held, _ := f.store.Held(context.Background()); len(held) != 0 {
+		t.Fatalf("the viewer paused %v", held)
+	}
+	for _, opt := range []server.Options{{ViewerToken: viewer}, {AdminToken: viewer, ViewerToken: viewer}} {
+		if _, err := server.New(sqliteStore(t), opt); err == nil {
+			t.Errorf("New(%+v) accepted a viewer token without an admin token of its own", opt)
+		}
+	}
+}
+
 func TestPauseHoldsAndResume(t *testing.T) {
 	f := newFixture(t, sqliteStore(t), server.Options{Enrolment: server.EnrolOpen})
 	a := f.agent("SN1")

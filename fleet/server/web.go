@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"errors"
 	"html/template"
@@ -54,10 +52,9 @@ func (s *Server) page(h http.HandlerFunc) http.Handler {
 		} else if scheme, t, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
 			tok = strings.TrimSpace(t)
 		}
-		sum := sha256.Sum256([]byte(tok))
-		if subtle.ConstantTimeCompare(sum[:], s.adminSum[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Basic realm="fwagent fleet (password: the admin token)", charset="UTF-8"`)
-			http.Error(w, "give the admin token as the password", http.StatusUnauthorized)
+		if s.roleOf(tok) == roleNone {
+			w.Header().Set("WWW-Authenticate", `Basic realm="fwagent fleet (password: the admin or viewer token)", charset="UTF-8"`)
+			http.Error(w, "give the admin or the viewer token as the password", http.StatusUnauthorized)
 			return
 		}
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'")

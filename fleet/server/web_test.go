@@ -145,3 +145,20 @@ func TestWebPageNeedsTheAdminToken(t *testing.T) {
 		t.Fatalf("page with the token: %d %v", resp.StatusCode, resp.Header)
 	}
 }
+
+func TestWebPageOpensWithTheViewerToken(t *testing.T) {
+	const viewer = "viewer-token-0123456789abcdef"
+	f := newFixture(t, sqliteStore(t), server.Options{ViewerToken: viewer})
+	for tok, want := range map[string]int{viewer: 200, "not-a-token-0123456789": 401} {
+		req, _ := http.NewRequest("GET", f.http.URL+"/", nil)
+		req.SetBasicAuth("support", tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("page with password %q: %d, want %d", tok, resp.StatusCode, want)
+		}
+	}
+}
