@@ -235,12 +235,7 @@ func (c *cycle) fleetHoldsUpload(ctx context.Context, step journal.Step) (held b
 // sealReport signs a report for the fleet server when it is queued.
 func sealReport(key *fleet.DeviceKey) func(report.Report) ([]byte, error) {
 	return func(r report.Report) ([]byte, error) {
-		env, _, err := key.SignReport(fleet.Report{
-			ID: r.ID, Time: r.Time, DeviceSerial: r.DeviceSerial, Model: r.Model, FirmwareVersion: r.FirmwareVersion,
-			ReleaseID: r.ReleaseID, Version: r.Version, AttemptID: r.AttemptID, Step: r.Step, Progress: r.Progress,
-			Result: r.Result, Codes: r.Codes, Message: r.Message, AgentVersion: r.AgentVersion, Dropped: r.Dropped,
-			AuditSeq: r.AuditSeq, AuditHead: r.AuditHead,
-		})
+		env, _, err := key.SignReport(fleet.Report{Report: r})
 		if err != nil {
 			return nil, err
 		}

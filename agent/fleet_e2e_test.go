@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/fleet/server"
 	"github.com/fwagent/fwagent/internal/lab"
@@ -57,7 +58,7 @@ func TestFleetEndToEnd(t *testing.T) {
 	_, priv, _ := ed25519.GenerateKey(nil)
 	forger := fleet.NewClient(f.url, fleet.NewDeviceKey(priv))
 	forger.HTTPClient.RetryMax = 0
-	err = forger.Report(ctx, fleet.Report{ID: "forged", DeviceSerial: "NVR-A", ReleaseID: custom4125.ID, Step: "confirm", Result: fleet.ResultFailed, AgentVersion: "x"})
+	err = forger.Report(ctx, fleet.Report{Report: report.Report{ID: "forged", DeviceSerial: "NVR-A", ReleaseID: custom4125.ID, Step: "confirm", Result: fleet.ResultFailed, AgentVersion: "x"}})
 	var se *fleet.StatusError
 	if !errors.As(err, &se) || se.Status != http.StatusForbidden {
 		t.Fatalf("forged report: %v, want 403", err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/fleet"
 )
 
@@ -61,7 +62,7 @@ func TestSequenceGrowsAcrossRestartsEvenWithTheClockBack(t *testing.T) {
 	}
 	k2, _ := fleet.LoadOrCreateKey(dir)
 	k2.Now = func() time.Time { return t0.Add(-time.Hour) } // clock went back
-	_, r2, err := k2.SignReport(fleet.Report{ID: "a", DeviceSerial: "SN1", Step: "download"})
+	_, r2, err := k2.SignReport(fleet.Report{Report: report.Report{ID: "a", DeviceSerial: "SN1", Step: "download"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestClientSendsSignedCheckInsAndReports(t *testing.T) {
 	if _, held := reply.Held("r2"); held {
 		t.Fatal("r2 held")
 	}
-	if err := c.Report(context.Background(), fleet.Report{ID: "x", DeviceSerial: "SN1", Step: "download"}); err != nil {
+	if err := c.Report(context.Background(), fleet.Report{Report: report.Report{ID: "x", DeviceSerial: "SN1", Step: "download"}}); err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 2 {
@@ -178,7 +179,7 @@ func TestClientSendsSignedCheckInsAndReports(t *testing.T) {
 	}
 	// A 4xx comes back as a permanent StatusError with the server's reason.
 	c.BaseURL = srv.URL + "/nowhere"
-	err = c.Report(context.Background(), fleet.Report{ID: "y", DeviceSerial: "SN1", Step: "download"})
+	err = c.Report(context.Background(), fleet.Report{Report: report.Report{ID: "y", DeviceSerial: "SN1", Step: "download"}})
 	var se *fleet.StatusError
 	if !errors.As(err, &se) || !se.Permanent() || se.Status != 403 || se.Reason != "bad signature" {
 		t.Fatalf("Report to a wrong path = %v", err)

@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/fwagent/fwagent/agent/report"
 )
 
 // URL paths of the fleet server's agent API.
@@ -121,28 +123,13 @@ func (r *CheckInReply) Held(releaseID string) (Hold, bool) {
 }
 
 // Report is one report of an update attempt (a step change or its result)
-// as the fleet server receives it: the agent's report fields plus the
-// sequence number. The agent signs it when it queues it, so a report
-// delivered days later still verifies.
+// as the fleet server receives it: the agent's report (package
+// agent/report, also the reports file's format) with the sequence number
+// of the device key that signed it. The agent signs it when it queues it,
+// so a report delivered days later still verifies.
 type Report struct {
-	Seq             uint64    `json:"seq"`
-	ID              string    `json:"id"`
-	Time            time.Time `json:"time"`
-	DeviceSerial    string    `json:"device_serial"`
-	Model           string    `json:"model"`
-	FirmwareVersion string    `json:"firmware_version,omitempty"`
-	ReleaseID       string    `json:"release_id,omitempty"`
-	Version         string    `json:"version,omitempty"`
-	AttemptID       string    `json:"attempt_id,omitempty"`
-	Step            string    `json:"step"`
-	Progress        int       `json:"progress"`
-	Result          string    `json:"result,omitempty"`
-	Codes           []string  `json:"codes,omitempty"`
-	Message         string    `json:"message,omitempty"`
-	AgentVersion    string    `json:"agent_version"`
-	Dropped         int64     `json:"dropped,omitempty"`
-	AuditSeq        uint64    `json:"audit_seq,omitempty"`
-	AuditHead       string    `json:"audit_head,omitempty"`
+	Seq uint64 `json:"seq"`
+	report.Report
 }
 
 // Report results.

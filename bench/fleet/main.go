@@ -34,6 +34,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/internal/pgtest"
 	"github.com/fwagent/fwagent/reports"
@@ -312,8 +313,8 @@ func reportPhase(hc *http.Client, srv *serverProc, postgres bool, keys []*fleet.
 	const release = "r2"
 	bodies := make([][]byte, len(keys))
 	parallel(len(keys), func(i int) {
-		r := fleet.Report{ID: fmt.Sprintf("rep-%06d", i), DeviceSerial: fmt.Sprintf("NVR-%06d", i), Model: "iDS-9632NXI-I8/16S",
-			ReleaseID: release, Version: "V4.1.25", Step: "confirm", Progress: 100, Result: fleet.ResultInstalled, AgentVersion: "1.0"}
+		r := fleet.Report{Report: report.Report{ID: fmt.Sprintf("rep-%06d", i), DeviceSerial: fmt.Sprintf("NVR-%06d", i), Model: "iDS-9632NXI-I8/16S",
+			ReleaseID: release, Version: "V4.1.25", Step: "confirm", Progress: 100, Result: fleet.ResultInstalled, AgentVersion: "1.0"}}
 		if failedEvery > 0 && i%failedEvery == 0 {
 			r.Result, r.Codes = fleet.ResultFailed, []string{"badFlash"}
 		}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/fleet/server"
 )
@@ -95,7 +96,7 @@ func TestFleetCommandsDriveTheServer(t *testing.T) {
 	}
 
 	// Reports: one signed, one imported from the old file; rollout status reads both.
-	if err := agent.Report(context.Background(), fleet.Report{ID: "x", DeviceSerial: "SN1", ReleaseID: "r1", Step: "confirm", Result: fleet.ResultInstalled, AgentVersion: "1"}); err != nil {
+	if err := agent.Report(context.Background(), fleet.Report{Report: report.Report{ID: "x", DeviceSerial: "SN1", ReleaseID: "r1", Step: "confirm", Result: fleet.ResultInstalled, AgentVersion: "1"}}); err != nil {
 		t.Fatal(err)
 	}
 	old := filepath.Join(dir, "reports.jsonl")

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/fleet/sqlite"
 )
@@ -25,8 +26,8 @@ func BenchmarkAutoPauseCheck(b *testing.B) {
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	recs := make([]fleet.ReportRecord, n)
 	for i := range recs {
-		r := fleet.Report{Seq: 1, ID: fmt.Sprintf("rep-%06d", i), Time: now, DeviceSerial: fmt.Sprintf("NVR-%06d", i), Model: "iDS-9632NXI-I8/16S",
-			ReleaseID: "r2", Version: "V4.1.25", Step: "confirm", Progress: 100, Result: fleet.ResultInstalled, AgentVersion: "1.0"}
+		r := fleet.Report{Seq: 1, Report: report.Report{ID: fmt.Sprintf("rep-%06d", i), Time: now, DeviceSerial: fmt.Sprintf("NVR-%06d", i), Model: "iDS-9632NXI-I8/16S",
+			ReleaseID: "r2", Version: "V4.1.25", Step: "confirm", Progress: 100, Result: fleet.ResultInstalled, AgentVersion: "1.0"}}
 		if i%10 == 0 {
 			r.Result, r.Codes = fleet.ResultFailed, []string{"badFlash"}
 		}

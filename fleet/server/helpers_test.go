@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/fleet/postgres"
 	"github.com/fwagent/fwagent/fleet/server"
@@ -97,8 +98,8 @@ func (a *agent) checkIn(mutate ...func(*fleet.CheckIn)) (fleet.CheckInReply, err
 }
 
 func (a *agent) report(release, step, result string, codes ...string) error {
-	return a.client.Report(context.Background(), fleet.Report{ID: release + step + result + a.serial, DeviceSerial: a.serial,
-		Model: "iDS-9632NXI-I8/16S", ReleaseID: release, Step: step, Result: result, Codes: codes, AgentVersion: "1.0"})
+	return a.client.Report(context.Background(), fleet.Report{Report: report.Report{ID: release + step + result + a.serial, DeviceSerial: a.serial,
+		Model: "iDS-9632NXI-I8/16S", ReleaseID: release, Step: step, Result: result, Codes: codes, AgentVersion: "1.0"}})
 }
 
 // post sends raw bytes to an agent endpoint.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/fleet/server"
 )
@@ -101,8 +102,8 @@ func TestReplaysAreIgnoredAndCounted(t *testing.T) {
 	if st, body := f.post(fleet.CheckInPath, env.Marshal()); st != http.StatusConflict {
 		t.Fatalf("replayed check-in: %d %s", st, body)
 	}
-	old, _, _ := a.key.SignReport(fleet.Report{ID: "a", DeviceSerial: "SN1", ReleaseID: "r1", Step: "install", Result: fleet.ResultFailed})
-	newer, _, _ := a.key.SignReport(fleet.Report{ID: "b", DeviceSerial: "SN1", ReleaseID: "r1", Step: "install", Result: fleet.ResultInstalled})
+	old, _, _ := a.key.SignReport(fleet.Report{Report: report.Report{ID: "a", DeviceSerial: "SN1", ReleaseID: "r1", Step: "install", Result: fleet.ResultFailed}})
+	newer, _, _ := a.key.SignReport(fleet.Report{Report: report.Report{ID: "b", DeviceSerial: "SN1", ReleaseID: "r1", Step: "install", Result: fleet.ResultInstalled}})
 	if st, body := f.post(fleet.ReportPath, newer.Marshal()); st != 200 || !strings.Contains(body, "stored") {
 		t.Fatalf("report: %d %s", st, body)
 	}

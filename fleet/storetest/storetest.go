@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/manifest"
 )
@@ -203,7 +204,7 @@ func testReports(t *testing.T, s fleet.Store) {
 			rel = "r2"
 		}
 		recs = append(recs, fleet.ReportRecord{Received: t0.Add(time.Duration(i) * time.Second), KeyID: "k",
-			Report: fleet.Report{Seq: uint64(i + 1), ID: fmt.Sprint("id", i), Time: t0, DeviceSerial: "SN1", ReleaseID: rel, Step: "install", Codes: []string{"x"}}})
+			Report: fleet.Report{Seq: uint64(i + 1), Report: report.Report{ID: fmt.Sprint("id", i), Time: t0, DeviceSerial: "SN1", ReleaseID: rel, Step: "install", Codes: []string{"x"}}}})
 	}
 	if err := s.Update(ctx, func(tx fleet.Tx) error { return tx.AddReports(ctx, recs) }); err != nil {
 		t.Fatal(err)
