@@ -88,6 +88,7 @@ travel in clear). Runs until SIGINT or SIGTERM.`,
 				}
 			}
 			opt := server.Options{Enrolment: enrolment, MinInstalls: minInstalls, CheckInInterval: interval}
+			var err error
 			if rate != "" {
 				pct, err := parsePercent(rate)
 				if err != nil {
@@ -96,26 +97,16 @@ travel in clear). Runs until SIGINT or SIGTERM.`,
 				opt.MaxFailureRate = pct / 100
 			}
 			if tokenFile != "" {
-				tok, err := readToken(cmd, tokenFile)
-				if err != nil {
+				if opt.AdminToken, err = readServerToken(cmd, "admin", tokenFile); err != nil {
 					return err
 				}
-				if len(tok) < 16 {
-					return cli.Usage(fmt.Errorf("the admin token in %s is %d bytes long, use at least 16 (for example `openssl rand -hex 32`)", tokenFile, len(tok)))
-				}
-				opt.AdminToken = tok
 			} else {
 				fmt.Fprintln(cmd.ErrOrStderr(), "no --admin-token-file: the admin API (devices, approve, pause, resume, import) is off")
 			}
 			if viewerFile != "" {
-				tok, err := readToken(cmd, viewerFile)
-				if err != nil {
+				if opt.ViewerToken, err = readServerToken(cmd, "viewer", viewerFile); err != nil {
 					return err
 				}
-				if len(tok) < 16 {
-					return cli.Usage(fmt.Errorf("the viewer token in %s is %d bytes long, use at least 16 (for example `openssl rand -hex 32`)", viewerFile, len(tok)))
-				}
-				opt.ViewerToken = tok
 			}
 			log := logrus.New()
 			log.Out = cmd.ErrOrStderr()
@@ -155,6 +146,19 @@ travel in clear). Runs until SIGINT or SIGTERM.`,
 	c.Flags().BoolVar(&insecure, "insecure-listen", false, "allow a non-loopback --listen without TLS (behind a TLS proxy only)")
 	c.Flags().DurationVar(&interval, "checkin-interval", 0, "interval to ask agents to check in at (default: each agent's fleet.checkin_interval)")
 	return c
+}
+
+// readServerToken reads the server's admin or viewer token from path and
+// refuses a short one.
+func readServerToken(cmd *cobra.Command, what, path string) (string, error) {
+	tok, err := readToken(cmd, path)
+	if err != nil {
+		return "", err
+	}
+	if len(tok) < 16 {
+		return "", cli.Usage(fmt.Errorf("the %s token in %s is %d bytes long, use at least 16 (for example `openssl rand -hex 32`)", what, path, len(tok)))
+	}
+	return tok, nil
 }
 
 // checkLoopback refuses a listen address beyond loopback.

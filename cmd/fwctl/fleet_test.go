@@ -149,3 +149,26 @@ func TestFleetAdminCommandsNeedTheToken(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 }
+
+func TestFleetViewerTokenListsAndCannotPause(t *testing.T) {
+	dir := t.TempDir()
+	tokenPath, _ := writeToken(t, dir)
+	viewer := filepath.Join(dir, "viewer.token")
+	if err := os.WriteFile(viewer, []byte("viewer-token-0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	short := filepath.Join(dir, "short.token")
+	_ = os.WriteFile(short, []byte("short"), 0o600)
+	_, errs, code := fwctl3(t, "fleet", "serve", "--db", filepath.Join(dir, "f.db"), "--admin-token-file", tokenPath, "--viewer-token-file", short)
+	if code != exitUsage || !strings.Contains(errs, "viewer token") {
+		t.Fatalf("a short viewer token: exit %d: %s", code, errs)
+	}
+	url, _ := startFleetServe(t, "--db", filepath.Join(dir, "fleet.db"), "--admin-token-file", tokenPath, "--viewer-token-file", viewer)
+	if _, errs, code := fwctl3(t, "fleet", "devices", "--server", url, "--admin-token-file", viewer); code != 0 {
+		t.Fatalf("devices with the viewer token: exit %d: %s", code, errs)
+	}
+	_, errs, code = fwctl3(t, "fleet", "pause", "--release", "r1", "--server", url, "--admin-token-file", viewer)
+	if code == 0 || !strings.Contains(errs, "viewer token reads only") {
+		t.Fatalf("pause with the viewer token: exit %d: %s", code, errs)
+	}
+}
