@@ -256,12 +256,13 @@ func alreadyMarked(head, rest string) bool {
 	return strings.HasPrefix(rest, markerPrefix) || strings.HasSuffix(head, "[") && strings.HasPrefix(rest, markerPrefix[1:])
 }
 
-// authorization replaces Authorization header credentials. The scheme is
-// kept; a Digest header keeps its username (as a user name) only.
-func (r redaction) authorization(s string) string {
+// afterEach copies s, and after each match of re whose value was not
+// redacted before, lets value write the replacement of what starts the rest
+// to b and return the text after it.
+func afterEach(s string, re *regexp.Regexp, value func(b *strings.Builder, rest string) string) string {
 	var b strings.Builder
 	for {
-		loc := authHeaderRE.FindStringIndex(s)
+		loc := re.FindStringIndex(s)
 		if loc == nil {
 			b.WriteString(s)
 			return b.String()
@@ -269,38 +270,44 @@ func (r redaction) authorization(s string) string {
 		b.WriteString(s[:loc[1]])
 		head := s[:loc[1]]
 		s = s[loc[1]:]
-		if alreadyMarked(head, s) {
-			continue
+		if !alreadyMarked(head, s) {
+			s = value(&b, s)
 		}
+	}
+}
+
+// authorization replaces Authorization header credentials. The scheme is
+// kept; a Digest header keeps its username (as a user name) only.
+func (r redaction) authorization(s string) string {
+	return afterEach(s, authHeaderRE, func(b *strings.Builder, s string) string {
 		word := tokenPrefix(s)
 		if word == "" {
-			continue
+			return s
 		}
 		after := s[len(word):]
 		scheme := strings.ToLower(word)
 		if !authSchemes[scheme] || !(strings.HasPrefix(after, " ") || strings.HasPrefix(after, "\t")) {
 			// No scheme: the word is the credential.
 			b.WriteString(MarkerSecret)
-			s = after
-			continue
+			return after
 		}
 		b.WriteString(word)
 		s = after
 		if scheme == "digest" {
-			s = r.digest(&b, s)
-			continue
+			return r.digest(b, s)
 		}
 		trimmed := strings.TrimLeft(s, " \t")
 		b.WriteString(s[:len(s)-len(trimmed)])
 		s = trimmed
 		if strings.HasPrefix(s, markerPrefix) {
-			continue
+			return s
 		}
 		if cred := tokenPrefix(s); cred != "" {
 			b.WriteString(MarkerSecret)
 			s = s[len(cred):]
 		}
-	}
+		return s
+	})
 }
 
 // digest writes the redacted parameters of a Digest header and returns the
@@ -368,19 +375,7 @@ func tokenPrefix(s string) string {
 // cookies such as the recorder's WebSession) up to the end of the line, a
 // quote, a backslash or a closing bracket.
 func (redaction) cookies(s string) string {
-	var b strings.Builder
-	for {
-		loc := cookieRE.FindStringIndex(s)
-		if loc == nil {
-			b.WriteString(s)
-			return b.String()
-		}
-		b.WriteString(s[:loc[1]])
-		head := s[:loc[1]]
-		s = s[loc[1]:]
-		if alreadyMarked(head, s) {
-			continue
-		}
+	return afterEach(s, cookieRE, func(b *strings.Builder, s string) string {
 		end := strings.IndexAny(s, "\"'\\\r\n]")
 		if end < 0 {
 			end = len(s)
@@ -392,7 +387,8 @@ func (redaction) cookies(s string) string {
 			b.WriteString(MarkerSecret)
 			s = s[end:]
 		}
-	}
+		return s
+	})
 }
 
 // urlUserinfo replaces user:password@ in URLs: the password always, the user
