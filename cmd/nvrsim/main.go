@@ -114,19 +114,27 @@ func seconds(name string, s float64) (time.Duration, error) {
 	return time.Duration(s * float64(time.Second)), nil
 }
 
-func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
-	level, err := logrus.ParseLevel(f.logLevel)
+// common checks the flags serve and site share: the log level and the
+// reboot and flash times.
+func common(logLevel string, rebootSeconds, flashSeconds float64, stderr io.Writer) (log *logrus.Logger, reboot, flash time.Duration, err error) {
+	level, err := logrus.ParseLevel(logLevel)
 	if err != nil {
-		return cli.Usage(fmt.Errorf("--log-level %q: use debug, info, warn or error", f.logLevel))
+		return nil, 0, 0, cli.Usage(fmt.Errorf("--log-level %q: use debug, info, warn or error", logLevel))
 	}
-	log := logrus.New()
+	log = logrus.New()
 	log.SetOutput(stderr)
 	log.SetLevel(level)
-	reboot, err := seconds("reboot-seconds", f.rebootSeconds)
-	if err != nil {
-		return err
+	if reboot, err = seconds("reboot-seconds", rebootSeconds); err != nil {
+		return nil, 0, 0, err
 	}
-	flash, err := seconds("flash-seconds", f.flashSeconds)
+	if flash, err = seconds("flash-seconds", flashSeconds); err != nil {
+		return nil, 0, 0, err
+	}
+	return log, reboot, flash, nil
+}
+
+func serve(ctx context.Context, f serveFlags, stdout, stderr io.Writer) error {
+	log, reboot, flash, err := common(f.logLevel, f.rebootSeconds, f.flashSeconds, stderr)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/fwagent/fwagent/internal/cli"
@@ -60,18 +59,7 @@ it prints a devices: list for the agent's config.`,
 }
 
 func serveSite(ctx context.Context, f siteFlags, stdout, stderr io.Writer) error {
-	level, err := logrus.ParseLevel(f.logLevel)
-	if err != nil {
-		return cli.Usage(fmt.Errorf("--log-level %q: use debug, info, warn or error", f.logLevel))
-	}
-	log := logrus.New()
-	log.SetOutput(stderr)
-	log.SetLevel(level)
-	reboot, err := seconds("reboot-seconds", f.rebootSeconds)
-	if err != nil {
-		return err
-	}
-	flash, err := seconds("flash-seconds", f.flashSeconds)
+	log, reboot, flash, err := common(f.logLevel, f.rebootSeconds, f.flashSeconds, stderr)
 	if err != nil {
 		return err
 	}
