@@ -15,10 +15,53 @@ import (
 type attemptFields struct {
 	mu                     sync.Mutex
 	release, attempt, step string
-	// device, when set, limits the hook to the lines of that recorder: the
-	// agents of a site share one logger, and one recorder's ids must never
-	// land on another's lines.
+	// device names the recorder ("" for an agent of one): the agents of a
+	// site share one logger and one fieldsByDevice hook, which gives each
+	// line to the fields of the recorder the line names, so one recorder's
+	// ids never land on another's lines.
 	device string
+}
+
+// fieldsByDevice is the one hook on a logger that gives each line to the
+// attempt fields of its recorder (the line's "device" field): a line costs
+// one lookup, not one hook per recorder of the site.
+type fieldsByDevice struct {
+	mu       sync.RWMutex
+	byDevice map[string]*attemptFields
+}
+
+// Levels is every level.
+func (h *fieldsByDevice) Levels() []logrus.Level { return logrus.AllLevels }
+
+// Fire stamps e with its recorder's attempt fields; an agent of one (no
+// name) stamps every line, whatever device a backend names in it.
+func (h *fieldsByDevice) Fire(e *logrus.Entry) error {
+	dev, _ := e.Data["device"].(string)
+	h.mu.RLock()
+	f, ok := h.byDevice[dev]
+	if !ok {
+		f = h.byDevice[""]
+	}
+	h.mu.RUnlock()
+	if f == nil {
+		return nil
+	}
+	return f.Fire(e)
+}
+
+func (h *fieldsByDevice) add(f *attemptFields) {
+	h.mu.Lock()
+	h.byDevice[f.device] = f
+	h.mu.Unlock()
+}
+
+// remove forgets f (when its agent closes), unless another took its place.
+func (h *fieldsByDevice) remove(f *attemptFields) {
+	h.mu.Lock()
+	if h.byDevice[f.device] == f {
+		delete(h.byDevice, f.device)
+	}
+	h.mu.Unlock()
 }
 
 func (h *attemptFields) setStep(step string) {
@@ -33,17 +76,12 @@ func (h *attemptFields) set(release, attempt string) {
 	h.mu.Unlock()
 }
 
-// Levels is every level.
-func (h *attemptFields) Levels() []logrus.Level { return logrus.AllLevels }
-
-// Fire adds the ids to e.
+// Fire adds the ids to e (fieldsByDevice calls it for the lines of its
+// recorder).
 func (h *attemptFields) Fire(e *logrus.Entry) error {
 	h.mu.Lock()
 	release, attempt, step := h.release, h.attempt, h.step
 	h.mu.Unlock()
-	if h.device != "" && e.Data["device"] != h.device {
-		return nil
-	}
 	if _, ok := e.Data["step"]; !ok && step != "" {
 		e.Data["step"] = step
 	}

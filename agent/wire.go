@@ -58,11 +58,17 @@ func New(cfg *config.Config, opt Options) (*Agent, error) {
 		a.Metrics = support.NewDeviceMetrics(opt.Version, opt.Name)
 	}
 	a.ids.device = opt.Name
+	var logger *logrus.Logger
 	switch l := log.(type) {
 	case *logrus.Logger:
-		addHooks(l, &a.ids)
+		logger = l
 	case *logrus.Entry:
-		addHooks(l.Logger, &a.ids)
+		logger = l.Logger
+	}
+	if logger != nil {
+		fields := addHooks(logger)
+		fields.add(&a.ids)
+		a.closers = append(a.closers, func() error { fields.remove(&a.ids); return nil })
 	}
 	ok := false
 	defer func() {
@@ -165,21 +171,32 @@ func LoadTrust(cfg *config.Config) (manifest.Trust, error) {
 
 // hooksMu serialises adding hooks to a logger that agents built at the same
 // time share (a site's recorders, parallel tests): logrus guards AddHook but
-// not the read of l.Hooks that keeps the redacting hook single.
+// not the read of l.Hooks that keeps each of our hooks single.
 var hooksMu sync.Mutex
 
-// addHooks adds an agent's attempt-fields hook to l, and the redacting hook
-// unless l has it: the recorders of a site share one logger, and one
-// redaction per line is enough (it was once per recorder: O(N) garbage per
-// line, O(N²) per cycle).
-func addHooks(l *logrus.Logger, ids logrus.Hook) {
+// addHooks returns l's attempt-fields hook, adding it and the redacting
+// hook unless l has them: the recorders of a site share one logger, and
+// one of each per line is enough (one per recorder was O(N) work per line,
+// O(N²) per cycle).
+func addHooks(l *logrus.Logger) *fieldsByDevice {
 	hooksMu.Lock()
 	defer hooksMu.Unlock()
-	l.AddHook(ids)
+	var fields *fieldsByDevice
+	redacting := false
 	for _, h := range l.Hooks[logrus.InfoLevel] {
-		if _, ok := h.(support.SecretHook); ok {
-			return
+		switch h := h.(type) {
+		case *fieldsByDevice:
+			fields = h
+		case support.SecretHook:
+			redacting = true
 		}
 	}
-	l.AddHook(support.SecretHook{})
+	if fields == nil {
+		fields = &fieldsByDevice{byDevice: map[string]*attemptFields{}}
+		l.AddHook(fields)
+	}
+	if !redacting {
+		l.AddHook(support.SecretHook{})
+	}
+	return fields
 }
