@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -146,6 +147,19 @@ travel in clear). Runs until SIGINT or SIGTERM.`,
 	c.Flags().BoolVar(&insecure, "insecure-listen", false, "allow a non-loopback --listen without TLS (behind a TLS proxy only)")
 	c.Flags().DurationVar(&interval, "checkin-interval", 0, "interval to ask agents to check in at (default: each agent's fleet.checkin_interval)")
 	return c
+}
+
+// readToken reads a bearer token (surrounding white space trimmed) and
+// warns when the file is readable by others.
+func readToken(cmd *cobra.Command, path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", cli.Failure(fmt.Errorf("read the token file: %w", err))
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s is readable by other users (mode %v): chmod 600 it\n", path, fi.Mode().Perm())
+	}
+	return strings.TrimSpace(string(data)), nil
 }
 
 // readServerToken reads the server's admin or viewer token from path and

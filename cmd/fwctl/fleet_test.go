@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -17,16 +18,54 @@ import (
 	"github.com/fwagent/fwagent/fleet/server"
 )
 
+// lockedBuffer is a bytes.Buffer safe for a writer and a later reader.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// writeToken writes a token file (mode 0600) of the length servers accept.
+func writeToken(t *testing.T, dir string) (path, token string) {
+	t.Helper()
+	token = "0123456789abcdef0123456789abcdef"
+	path = filepath.Join(dir, "admin.token")
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, token
+}
+
 // startFleetServe runs `fwctl fleet serve` with args in the background
 // and returns the URL it prints.
 func startFleetServe(t *testing.T, args ...string) (string, *lockedBuffer) {
+	t.Helper()
+	return startServe(t, []string{"fleet", "serve"}, args...)
+}
+
+// startServe runs the server command (fleet serve or its old name, reports
+// serve) on a loopback port with args in the background, returns the URL
+// it prints, and stops it at the end of the test, which fails unless it
+// exited 0.
+func startServe(t *testing.T, command []string, args ...string) (string, *lockedBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	stderr := &lockedBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		err := run(ctx, append([]string{"fleet", "serve", "--listen", "127.0.0.1:0"}, args...), pw, stderr)
+		err := run(ctx, append(append(append([]string{}, command...), "--listen", "127.0.0.1:0"), args...), pw, stderr)
 		code := exitCode(err, stderr)
 		pw.Close()
 		done <- code
@@ -35,14 +74,14 @@ func startFleetServe(t *testing.T, args ...string) (string, *lockedBuffer) {
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	if err != nil {
 		cancel()
-		t.Fatalf("fwctl fleet serve printed no URL (exit %d): %s", <-done, stderr.String())
+		t.Fatalf("fwctl %s printed no URL (exit %d): %s", strings.Join(command, " "), <-done, stderr.String())
 	}
 	var once sync.Once
 	t.Cleanup(func() {
 		once.Do(func() {
 			cancel()
 			if code := <-done; code != 0 {
-				t.Errorf("fleet serve exited %d: %s", code, stderr.String())
+				t.Errorf("fwctl %s exited %d: %s", strings.Join(command, " "), code, stderr.String())
 			}
 		})
 	})

@@ -1,120 +1,82 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"strings"
-	"time"
 
-	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/fwagent/fwagent/internal/cli"
-	"github.com/fwagent/fwagent/reports"
 )
 
-// newReportsCmd groups the commands that handle the agents' reports.
+// migrationDoc is where moving from the old reports receiver to the fleet
+// server is documented.
+const migrationDoc = "docs/fleet.md#from-fwctl-reports-serve"
+
+// newReportsCmd keeps the old name of the report receiver: `fwctl reports
+// serve` is now `fwctl fleet serve`.
 func newReportsCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "reports",
-		Short: "Receive the agents' reports",
+		Short: "Old name of the fleet server: fwctl reports serve runs fwctl fleet serve",
 		Args:  cli.ExactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return cli.Usage(errors.New("fwctl reports needs a subcommand: serve (see fwctl reports --help)"))
+			return cli.Usage(errors.New("fwctl reports needs a subcommand: serve, which is now fwctl fleet serve (see fwctl fleet --help)"))
 		},
 	}
 	c.AddCommand(newReportsServeCmd())
 	return c
 }
 
+// removedServeFlag is a flag of the old `fwctl reports serve` that has no
+// meaning on the fleet server: it is still parsed, so that an old command
+// line gets this advice instead of "unknown flag".
+type removedServeFlag struct {
+	name, was, instead string
+}
+
+var removedServeFlags = []removedServeFlag{
+	{"token-file", "the bearer token every agent shared",
+		"agents no longer share a token: each signs its reports with its own device key. Set every agent's fleet.url and enrol the keys (fwctl fleet approve SERIAL, or --enrolment open); the server's own --admin-token-file is never given to agents"},
+	{"out", "the JSON Lines file reports were appended to",
+		"reports go into the fleet server's database (--db). Bring the old file in once with fwctl fleet import OLD.jsonl --admin-token-file F; fwctl rollout status --reports OLD.jsonl still reads it"},
+	{"max-body", "the largest report body",
+		"the fleet server bounds request bodies itself: drop the flag"},
+}
+
+// newReportsServeCmd is `fwctl fleet serve` under its old name: the same
+// flags and code path, a one-line notice on stderr, and a usage error for
+// the old flags that mean nothing any more.
 func newReportsServeCmd() *cobra.Command {
-	var (
-		listen, tokenFile, out, tlsCert, tlsKey string
-		maxBody                                 int64
-	)
-	c := &cobra.Command{
-		Use:   "serve --listen ADDR --token-file FILE --out FILE.jsonl",
-		Short: "Receive the agents' reports and append them to a JSON Lines file",
-		Long: `Receive reports on POST /v1/reports (the agents' report.url is
-http://ADDR/v1/reports, or https:// with --tls-cert and --tls-key) with the
-bearer token held in --token-file (the agents' report.token). Each accepted
-report is appended to --out as one line and fsynced before the agent gets its
-2xx, so an accepted report survives a crash. Bodies above --max-body get 413,
-invalid reports 400 with the reason, a wrong token 401. GET /healthz answers
-200 while reports can be written. Runs until SIGINT or SIGTERM.
+	c := newFleetServeCmd()
+	c.Short = "Now fwctl fleet serve: runs the fleet server (the old --token-file, --out and --max-body are refused)"
+	c.Long = `fwctl reports serve is the old name of fwctl fleet serve and runs the fleet
+server with the same flags (see fwctl fleet serve --help), after one line on
+standard error saying so.
 
-Legacy: every agent holds the same token here, so anyone with it can post a
-report for any serial. The fleet server (fwctl fleet serve, docs/fleet.md)
-takes reports signed by each device's own key; bring this file's reports
-into it with fwctl fleet import. This command stays for agents not yet
-configured with fleet.url.`,
-		Example: `  openssl rand -hex 32 > reports.token && chmod 600 reports.token
-  fwctl reports serve --listen 0.0.0.0:8470 --token-file reports.token --out reports.jsonl`,
-		Args: cli.ExactArgs(0),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if tokenFile == "" || out == "" {
-				return cli.Usage(errors.New("--token-file FILE and --out FILE.jsonl are required"))
-			}
-			if (tlsCert == "") != (tlsKey == "") {
-				return cli.Usage(errors.New("--tls-cert and --tls-key go together"))
-			}
-			token, err := readToken(cmd, tokenFile)
-			if err != nil {
-				return err
-			}
-			log := logrus.New()
-			log.Out = cmd.ErrOrStderr()
-			log.Formatter = &logrus.TextFormatter{DisableColors: true, FullTimestamp: true}
-			srv, err := reports.NewServer(out, reports.ServerOptions{Token: token, MaxBody: maxBody, Logger: log})
-			if err != nil {
-				return cli.Failure(err)
-			}
-			defer srv.Close()
-			return serveReports(cmd.Context(), cmd, srv, listen, tlsCert, tlsKey, out)
-		},
+The old receiver let every agent post reports with one shared bearer token,
+so anyone holding it could report "installed" for any serial. The fleet
+server takes reports signed by each device's own key instead, so the old
+flags are refused with what to do instead:
+  --token-file  set the agents' fleet.url and enrol their keys (fwctl fleet approve)
+  --out         fwctl fleet import OLD.jsonl brings the old reports file in
+  --max-body    the fleet server bounds bodies itself
+The migration is described in ` + migrationDoc + `.`
+	c.Example = `  fwctl reports serve --admin-token-file admin.token
+  fwctl fleet import reports.jsonl --admin-token-file admin.token`
+	for _, f := range removedServeFlags {
+		c.Flags().String(f.name, "", "removed: "+f.was)
+		_ = c.Flags().MarkHidden(f.name)
 	}
-	c.Flags().StringVar(&listen, "listen", "127.0.0.1:8470", "address to listen on (0.0.0.0:8470 for every interface)")
-	c.Flags().StringVar(&tokenFile, "token-file", "", "file holding the bearer token the agents send")
-	c.Flags().StringVar(&out, "out", "", "JSON Lines file the reports are appended to")
-	c.Flags().Int64Var(&maxBody, "max-body", reports.DefaultMaxBody, "largest report body in bytes")
-	c.Flags().StringVar(&tlsCert, "tls-cert", "", "serve HTTPS with this certificate (PEM)")
-	c.Flags().StringVar(&tlsKey, "tls-key", "", "private key of --tls-cert (PEM)")
+	serve := c.RunE
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		for _, f := range removedServeFlags {
+			if cmd.Flags().Changed(f.name) {
+				return cli.Usage(fmt.Errorf("fwctl reports serve is now fwctl fleet serve and has no --%s (%s): %s (see %s)", f.name, f.was, f.instead, migrationDoc))
+			}
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "fwctl reports serve is now fwctl fleet serve; moving from the old reports file and shared token: %s\n", migrationDoc)
+		return serve(cmd, args)
+	}
 	return c
-}
-
-// readToken reads the bearer token (surrounding white space trimmed) and
-// warns when the file is readable by others.
-func readToken(cmd *cobra.Command, path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", cli.Failure(fmt.Errorf("read the token file: %w", err))
-	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s is readable by other users (mode %v): chmod 600 it\n", path, fi.Mode().Perm())
-	}
-	return strings.TrimSpace(string(data)), nil
-}
-
-// serveReports listens, prints the URL agents must use, and serves until
-// ctx ends, then shuts down gracefully (requests in flight finish).
-func serveReports(ctx context.Context, cmd *cobra.Command, h http.Handler, listen, cert, key, out string) error {
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return cli.Failure(fmt.Errorf("listen on %s: %w", listen, err))
-	}
-	scheme := "http"
-	if cert != "" {
-		scheme = "https"
-	}
-	fmt.Fprintf(cmd.OutOrStdout(), "receiving reports at %s://%s%s\n", scheme, ln.Addr(), reports.Path)
-	fmt.Fprintf(cmd.ErrOrStderr(), "set the agents' report.url to that URL (with this host's name or address) and report.token to the token; appending to %s\n", out)
-	if err := serveHTTP(ctx, h, ln, cert, key, "reports server", 30*time.Second); err != nil {
-		return err
-	}
-	fmt.Fprintln(cmd.ErrOrStderr(), "stopped; every accepted report is in", out)
-	return nil
 }

@@ -1,169 +1,98 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"io"
+	"crypto/ed25519"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/fwagent/fwagent/reports"
+	"github.com/fwagent/fwagent/fleet"
 )
 
-// lockedBuffer is a bytes.Buffer safe for a writer and a later reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// reportsServer is a running `fwctl reports serve`.
-type reportsServer struct {
-	URL    string
-	stderr *lockedBuffer
-	stop   func() int // cancels the command and returns its exit code
-}
-
-// startReportsServe runs `fwctl reports serve` with args in the background and
-// waits for the URL it prints.
-func startReportsServe(t *testing.T, args ...string) *reportsServer {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	stderr := &lockedBuffer{}
-	done := make(chan int, 1)
-	go func() {
-		err := run(ctx, append([]string{"reports", "serve", "--listen", "127.0.0.1:0"}, args...), pw, stderr)
-		code := exitCode(err, stderr)
-		pw.Close()
-		done <- code
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	if err != nil {
-		cancel()
-		t.Fatalf("fwctl reports serve printed no URL (exit %d): %s", <-done, stderr.String())
-	}
-	url := strings.TrimSpace(strings.TrimPrefix(line, "receiving reports at "))
-	var once sync.Once
-	code := 0
-	stop := func() int {
-		once.Do(func() {
-			cancel()
-			code = <-done
-		})
-		return code
-	}
-	t.Cleanup(func() { stop() })
-	return &reportsServer{URL: url, stderr: stderr, stop: stop}
-}
-
-func writeToken(t *testing.T, dir string) (path, token string) {
-	t.Helper()
-	token = "0123456789abcdef0123456789abcdef"
-	path = filepath.Join(dir, "report.token")
-	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path, token
-}
-
-func postReport(t *testing.T, url, token, body string) int {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
-
-func TestReportsServe(t *testing.T) {
+func TestReportsServeIsTheFleetServer(t *testing.T) {
 	dir := t.TempDir()
 	tokenPath, token := writeToken(t, dir)
-	out := filepath.Join(dir, "reports.jsonl")
-	body := `{"id":"r1","time":"2026-12-01T02:00:00Z","device_serial":"SN1","release_id":"rel","step":"done","result":"installed","agent_version":"t"}`
+	url, stderr := startServe(t, []string{"reports", "serve"}, "--db", filepath.Join(dir, "fleet.db"), "--admin-token-file", tokenPath)
 
-	srv := startReportsServe(t, "--token-file", tokenPath, "--out", out)
-	if !strings.HasPrefix(srv.URL, "http://127.0.0.1:") || !strings.HasSuffix(srv.URL, reports.Path) {
-		t.Fatalf("printed URL %q", srv.URL)
-	}
-	for _, tt := range []struct {
-		name, token string
-		status      int
-	}{
-		{"a report without the token is refused", "", http.StatusUnauthorized},
-		{"a report with the token from the file is stored", token, http.StatusOK},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := postReport(t, srv.URL, tt.token, body); got != tt.status {
-				t.Fatalf("status %d, want %d", got, tt.status)
-			}
-		})
-	}
-	if code := srv.stop(); code != 0 {
-		t.Fatalf("serve exited %d after cancel: %s", code, srv.stderr.String())
-	}
-	t.Run("a restarted server keeps the reports accepted before", func(t *testing.T) {
-		srv := startReportsServe(t, "--token-file", tokenPath, "--out", out)
-		if got := postReport(t, srv.URL, token, strings.Replace(body, `"r1"`, `"r2"`, 1)); got != http.StatusOK {
-			t.Fatalf("status %d", got)
+	t.Run("it says once, on stderr, that it is fwctl fleet serve and where the migration is documented", func(t *testing.T) {
+		if got := strings.Count(stderr.String(), "fwctl reports serve is now fwctl fleet serve"); got != 1 {
+			t.Fatalf("the notice appears %d times in stderr:\n%s", got, stderr.String())
 		}
-		srv.stop()
-		f, err := reports.ReadReports(out)
-		if err != nil || len(f.Records) != 2 {
-			t.Fatalf("records %v, err %v", f, err)
+		if !strings.Contains(stderr.String(), migrationDoc) {
+			t.Fatalf("stderr does not name %s:\n%s", migrationDoc, stderr.String())
 		}
 	})
+	t.Run("it prints the fleet server's URL on stdout", func(t *testing.T) {
+		if !strings.HasPrefix(url, "http://127.0.0.1:") {
+			t.Fatalf("printed URL %q", url)
+		}
+	})
+	t.Run("an agent's signed check-in reaches the fleet server, with the database and admin token given", func(t *testing.T) {
+		_, priv, _ := ed25519.GenerateKey(nil)
+		agent := fleet.NewClient(url, fleet.NewDeviceKey(priv))
+		reply, err := agent.CheckIn(context.Background(), fleet.CheckIn{Serial: "SN1", Model: "iDS-9632NXI-I8/16S", Firmware: "V4.1.24", AgentVersion: "1"})
+		if err != nil || reply.Enrolment != fleet.EnrolPending {
+			t.Fatalf("check-in: %+v, %v", reply, err)
+		}
+		out, errs, code := fwctl3(t, "fleet", "devices", "--state", "pending_enrolment", "--server", url, "--admin-token-file", tokenPath)
+		if code != 0 || !strings.Contains(out, "SN1") {
+			t.Fatalf("devices: exit %d\n%s%s", code, out, errs)
+		}
+	})
+	t.Run("a report posted the old way, with a shared bearer token, is not accepted", func(t *testing.T) {
+		body := `{"id":"r1","time":"2026-12-01T02:00:00Z","device_serial":"SN9","release_id":"rel","step":"done","result":"installed","agent_version":"t"}`
+		req, _ := http.NewRequest(http.MethodPost, url+"/v1/reports", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("status %d, want 404", resp.StatusCode)
+		}
+	})
+}
 
-	refusals := []struct {
+func TestReportsServeRefusesTheOldFlags(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "fleet.db")
+	tests := []struct {
 		name string
 		args []string
 		code int
-		want string
+		want []string
 	}{
-		{"serve without --out is a usage error", []string{"reports", "serve", "--token-file", tokenPath}, 2, "--out"},
-		{"a missing token file is refused", []string{"reports", "serve", "--token-file", filepath.Join(dir, "nope"), "--out", out}, 1, "token file"},
-		{"a half TLS configuration is a usage error", []string{"reports", "serve", "--token-file", tokenPath, "--out", out, "--tls-cert", "c.pem"}, 2, "go together"},
-		{"reports without subcommand is a usage error", []string{"reports"}, 2, "subcommand"},
+		{"the shared agent token file is refused with the way to enrol device keys",
+			[]string{"--token-file", "reports.token"}, exitUsage, []string{"--token-file", "fleet.url", "fwctl fleet approve", migrationDoc}},
+		{"the reports file is refused with the way to import the old one",
+			[]string{"--out", "reports.jsonl"}, exitUsage, []string{"--out", "fwctl fleet import OLD.jsonl", "rollout status --reports OLD.jsonl"}},
+		{"the body limit is refused", []string{"--max-body", "65536"}, exitUsage, []string{"--max-body", "drop the flag"}},
+		{"the old command line as a whole is refused",
+			[]string{"--listen", "0.0.0.0:8470", "--token-file", "reports.token", "--out", "reports.jsonl"}, exitUsage, []string{"is now fwctl fleet serve"}},
+		{"a half TLS configuration is refused as by fleet serve", []string{"--tls-cert", "c.pem"}, exitUsage, []string{"go together"}},
+		{"a listen address beyond loopback without TLS is refused as by fleet serve", []string{"--listen", "0.0.0.0:0"}, exitUsage, []string{"not a loopback address"}},
 	}
-	for _, tt := range refusals {
+	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := fwctl(t, tt.args...)
-			if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
-				t.Fatalf("exit %d (want %d), stderr %q (want %q)", r.code, tt.code, r.stderr, tt.want)
+			_, errs, code := fwctl3(t, append([]string{"reports", "serve", "--db", db}, tt.args...)...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d: %s", code, tt.code, errs)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr does not say %q:\n%s", w, errs)
+				}
 			}
 		})
 	}
-	t.Run("a short token is refused", func(t *testing.T) {
-		short := filepath.Join(dir, "short.token")
-		if err := os.WriteFile(short, []byte("abc\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		r := fwctl(t, "reports", "serve", "--listen", "127.0.0.1:0", "--token-file", short, "--out", out)
-		if r.code != 1 || !strings.Contains(r.stderr, "at least 16") {
-			t.Fatalf("exit %d stderr %q", r.code, r.stderr)
+	t.Run("reports without a subcommand is a usage error that names fleet serve", func(t *testing.T) {
+		_, errs, code := fwctl3(t, "reports")
+		if code != exitUsage || !strings.Contains(errs, "fwctl fleet serve") {
+			t.Fatalf("exit %d: %s", code, errs)
 		}
 	})
 }
@@ -176,4 +105,15 @@ func TestReportsHelp(t *testing.T) {
 			}
 		})
 	}
+	t.Run("reports serve --help shows the fleet server's flags and not the removed ones", func(t *testing.T) {
+		r := mustOK(t, "reports", "serve", "--help")
+		for _, f := range []string{"--admin-token-file", "--db", "--tls-cert"} {
+			if !strings.Contains(r.stdout, f) {
+				t.Errorf("help lacks %s:\n%s", f, r.stdout)
+			}
+		}
+		if strings.Contains(r.stdout, "--token-file string") || strings.Contains(r.stdout, "--out string") {
+			t.Errorf("help lists a removed flag:\n%s", r.stdout)
+		}
+	})
 }

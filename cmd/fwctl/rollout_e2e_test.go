@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,8 +60,9 @@ func newAgent(t *testing.T, path string) *agent.Agent {
 
 // TestStagedRolloutEndToEnd is issue 7's "done when": three simulated
 // devices, a rollout at 0% then raised: only the eligible device installs;
-// a pause stops installs; the reports reach `fwctl reports serve` and
-// `fwctl rollout status` counts them.
+// a pause stops installs; the agents' signed reports reach `fwctl fleet
+// serve` and `fwctl rollout status --server` counts them, as does
+// `rollout status --reports` from the same reports in a file.
 func TestStagedRolloutEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	const rolloutID, releaseID = "e2e-rollout", "custom-4.1.25"
@@ -69,9 +71,11 @@ func TestStagedRolloutEndToEnd(t *testing.T) {
 	high := serialsInBuckets(t, rolloutID, 5000, 10000, 2)
 	serials := map[string]string{"A": low[0], "B": high[0], "C": high[1]}
 
-	tokenPath, _ := writeToken(t, dir)
-	reportsFile := filepath.Join(dir, "reports.jsonl")
-	srv := startReportsServe(t, "--token-file", tokenPath, "--out", reportsFile)
+	tokenPath, token := writeToken(t, dir)
+	fleetURL, _ := startFleetServe(t, "--db", filepath.Join(dir, "fleet.db"), "--admin-token-file", tokenPath)
+	admin := []string{"--server", fleetURL, "--admin-token-file", tokenPath}
+	// The serials from the delivery note: each one's first key enrols.
+	mustOK(t, append([]string{"fleet", "approve", serials["A"], serials["B"], serials["C"]}, admin...)...)
 
 	now := time.Now().UTC().Truncate(time.Second)
 	l, err := lab.Start(lab.Options{
@@ -82,7 +86,7 @@ func TestStagedRolloutEndToEnd(t *testing.T) {
 			{At: now.Add(24 * time.Hour), Percent: 50},
 			{At: now.Add(48 * time.Hour), Percent: 100},
 		}}}},
-		ExtraYAML: fmt.Sprintf("report:\n  url: %s\n  token_file: %s\n", srv.URL, tokenPath),
+		ExtraYAML: fmt.Sprintf("fleet:\n  url: %s\n", fleetURL),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -177,17 +181,17 @@ func TestStagedRolloutEndToEnd(t *testing.T) {
 		map[string]int{"A": 0, "B": 0, "C": 0})
 
 	// Stage 1 is 0%: no device can finish, so advancing needs --min-finished 0.
-	r := fwctl(t, "rollout", "advance", "--release", releaseID, "--reports", reportsFile, "--max-failure-rate", "2%", "--key", key, "--key", key2, "--pub", pub, env)
+	r := fwctl(t, append([]string{"rollout", "advance", "--release", releaseID, "--max-failure-rate", "2%", "--key", key, "--key", key2, "--pub", pub, env}, admin...)...)
 	if r.code != 1 || !strings.Contains(r.stderr, "0 finished device(s)") {
 		t.Fatalf("advance without evidence: exit %d, %s", r.code, r.stderr)
 	}
-	fwctlPublish("rollout", "advance", "--release", releaseID, "--reports", reportsFile, "--max-failure-rate", "2%", "--min-finished", "0", "--key", key, "--key", key2, "--pub", pub)
+	fwctlPublish(append([]string{"rollout", "advance", "--release", releaseID, "--max-failure-rate", "2%", "--min-finished", "0", "--key", key, "--key", key2, "--pub", pub}, admin...)...)
 	expect("at 50%", map[string]agent.Result{"A": agent.ResultInstalled, "B": agent.ResultNothing, "C": agent.ResultNothing},
 		map[string]int{"A": 1, "B": 0, "C": 0})
 
-	status := mustOK(t, "rollout", "status", "--release", releaseID, "--reports", reportsFile, env)
+	status := mustOK(t, append([]string{"rollout", "status", "--release", releaseID, env}, admin...)...)
 	t.Log("\n" + status.stdout)
-	s := summary(t, reportsFile, releaseID, env)
+	s := summary(t, exportReports(t, fleetURL, token, releaseID, dir), releaseID, env)
 	if s.Total.Devices != 1 || s.Stages[2].Confirmed != 1 || s.Devices[0].Serial != serials["A"] {
 		t.Fatalf("after 50%%: %+v", s.Total)
 	}
@@ -203,8 +207,10 @@ func TestStagedRolloutEndToEnd(t *testing.T) {
 	expect("resumed at 100%", map[string]agent.Result{"A": agent.ResultNothing, "B": agent.ResultInstalled, "C": agent.ResultInstalled},
 		map[string]int{"A": 1, "B": 1, "C": 1})
 
-	status = mustOK(t, "rollout", "status", "--release", releaseID, "--reports", reportsFile, "--devices", env)
+	at := time.Now().UTC().Format(time.RFC3339)
+	status = mustOK(t, append([]string{"rollout", "status", "--release", releaseID, "--at", at, "--devices", env}, admin...)...)
 	t.Log("\n" + status.stdout)
+	reportsFile := exportReports(t, fleetURL, token, releaseID, dir)
 	s = summary(t, reportsFile, releaseID, env)
 	if s.Total.Devices != 3 || s.Total.Confirmed != 3 || s.Stages[2].Confirmed != 1 || s.Stages[3].Confirmed != 2 || s.Total.Failed != 0 {
 		t.Fatalf("final counts: total %+v, stage 2 %+v, stage 3 %+v", s.Total, s.Stages[2].Counts, s.Stages[3].Counts)
@@ -212,9 +218,35 @@ func TestStagedRolloutEndToEnd(t *testing.T) {
 	if !strings.Contains(status.stdout, "total") || !strings.Contains(status.stdout, serials["C"]) {
 		t.Fatalf("status output:\n%s", status.stdout)
 	}
-	if code := srv.stop(); code != 0 {
-		t.Fatalf("reports serve exited %d: %s", code, srv.stderr.String())
+	// The same reports as a file in the old format (what fwctl fleet import
+	// reads and rollout status --reports reads) give the same table.
+	fromFile := mustOK(t, "rollout", "status", "--release", releaseID, "--reports", reportsFile, "--at", at, "--devices", env)
+	if fromFile.stdout != status.stdout {
+		t.Fatalf("rollout status --reports FILE:\n%s\nrollout status --server:\n%s", fromFile.stdout, status.stdout)
 	}
+}
+
+// exportReports writes the release's reports held by the fleet server to a
+// file, in the JSON Lines format of the old reports file, and returns its
+// path.
+func exportReports(t *testing.T, url, token, release, dir string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url+"/v1/admin/releases/"+release+"/reports", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("export the reports: status %d, %v: %s", resp.StatusCode, err, data)
+	}
+	path := filepath.Join(dir, "reports.jsonl")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // summary reads the reports file and summarizes the release with the
