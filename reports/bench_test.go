@@ -3,26 +3,9 @@ package reports
 import (
 	"bytes"
 	"fmt"
-	"net/http"
-	"path/filepath"
 	"testing"
 	"time"
 )
-
-// BenchmarkServeReport measures one accepted report through the handler:
-// validation, one append and one fsync (the fsync dominates).
-func BenchmarkServeReport(b *testing.B) {
-	s, err := NewServer(filepath.Join(b.TempDir(), "r.jsonl"), ServerOptions{Token: testToken})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	for i := 0; b.Loop(); i++ {
-		if code := httptestPost(b, s, mustJSON(b, rep(fmt.Sprint(i), "SN1", "rel", "download", ""))); code != http.StatusOK {
-			b.Fatalf("status %d", code)
-		}
-	}
-}
 
 // BenchmarkReadAndSummarize reads and summarizes 100,000 reports of 10,000
 // devices.

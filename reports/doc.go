@@ -1,12 +1,15 @@
-// Package reports is the integrator's side of the agents' reports: a small
-// HTTP server that receives them and appends them durably to a JSON Lines
-// file, a tolerant reader for that file, and the per-stage rollout
-// statistics that `fwctl rollout status` prints and `fwctl rollout advance`
-// checks.
+// Package reports is the integrator's side of the agents' reports: the
+// report schema and its validation, a tolerant reader for reports files
+// (JSON Lines, one Record a line: the file the old `fwctl reports serve`
+// wrote, and the fleet server's export of a release's reports), and the
+// per-stage rollout statistics that `fwctl rollout status` prints,
+// `fwctl rollout advance` checks and the fleet server shows and
+// auto-pauses on.
 //
-// It owns the reports file format (one Record a line) and the rules that
-// turn reports into counts: which report of a device counts (its latest for
-// the release), which stage a device belongs to and how the failure rate is
-// computed. It must not change manifests (fwctl does that through package
-// manifest) and never answers 2xx before a report is on disk.
+// It owns the reports file format and the rules that turn reports into
+// counts: which report of a device counts (its latest for the release),
+// which stage a device belongs to and how the failure rate is computed. It
+// must not change manifests (fwctl does that through package manifest) and
+// receives nothing over the network: the fleet server (package
+// fleet/server) does.
 package reports

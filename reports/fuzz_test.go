@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// FuzzParseReport feeds arbitrary bodies to the server's validator: it must
+// FuzzParseReport feeds arbitrary bodies to the report validator: it must
 // never panic, and whatever it accepts must read back from a file line.
 func FuzzParseReport(f *testing.F) {
 	f.Add([]byte(`{"id":"a","time":"2026-12-01T00:00:00Z","device_serial":"S","release_id":"r","step":"done","result":"installed"}`))

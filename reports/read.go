@@ -31,8 +31,8 @@ type BadLine struct {
 func (b BadLine) String() string { return fmt.Sprintf("line %d: %s", b.Line, b.Problem) }
 
 // ReadReports reads a reports file. It never fails on a bad line: a line
-// that is not a valid record (a line cut by a crash and terminated by the
-// server on restart, a last line still being written, garbage) is skipped
+// that is not a valid record (a line cut by a crash, a last line still
+// being written, garbage) is skipped
 // and listed in File.Bad; repeated report ids are dropped and counted.
 func ReadReports(path string) (*File, error) {
 	f, err := os.Open(path)
@@ -73,7 +73,7 @@ func ParseReports(r io.Reader) (*File, error) {
 	}
 }
 
-// parseLine decodes and validates one line (one decoding pass: the server
+// parseLine decodes and validates one line (one decoding pass: a server
 // wrote the line, so only the report's fields need checking).
 func parseLine(data []byte) (Record, error) {
 	var rec Record

@@ -2,6 +2,8 @@ package reports
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -37,5 +39,18 @@ func TestParseReportsSkipsBadLines(t *testing.T) {
 				t.Fatalf("bad %v, want line %d with %q", f.Bad[i], w.line, w.text)
 			}
 		})
+	}
+}
+
+func TestReadReportsSkipsAnIncompleteLastLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "reports.jsonl")
+	whole := string(encodeLine(t0, mustJSON(t, rep("a", "SN1", "rel", "download", ""))))
+	partial := `{"received":"2026-12-01T00:00:00Z","report":{"id":"b","ti`
+	if err := os.WriteFile(path, []byte(whole+partial), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f := readFile(t, path)
+	if len(f.Records) != 1 || len(f.Bad) != 1 || f.Bad[0].Line != 2 || !strings.Contains(f.Bad[0].Problem, "incomplete") {
+		t.Fatalf("records %d bad %v: want a, and line 2 skipped as incomplete", len(f.Records), f.Bad)
 	}
 }

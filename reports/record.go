@@ -12,7 +12,7 @@ import (
 	"github.com/fwagent/fwagent/agent/report"
 )
 
-// Record is one line of the reports file: the report as the agent sent it
+// Record is one line of a reports file: the report as the agent sent it
 // and when the server received it (server clock, UTC).
 type Record struct {
 	Received time.Time     `json:"received"`
@@ -41,7 +41,7 @@ const (
 // known field of the right type and within its limits, id, time and step
 // present, device_serial present when release_id is, result one of the
 // known values. Unknown fields are accepted (newer agents may add some) and
-// kept by the server. It returns the report and its compact JSON form; a
+// kept in the compact form. It returns the report and its compact JSON form; a
 // refusal is an *InvalidError.
 func ParseReport(body []byte) (report.Report, []byte, error) {
 	var r report.Report
@@ -160,16 +160,4 @@ func checkString(field, v string, max int) error {
 		}
 	}
 	return nil
-}
-
-// encodeLine builds the file line for a report received at t: the report's
-// compact JSON wrapped with its receive time, ending in a newline.
-func encodeLine(received time.Time, compact []byte) []byte {
-	line := make([]byte, 0, len(compact)+64)
-	line = append(line, `{"received":"`...)
-	line = received.UTC().AppendFormat(line, time.RFC3339Nano)
-	line = append(line, `","report":`...)
-	line = append(line, compact...)
-	line = append(line, "}\n"...)
-	return line
 }

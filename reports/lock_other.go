@@ -1,8 +1,0 @@
-//go:build !unix
-
-package reports
-
-import "os"
-
-// lockFile is a no-op where flock is not available.
-func lockFile(*os.File) error { return nil }
