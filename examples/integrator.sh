@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The integrator's workflow: two signing keys, a release, a signed manifest,
-# a staged rollout watched through the agents' reports, widened on evidence.
+# a staged rollout watched through the agents' signed reports on the fleet
+# server, widened on evidence.
 # Two simulated recorders stand in for the fleet. Run: examples/integrator.sh
 source "$(dirname "$0")/lib.sh"
 fleet=(NVR0001 NVR0002)
@@ -34,11 +35,13 @@ fwctl rollout set --release "$release" --group pilot --stages "$stages" "${sign[
 printf '%s\n' "${fleet[@]}" > serials.txt     # the fleet's serial numbers, one a line
 fwctl rollout preview --release "$release" --devices serials.txt manifest.dsse.json
 
-# 5. Reports: a receiver with its own token; every agent gets the URL and token.
-umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > reports.token
-start reports fwctl reports serve --listen 127.0.0.1:0 --token-file reports.token --out reports.jsonl
-wait_for reports.out 'receiving reports at'
-reports_url=$(sed -n 's/^receiving reports at //p' reports.out)
+# 5. Reports: the fleet server takes each agent's reports signed by its own device key.
+umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > admin.token   # yours alone: agents never hold it
+start fleet fwctl fleet serve --listen 127.0.0.1:0 --admin-token-file admin.token
+wait_for fleet.out 'fleet server at'
+fleet_url=$(sed -n 's/^fleet server at //p' fleet.out)
+admin=(--server "$fleet_url" --admin-token-file admin.token)
+fwctl fleet approve --file serials.txt "${admin[@]}"   # the first key that checks in for each serial enrols
 
 # 6. Publish: copy the envelope (and the image) to the static host after every change.
 cp manifest.dsse.json www/manifest.dsse.json
@@ -52,7 +55,7 @@ for i in 1 2; do
   threshold: 2
 state_dir: state-$i
 log: {dir: log-$i}
-report: {url: $reports_url, token_file: reports.token}
+fleet: {url: $fleet_url}
 YAML
 done
 echo "groups: [pilot]" >> nvr1.yaml
@@ -62,11 +65,11 @@ fwagent update --now --config nvr1.yaml
 fwagent update --now --config nvr2.yaml || [ $? -eq 3 ]
 
 # 7. Watch the rollout, then widen it on evidence: at most 2% of finished devices failed.
-fwctl rollout status --release "$release" --reports reports.jsonl manifest.dsse.json
-fwctl rollout advance --release "$release" --reports reports.jsonl --max-failure-rate 2% "${sign[@]}" manifest.dsse.json
+fwctl rollout status --release "$release" "${admin[@]}" manifest.dsse.json
+fwctl rollout advance --release "$release" "${admin[@]}" --max-failure-rate 2% "${sign[@]}" manifest.dsse.json
 cp manifest.dsse.json www/manifest.dsse.json
 fwagent update --now --config nvr2.yaml
-fwctl rollout status --release "$release" --reports reports.jsonl --devices manifest.dsse.json
+fwctl rollout status --release "$release" "${admin[@]}" --devices manifest.dsse.json
 
 # 8. Stop new installs at once if something looks wrong, and go on later.
 fwctl rollout pause --release "$release" "${sign[@]}" manifest.dsse.json
