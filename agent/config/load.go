@@ -114,15 +114,15 @@ func (c *Config) resolveSecrets(p *problems) {
 	}
 }
 
-// MinTokenLen is the shortest report or status token accepted: the reports
-// server refuses shorter ones, and a short bearer token can be guessed.
+// MinTokenLen is the shortest report or status token accepted: a short
+// bearer token can be guessed.
 const MinTokenLen = 16
 
 // checkTokenLength refuses a configured token shorter than MinTokenLen; the
 // token itself never goes into the message.
 func checkTokenLength(p *problems, key, token string) {
 	if token != "" && len(token) < MinTokenLen {
-		p.at(key, fmt.Sprintf("the token is %d bytes; use at least %d (the reports server refuses shorter ones), e.g. from: head -c 24 /dev/urandom | base64", len(token), MinTokenLen))
+		p.at(key, fmt.Sprintf("the token is %d bytes; use at least %d (a shorter one can be guessed), e.g. from: head -c 24 /dev/urandom | base64", len(token), MinTokenLen))
 	}
 }
 
