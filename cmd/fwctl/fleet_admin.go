@@ -335,9 +335,9 @@ func newFleetImportCmd() *cobra.Command {
 	var f adminFlags
 	c := &cobra.Command{
 		Use:   "import REPORTS.jsonl --admin-token-file F [--server URL]",
-		Short: "Import the reports file written by fwctl reports serve into the fleet server",
-		Long: `Send an old reports file (JSON Lines from fwctl reports serve) to the fleet
-server. Its reports were never signed: the server keeps them as the
+		Short: "Import the reports file the old fwctl reports serve wrote into the fleet server",
+		Long: `Send an old reports file (JSON Lines from the old fwctl reports serve) to
+the fleet server. Its reports were never signed: the server keeps them as the
 administrator's evidence (key "import") and counts them in rollout
 statistics; unknown serials are registered (never_seen) so their first key
 enrols. Repeated report ids and bad lines are skipped and counted.`,

@@ -25,8 +25,10 @@ func newRolloutStatusCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "status --release ID (--reports FILE.jsonl | --server URL --admin-token-file F) [--at TIME] [--devices] [ENVELOPE]",
 		Short: "Count, per rollout stage, the devices downloading, installing, confirmed, failed and refused",
-		Long: `Read the reports file written by fwctl reports serve and count the devices
-that reported on the release, each by its latest report: downloading,
+		Long: `Read the release's reports from the fleet server (--server, signed by each
+device and verified there) or from a reports file (--reports: the JSON Lines
+file of the old fwctl reports serve, or the fleet server's export) and count
+the devices that reported on the release, each by its latest report: downloading,
 installing, confirmed (installed and confirmed), failed (by reason code) and
 refused, and the failure rate = failed / (confirmed + failed). A device whose
 attempt failed counts as failed until it confirms an install, even while it
@@ -34,9 +36,8 @@ retries ("failed, retrying" in --devices). Report messages are printed with
 control characters escaped. With the
 ENVELOPE each device is counted in its rollout stage (see the Staged rollouts section of README.md);
 without it, counts only. --devices also lists every device. Checks no
-signature. With --server the reports come from the fleet server (signed and
-verified there) instead of a file.`,
-		Example: "  fwctl rollout status --release iDS-9632NXI-I8-16S-4.1.25 --reports reports.jsonl manifest.dsse.json\n  fwctl rollout status --release iDS-9632NXI-I8-16S-4.1.25 --server https://fleet.example:8471 --admin-token-file admin.token manifest.dsse.json",
+signature of the envelope.`,
+		Example: "  fwctl rollout status --release iDS-9632NXI-I8-16S-4.1.25 --server https://fleet.example:8471 --admin-token-file admin.token manifest.dsse.json\n  fwctl rollout status --release iDS-9632NXI-I8-16S-4.1.25 --reports reports.jsonl manifest.dsse.json",
 		Args:    cobra.RangeArgs(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if release == "" || (reportsPath == "") == !cmd.Flags().Changed("server") {
@@ -72,7 +73,7 @@ verified there) instead of a file.`,
 		},
 	}
 	c.Flags().StringVar(&release, "release", "", "id of the release")
-	c.Flags().StringVar(&reportsPath, "reports", "", "reports file written by fwctl reports serve")
+	c.Flags().StringVar(&reportsPath, "reports", "", "reports file (JSON Lines) to read instead of the fleet server: the old fwctl reports serve's, or the fleet server's export")
 	c.Flags().StringVar(&at, "at", "", "evaluate stages at this RFC 3339 time instead of now")
 	c.Flags().BoolVar(&devices, "devices", false, "also list every device with its latest report")
 	fleetFlags.register(c)
@@ -87,7 +88,7 @@ func newRolloutAdvanceCmd() *cobra.Command {
 		fleetFlags        adminFlags
 	)
 	c := &cobra.Command{
-		Use:   "advance --release ID --reports FILE.jsonl --max-failure-rate PCT --key FILE --pub FILE [--threshold N] [-o OUT] ENVELOPE",
+		Use:   "advance --release ID (--reports FILE.jsonl | --server URL --admin-token-file F) --max-failure-rate PCT --key FILE --pub FILE [--threshold N] [-o OUT] ENVELOPE",
 		Short: "Open the next rollout stage now, only if the current stage's failure rate is within the limit",
 		Long: `ENVELOPE must first verify with the --pub keys (at least --threshold of
 them; expiry is not checked): an envelope changed after signing, or signed
@@ -162,7 +163,7 @@ rollout with fwctl rollout pause if the failures call for it.`,
 		},
 	}
 	f.register(c)
-	c.Flags().StringVar(&reportsPath, "reports", "", "reports file written by fwctl reports serve")
+	c.Flags().StringVar(&reportsPath, "reports", "", "reports file (JSON Lines) to read instead of the fleet server: the old fwctl reports serve's, or the fleet server's export")
 	c.Flags().StringVar(&rate, "max-failure-rate", "", `highest failure rate of the current stage that allows advancing, like "2%"`)
 	c.Flags().IntVar(&minFinished, "min-finished", 1, "devices of the current stage that must have finished (confirmed or failed)")
 	fleetFlags.register(c)
