@@ -134,6 +134,14 @@ func firstCommon(want, have []string) string {
 	return ""
 }
 
+// Validate checks a rollout on its own as ParsePayload checks a release's
+// (the fleet server uses it on a rollout fwctl fleet rollout sends): an id,
+// stages in time order with percents from 0 to 100 that never decrease,
+// and bounded lists.
+func (r *Rollout) Validate() error {
+	return r.validate("rollout")
+}
+
 func (r *Rollout) validate(where string) error {
 	if err := checkID(where+".id", r.ID); err != nil {
 		return err

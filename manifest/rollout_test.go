@@ -307,3 +307,31 @@ func TestEligibilityJSONNumbersStagesFromOne(t *testing.T) {
 		})
 	}
 }
+
+func TestRolloutValidateChecksARolloutOnItsOwn(t *testing.T) {
+	at := func(h int) time.Time { return time.Date(2026, 12, 1, h, 0, 0, 0, time.UTC) }
+	for _, tt := range []struct {
+		name string
+		ro   Rollout
+		want string // "" when valid
+	}{
+		{"a rollout with stages in order is valid", Rollout{ID: "r", Stages: []Stage{{At: at(1), Percent: 5}, {At: at(2), Percent: 100}}}, ""},
+		{"a rollout without stages is valid (include and groups only)", Rollout{ID: "r", Include: []string{"SN1"}}, ""},
+		{"a rollout without id is refused", Rollout{Stages: []Stage{{At: at(1), Percent: 5}}}, "rollout.id is missing"},
+		{"a NaN percent is refused", Rollout{ID: "r", Stages: []Stage{{At: at(1), Percent: math.NaN()}}}, "rollout.stages[0].percent"},
+		{"two stages at one time are refused", Rollout{ID: "r", Stages: []Stage{{At: at(1), Percent: 5}, {At: at(1), Percent: 50}}}, "rollout.stages[1].at must be later"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.ro.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || CodeOf(err) != CodeMalformed {
+				t.Fatalf("Validate() = %v, want a %s error saying %q", err, CodeMalformed, tt.want)
+			}
+		})
+	}
+}

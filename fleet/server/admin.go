@@ -278,8 +278,20 @@ func (s *Server) handleSetRollout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var ro manifest.Rollout
-	if err := json.Unmarshal(body, &ro); err != nil {
-		writeError(w, http.StatusBadRequest, "malformed rollout JSON: "+err.Error())
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ro); err != nil {
+		writeError(w, http.StatusBadRequest, "malformed rollout JSON: "+err.Error()+": send the release's rollout object from the manifest (fwctl fleet rollout)")
+		return
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "malformed rollout JSON: data after the rollout object: send one object")
+		return
+	}
+	// The stages decide which devices the auto-pause counts: a rollout no
+	// agent would accept is refused, not stored.
+	if err := ro.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid rollout for release "+id+": "+err.Error())
 		return
 	}
 	err := s.store.Update(r.Context(), func(tx fleet.Tx) error {
