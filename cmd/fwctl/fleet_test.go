@@ -7,11 +7,13 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/fleet"
@@ -210,4 +212,222 @@ func TestFleetViewerTokenListsAndCannotPause(t *testing.T) {
 	if code == 0 || !strings.Contains(errs, "viewer token reads only") {
 		t.Fatalf("pause with the viewer token: exit %d: %s", code, errs)
 	}
+}
+
+// fleetReleases reads the fleet server's releases through the admin API.
+func fleetReleases(t *testing.T, url, tokenPath string) map[string]server.ReleaseJSON {
+	t.Helper()
+	tok, err := os.ReadFile(tokenPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", url+"/v1/admin/releases", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rels []server.ReleaseJSON
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&rels) != nil {
+		t.Fatalf("GET /v1/admin/releases: %d", resp.StatusCode)
+	}
+	out := map[string]server.ReleaseJSON{}
+	for _, r := range rels {
+		out[r.ID] = r
+	}
+	return out
+}
+
+// fleetAgent is a device that checks in (open enrolment) and reports on
+// release ids-4.1.25.
+func fleetAgent(t *testing.T, url, serial string) *fleet.Client {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(nil)
+	c := fleet.NewClient(url, fleet.NewDeviceKey(priv))
+	if _, err := c.CheckIn(context.Background(), fleet.CheckIn{Serial: serial, Model: "iDS-9632NXI-I8/16S", Firmware: "V4.1.24", AgentVersion: "1"}); err != nil {
+		t.Fatalf("check-in of %s: %v", serial, err)
+	}
+	return c
+}
+
+func fleetReport(t *testing.T, c *fleet.Client, serial, result string, codes ...string) {
+	t.Helper()
+	step := "confirm"
+	if result == fleet.ResultFailed {
+		step = "install"
+	}
+	r := report.Report{ID: serial + "-" + result, DeviceSerial: serial, Model: "iDS-9632NXI-I8/16S", ReleaseID: "ids-4.1.25",
+		Step: step, Result: result, Codes: codes, AgentVersion: "1"}
+	if err := c.Report(context.Background(), fleet.Report{Report: r}); err != nil {
+		t.Fatalf("report of %s: %v", serial, err)
+	}
+}
+
+func TestFleetRolloutSendsTheEnvelopesStages(t *testing.T) {
+	dir := t.TempDir()
+	tokenPath, _ := writeToken(t, dir)
+	url, _ := startFleetServe(t, "--db", filepath.Join(dir, "fleet.db"), "--admin-token-file", tokenPath)
+	admin := []string{"--server", url, "--admin-token-file", tokenPath}
+	env, _ := stagedEnvelope(t, dir)
+	bare := filepath.Join(dir, "bare.dsse.json") // the release without rollout
+	bob := keygen(t, dir, "bob")
+	mustOK(t, "sign", "--key", bob+".key", "-o", bare, writeJSON(t, filepath.Join(dir, "bare.json"), testPayload(3)))
+
+	for _, tt := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"a missing --release is a usage error", []string{env}, exitUsage, "--release ID is required"},
+		{"a release the envelope lacks is refused", []string{"--release", "nope", env}, exitInvalid, "no such release"},
+		{"a release without rollout is refused", []string{"--release", "ids-4.1.25", bare}, exitInvalid, "has no rollout"},
+		{"a missing envelope is refused", []string{"--release", "ids-4.1.25", filepath.Join(dir, "none.dsse.json")}, exitInvalid, "none.dsse.json"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errs, code := fwctl3(t, append(append([]string{"fleet", "rollout"}, admin...), tt.args...)...)
+			if code != tt.code || !strings.Contains(errs, tt.want) {
+				t.Fatalf("exit %d (want %d): %s (want %q)", code, tt.code, errs, tt.want)
+			}
+			if _, ok := fleetReleases(t, url, tokenPath)["ids-4.1.25"]; ok {
+				t.Fatal("a refused command stored a release")
+			}
+		})
+	}
+
+	t.Run("the release's rollout is stored as the envelope says", func(t *testing.T) {
+		out, errs, code := fwctl3(t, append(append([]string{"fleet", "rollout", "--release", "ids-4.1.25"}, admin...), env)...)
+		if code != 0 || !strings.Contains(out, "release ids-4.1.25: 3 stage(s) sent to the fleet server") {
+			t.Fatalf("exit %d\n%s%s", code, out, errs)
+		}
+		want := verified(t, env, filepath.Join(dir, "alice.pub")).Manifest.Release("ids-4.1.25").Rollout
+		got := fleetReleases(t, url, tokenPath)["ids-4.1.25"].Rollout
+		if got == nil || got.ID != want.ID || len(got.Stages) != len(want.Stages) {
+			t.Fatalf("stored rollout %+v, want %+v", got, want)
+		}
+		for i := range want.Stages {
+			if !got.Stages[i].At.Equal(want.Stages[i].At) || got.Stages[i].Percent != want.Stages[i].Percent {
+				t.Fatalf("stage %d stored as %+v, want %+v", i+1, got.Stages[i], want.Stages[i])
+			}
+		}
+	})
+}
+
+// TestRolloutStatusAndAdvanceReadTheFleetServersReports: status and
+// advance with --server count the reports the fleet server verified, per
+// stage of the envelope's rollout; advance refuses above the limit and
+// opens the next stage within it.
+func TestRolloutStatusAndAdvanceReadTheFleetServersReports(t *testing.T) {
+	dir := t.TempDir()
+	tokenPath, _ := writeToken(t, dir)
+	url, _ := startFleetServe(t, "--db", filepath.Join(dir, "fleet.db"), "--admin-token-file", tokenPath, "--enrolment", "open")
+	admin := []string{"--server", url, "--admin-token-file", tokenPath}
+	env, alice := stagedEnvelope(t, dir)
+	keys := []string{"--key", alice + ".key", "--pub", alice + ".pub"}
+
+	// Stage 1 (5%): two confirmed, one failed; a device of stage 2 is
+	// not admitted yet and does not report.
+	serials := serialsInBuckets(t, "ids-4.1.25", 0, 500, 3)
+	for i, sn := range serials {
+		c := fleetAgent(t, url, sn)
+		if i == 2 {
+			fleetReport(t, c, sn, fleet.ResultFailed, "badFlash")
+		} else {
+			fleetReport(t, c, sn, fleet.ResultInstalled)
+		}
+	}
+
+	r := mustOK(t, append(append([]string{"rollout", "status", "--release", "ids-4.1.25", "--devices"}, admin...), env)...)
+	for _, want := range []string{"stage 1 of 3 (5%)", "33.3%", "failures in stage 1 (5%): badFlash 1", serials[0], serials[2]} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("rollout status --server: stdout lacks %q:\n%s", want, r.stdout)
+		}
+	}
+
+	before, _ := os.ReadFile(env)
+	advance := func(rate string) result {
+		args := append(append([]string{"rollout", "advance", "--release", "ids-4.1.25", "--max-failure-rate", rate}, admin...), keys...)
+		return fwctl(t, append(args, env)...)
+	}
+	t.Run("above the limit nothing changes", func(t *testing.T) {
+		r := advance("20%")
+		if r.code != exitInvalid || !strings.Contains(r.stderr, "1 failed of 3 finished") || !strings.Contains(r.stderr, "above the 20% limit") {
+			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+		}
+		if after, _ := os.ReadFile(env); string(after) != string(before) {
+			t.Fatal("a refused advance changed the envelope")
+		}
+	})
+	t.Run("without the admin token it is a usage error", func(t *testing.T) {
+		args := append([]string{"rollout", "advance", "--release", "ids-4.1.25", "--max-failure-rate", "50%", "--server", url}, keys...)
+		r := fwctl(t, append(args, env)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--admin-token-file") {
+			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+		}
+	})
+	t.Run("within the limit the next stage opens", func(t *testing.T) {
+		r := advance("50%")
+		if r.code != 0 || !strings.Contains(r.stdout, "opened stage 2 of 3 (50%)") {
+			t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		v := verified(t, env, alice+".pub")
+		if cur, _ := v.Manifest.Release("ids-4.1.25").Rollout.Current(time.Now()); cur != 1 || v.Manifest.Serial != 12 {
+			t.Fatalf("after advance: stage %d in force, serial %d; want stage 2, serial 12", cur+1, v.Manifest.Serial)
+		}
+	})
+}
+
+func TestFleetDevicesFiltersByModelAndRelease(t *testing.T) {
+	dir := t.TempDir()
+	tokenPath, _ := writeToken(t, dir)
+	url, _ := startFleetServe(t, "--db", filepath.Join(dir, "fleet.db"), "--admin-token-file", tokenPath, "--enrolment", "open")
+	admin := []string{"--server", url, "--admin-token-file", tokenPath}
+	const ids, k2 = "iDS-9632NXI-I8/16S", "DS-7608NI-K2"
+	for _, ci := range []fleet.CheckIn{
+		// Working on r1.
+		{Serial: "A", Model: ids, Firmware: "V4.1.24", Step: "download", ReleaseID: "r1", AgentVersion: "1"},
+		// Last finished r1, idle.
+		{Serial: "B", Model: k2, Firmware: "V4.2.0", Step: "idle", LastResult: fleet.ResultInstalled, LastReleaseID: "r1", AgentVersion: "1"},
+		// Last finished r0.
+		{Serial: "C", Model: ids, Firmware: "V4.1.20", Step: "idle", LastResult: fleet.ResultInstalled, LastReleaseID: "r0", AgentVersion: "1"},
+	} {
+		_, priv, _ := ed25519.GenerateKey(nil)
+		if _, err := fleet.NewClient(url, fleet.NewDeviceKey(priv)).CheckIn(context.Background(), ci); err != nil {
+			t.Fatalf("check-in of %s: %v", ci.Serial, err)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string // serials, in order
+	}{
+		{"--model lists the devices of that model", []string{"--model", ids}, "A C"},
+		{"--release lists the devices working on or last finishing it", []string{"--release", "r1"}, "A B"},
+		{"--model and --release together list the devices matching both", []string{"--model", k2, "--release", "r1"}, "B"},
+		{"--release of an older release lists its last finishers", []string{"--release", "r0"}, "C"},
+		{"an unknown model lists no device", []string{"--model", "DS-0000"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errs, code := fwctl3(t, append(append([]string{"fleet", "devices", "--json"}, admin...), tt.args...)...)
+			var devs []server.DeviceJSON
+			if code != 0 || json.Unmarshal([]byte(out), &devs) != nil {
+				t.Fatalf("exit %d\n%s%s", code, out, errs)
+			}
+			var got []string
+			for _, d := range devs {
+				got = append(got, d.Serial)
+			}
+			if strings.Join(got, " ") != tt.want {
+				t.Fatalf("listed %v, want %s", got, tt.want)
+			}
+		})
+	}
+	t.Run("the table shows the filtered devices", func(t *testing.T) {
+		out, errs, code := fwctl3(t, append([]string{"fleet", "devices", "--model", k2}, admin...)...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[1], "B ") || !strings.Contains(lines[1], k2) || !strings.Contains(errs, "1 device(s)") {
+			t.Fatalf("exit %d\n%s%s", code, out, errs)
+		}
+	})
 }
