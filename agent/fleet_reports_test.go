@@ -1,0 +1,184 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/fleet"
+	"github.com/fwagent/fwagent/fleet/server"
+	"github.com/fwagent/fwagent/fleet/sqlite"
+	"github.com/fwagent/fwagent/internal/lab"
+)
+
+// approve approves serials through the admin API (fwctl fleet approve).
+func (f *fleetServer) approve(serials ...string) server.ApproveResult {
+	f.t.Helper()
+	body, _ := json.Marshal(server.ApproveRequest{Serials: serials})
+	req, _ := http.NewRequest("POST", f.url+"/v1/admin/approve", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+fleetToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var res server.ApproveResult
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&res) != nil {
+		f.t.Fatalf("approve %v: %d", serials, resp.StatusCode)
+	}
+	return res
+}
+
+// delivered returns the reports the fleet server stored on release, failing
+// the test if the store does not answer.
+func delivered(t *testing.T, st fleet.Store, release string) []fleet.ReportRecord {
+	t.Helper()
+	recs, err := st.Reports(context.Background(), release)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// A device whose key waits for approval is answered 409 for its reports:
+// the agent keeps them, in order, and delivers them once the integrator
+// approved the serial.
+func TestReportsOfAPendingDeviceWaitForItsApproval(t *testing.T) {
+	ctx := context.Background()
+	f := startFleet(t, server.Options{Enrolment: server.EnrolApprove})
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
+	w.linkFleet(t, f)
+
+	out := w.cycle(t, agent.ModeUpdateNow)
+	if out.Result != agent.ResultInstalled {
+		t.Fatalf("result %s (%s): a pending enrolment must not stop an update the manifest allows", out.Result, out.Message)
+	}
+	serial := out.Identity.Serial
+	d, err := f.store.Device(ctx, serial)
+	if err != nil || d.Enrolment != fleet.EnrolPending {
+		t.Fatalf("device %s on the server: %+v, %v; want pending", serial, d, err)
+	}
+	queued := w.agent.Reports.Len()
+	if queued == 0 {
+		t.Fatal("the install queued no report")
+	}
+
+	w.agent.FlushReports(ctx) // 409: kept
+	if n := w.agent.Reports.Len(); n != queued {
+		t.Fatalf("%d reports queued after a 409, want all %d kept", n, queued)
+	}
+	if recs := delivered(t, f.store, custom4125.ID); len(recs) != 0 {
+		t.Fatalf("the server stored %d reports of a pending device", len(recs))
+	}
+	if rejected, _ := filepath.Glob(filepath.Join(w.lab.StateDir, "reports", "rejected", "*.json")); len(rejected) != 0 {
+		t.Fatalf("reports set aside as rejected: %v", rejected)
+	}
+
+	if res := f.approve(serial); len(res.Approved) != 1 {
+		t.Fatalf("approve: %+v", res)
+	}
+	w.agent.FlushReports(ctx)
+	if n := w.agent.Reports.Len(); n != 0 {
+		t.Fatalf("%d reports still queued after the approval", n)
+	}
+	recs := delivered(t, f.store, custom4125.ID)
+	if len(recs) == 0 {
+		t.Fatal("the server stored no report after the approval")
+	}
+	if len(recs) != queued || recs[len(recs)-1].Report.Result != fleet.ResultInstalled {
+		t.Fatalf("stored %d reports (last %+v), want the %d queued ending installed", len(recs), recs[len(recs)-1].Report, queued)
+	}
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Report.Seq <= recs[i-1].Report.Seq {
+			t.Fatalf("reports stored out of order: sequence %d after %d", recs[i].Report.Seq, recs[i-1].Report.Seq)
+		}
+	}
+}
+
+// swappable serves with the handler last set: a fleet server restarted
+// behind the same address.
+type swappable struct{ h atomic.Pointer[http.Handler] }
+
+func (s *swappable) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load()).ServeHTTP(w, r) }
+
+func (s *swappable) set(h http.Handler) { s.h.Store(&h) }
+
+// A fleet server whose database is down answers 503: the agent keeps its
+// reports and delivers them when the server is back on its database.
+func TestReportsWaitForTheFleetDatabaseToComeBack(t *testing.T) {
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "fleet.db")
+	opt := server.Options{Enrolment: server.EnrolOpen, AdminToken: fleetToken}
+	start := func() (*server.Server, fleet.Store) {
+		t.Helper()
+		st, err := sqlite.Open(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := server.New(st, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv, st
+	}
+	srv, st := start()
+	front := &swappable{}
+	front.set(srv.Handler())
+	hs := httptest.NewServer(front)
+	t.Cleanup(hs.Close)
+	f := &fleetServer{t: t, url: hs.URL, store: st, srv: srv}
+
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
+	w.linkFleet(t, f)
+	out := w.cycle(t, agent.ModeUpdateNow)
+	if out.Result != agent.ResultInstalled {
+		t.Fatalf("result %s (%s)", out.Result, out.Message)
+	}
+	d, err := st.Device(ctx, out.Identity.Serial)
+	if err != nil || d.Enrolment != fleet.EnrolAccepted {
+		t.Fatalf("device after its check-ins: %+v, %v; want enrolled", d, err)
+	}
+	queued := w.agent.Reports.Len()
+	if queued == 0 {
+		t.Fatal("the install queued no report")
+	}
+
+	// The database goes down under the running server.
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.agent.FlushReports(ctx) // 503: kept
+	if n := w.agent.Reports.Len(); n != queued {
+		t.Fatalf("%d reports queued after a 503, want all %d kept", n, queued)
+	}
+	if rejected, _ := filepath.Glob(filepath.Join(w.lab.StateDir, "reports", "rejected", "*.json")); len(rejected) != 0 {
+		t.Fatalf("reports set aside as rejected: %v", rejected)
+	}
+
+	// The server restarts on its database, at the same address.
+	srv.Close()
+	srv2, st2 := start()
+	t.Cleanup(func() { srv2.Close(); st2.Close() })
+	front.set(srv2.Handler())
+	w.agent.FlushReports(ctx)
+	if n := w.agent.Reports.Len(); n != 0 {
+		t.Fatalf("%d reports still queued with the database back", n)
+	}
+	recs := delivered(t, st2, custom4125.ID)
+	if len(recs) == 0 {
+		t.Fatal("the server stored no report with its database back")
+	}
+	key, err := fleet.LoadOrCreateKey(w.lab.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != queued || recs[len(recs)-1].Report.Result != fleet.ResultInstalled || recs[0].KeyID != key.ID() {
+		t.Fatalf("stored %d reports (last %+v, key %s), want the %d queued, signed by %s, ending installed", len(recs), recs[len(recs)-1].Report, recs[0].KeyID, queued, key.ID())
+	}
+}
