@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/device"
@@ -126,14 +128,14 @@ func (c *cycle) sendCheckIn(ctx context.Context, force bool, id device.Identity,
 	}
 	st := a.Journal.State()
 	ci := fleet.CheckIn{
-		Serial: reportSerial(id), Model: id.Model, Firmware: id.FirmwareVersion, DeviceName: a.Name,
+		Serial: reportSerial(id), Model: id.Model, Firmware: id.FirmwareVersion, DeviceName: a.Name, Site: c.fleetSite(),
 		Step: string(journal.StepIdle), AgentVersion: a.Version, Groups: a.Config.Groups, IntervalSeconds: int64(iv / time.Second),
 	}
 	if ci.Model == "" {
 		ci.Model = "unknown"
 	}
 	if cur := st.Current; cur != nil {
-		ci.Step, ci.ReleaseID = string(cur.Step), cur.ReleaseID
+		ci.Step, ci.ReleaseID, ci.Progress = string(cur.Step), cur.ReleaseID, checkInProgress(cur)
 	}
 	if r := st.LastResult; r != nil {
 		switch r.Outcome {
@@ -183,6 +185,46 @@ func (c *cycle) sendCheckIn(ctx context.Context, force bool, id device.Identity,
 	for _, h := range reply.Holds {
 		c.log.WithField("held_release", h.ReleaseID).Debug("the fleet server holds a release: " + h.Reason)
 	}
+}
+
+// checkInProgress is the percent of update u's step that a check-in
+// shows: in the download step, the share of the image staged on disk (the
+// partial file the next try resumes, counted as download counts it: the
+// journal's Bytes is written only once the download is done, and is not
+// reset when a changed image is downloaded again); 0 (none) in every other
+// step. The agent checks in before an upload and after an attempt ends,
+// never during an install, so it knows no honest percent of the later
+// steps.
+func checkInProgress(u *journal.Update) int {
+	if u.Step != journal.StepDownload || u.Size <= 0 {
+		return 0
+	}
+	fi, err := os.Stat(u.ImagePath)
+	if err != nil || fi.Size() > u.Size {
+		return 0 // nothing staged, or a file the next try starts over
+	}
+	return int(fi.Size() * 100 / u.Size)
+}
+
+// fleetSite is the site a check-in names: fleet.site, else the host name.
+// A host name the server would refuse (config.LabelProblem) is not sent:
+// the check-in goes without a site, and the agent says once how to name
+// it.
+func (c *cycle) fleetSite() string {
+	if s := c.a.Config.Fleet.Site; s != "" {
+		return s
+	}
+	host, err := os.Hostname()
+	if err == nil {
+		if p := config.LabelProblem(host); p != "" {
+			err = fmt.Errorf("the host name %s", p)
+		}
+	}
+	if err != nil {
+		c.noteOnce("fleet-site", fmt.Sprintf("the fleet check-ins name no site: %v; set fleet.site", err))
+		return ""
+	}
+	return host
 }
 
 // fleetCode is the one reason code a check-in carries for codes: the

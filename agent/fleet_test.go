@@ -14,6 +14,7 @@ import (
 
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/agent/backend"
+	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/fleet/server"
@@ -68,8 +69,8 @@ func (f *fleetServer) admin(action, release string) {
 
 // linkFleet rebuilds the world's agent with fleet.url set (the real
 // wiring: device key in the state dir, signed report queue) and a check-in
-// at every cycle.
-func (w *world) linkFleet(t *testing.T, f *fleetServer) {
+// at every cycle; edit, when given, changes the config after that.
+func (w *world) linkFleet(t *testing.T, f *fleetServer, edit ...func(*config.Config)) {
 	t.Helper()
 	_ = w.agent.Close()
 	cfg, err := w.lab.Config()
@@ -77,6 +78,9 @@ func (w *world) linkFleet(t *testing.T, f *fleetServer) {
 		t.Fatal(err)
 	}
 	cfg.Fleet.URL, cfg.Fleet.CheckInInterval = f.url, time.Nanosecond
+	for _, e := range edit {
+		e(cfg)
+	}
 	a, err := agent.New(cfg, agent.Options{Backend: backend.New, Version: "test", Log: logrus.New()})
 	if err != nil {
 		t.Fatal(err)

@@ -132,6 +132,8 @@ type Manifest struct {
 type Fleet struct {
 	URL             string   `yaml:"url,omitempty"`
 	CheckInInterval Duration `yaml:"checkin_interval"`
+	// Site names the site in the check-ins; "" sends the host name.
+	Site string `yaml:"site,omitempty"`
 }
 
 // Poll sets the manifest polling rhythm.

@@ -157,6 +157,8 @@ func TestBadInputIsRefusedNamingKeyAndLine(t *testing.T) {
 		{"two documents", minimal + "---\nstate_dir: /x\n", "a second YAML document"},
 		{"broken YAML", "device: [\n", "not valid YAML"},
 		{"a report url that is not http", minimal + "report:\n  url: mailto:x@y\n", "report.url"},
+		{"a site name longer than the fleet server takes", minimal + "fleet:\n  site: " + strings.Repeat("s", 129) + "\n", "agent.yaml:9: fleet.site: is 129 bytes long, the fleet server takes at most 128: shorten it"},
+		{"a site name with a control character", minimal + "fleet:\n  site: \"north\\tgate\"\n", "fleet.site: holds the control or invalid character U+0009"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+" is refused", func(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -162,6 +164,8 @@ var Keys = []Key{
 		"the fleet server (fwctl fleet serve), like https://fleet.example:8471; empty = no check-ins. The device key is created in state_dir on first start"),
 	duration("fleet.checkin_interval", func(c *Config) *Duration { return &c.Fleet.CheckInInterval }, time.Hour, true,
 		"the agent checks in at every poll, at most this often (and always before an upload); the server marks a device stale after three intervals without one"),
+	label("fleet.site", func(c *Config) *string { return &c.Fleet.Site },
+		"the site name the fleet server shows with this agent's recorders (fwctl fleet devices, the web page); empty = the host name of the machine the agent runs on"),
 
 	section("install", "checks before each upload"),
 	choice("install.config_backup", func(c *Config) *string { return &c.Install.ConfigBackup }, BackupRequired, []string{BackupRequired, BackupBestEffort, BackupOff},
@@ -282,6 +286,33 @@ func text(path string, ref func(*Config) *string, def string, required bool, doc
 		}
 		*ref(c) = n.Value
 	}
+	return k
+}
+
+// MaxLabelLen is the longest label (fleet.site) in bytes: the fleet server
+// refuses a check-in with a longer site (fleet.CheckIn.Validate).
+const MaxLabelLen = 128
+
+// LabelProblem says what is wrong with v as a label the fleet server shows
+// (fleet.site), or "" when nothing is.
+func LabelProblem(v string) string {
+	if len(v) > MaxLabelLen {
+		return fmt.Sprintf("is %d bytes long, the fleet server takes at most %d: shorten it", len(v), MaxLabelLen)
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return fmt.Sprintf("holds the control or invalid character %U: use printable text", r)
+		}
+	}
+	return ""
+}
+
+// label is a text key the fleet server shows: empty, or at most
+// MaxLabelLen bytes of printable text.
+func label(path string, ref func(*Config) *string, doc string) Key {
+	k := text(path, ref, "", false, doc)
+	k.Bounds = fmt.Sprintf("at most %d bytes, no control characters", MaxLabelLen)
+	k.check = func(c *Config) string { return LabelProblem(*ref(c)) }
 	return k
 }
 

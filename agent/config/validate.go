@@ -32,6 +32,7 @@ func (c *Config) normalize() {
 	cert = strings.TrimPrefix(strings.TrimPrefix(cert, "sha256 fingerprint="), "sha256:")
 	c.Device.ISAPI.CertSHA256 = strings.ReplaceAll(cert, ":", "")
 	c.Log.Level = strings.ToLower(strings.TrimSpace(c.Log.Level))
+	c.Fleet.Site = strings.TrimSpace(c.Fleet.Site)
 	for model, digests := range c.Policy.Pins {
 		for i, d := range digests {
 			digests[i] = strings.ToLower(strings.TrimSpace(d))

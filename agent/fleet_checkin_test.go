@@ -1,0 +1,118 @@
+package agent_test
+
+import (
+	"context"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/fwagent/fwagent/agent"
+	"github.com/fwagent/fwagent/agent/config"
+	"github.com/fwagent/fwagent/agent/fetch/fetchtest"
+	"github.com/fwagent/fwagent/agent/journal"
+	"github.com/fwagent/fwagent/fleet"
+	"github.com/fwagent/fwagent/internal/lab"
+	"github.com/fwagent/fwagent/internal/nvrsim"
+)
+
+// A real agent's check-in, as the fleet server stored it: the site it is
+// configured with, the step under way and the share of the image staged.
+func TestACheckInCarriesTheSiteTheStepAndTheDownloadsProgress(t *testing.T) {
+	f := startFleet(t)
+	w := newWorld(t, lab.Options{Releases: []lab.Release{bigCustom}})
+	w.linkFleet(t, f, func(c *config.Config) {
+		c.Fleet.Site = "warehouse-north"
+		c.Download.RetryMax = 0 // the cut connection ends the cycle
+	})
+	w.fast(t, 0)
+	img := w.image(t, bigCustom.ID)
+	size := int64(len(img))
+	srv := fetchtest.New(t, fetchtest.Options{Body: img, AcceptRanges: true, CutAt: []int64{size / 2}})
+	w.serveImageFrom(t, srv.URL+"/image.dav")
+
+	t.Run("a download cut halfway shows its step and the share staged", func(t *testing.T) {
+		out := w.cycle(t, agent.ModeUpdateNow)
+		if out.Result != agent.ResultFailed || !out.Transient {
+			t.Fatalf("%s %v (%s), want a transient failure: the connection was cut", out.Result, out.Codes, out.Message)
+		}
+		cur := w.agent.Journal.State().Current
+		if cur == nil || cur.Step != journal.StepDownload {
+			t.Fatalf("journal %+v, want the update resumable at download", cur)
+		}
+		fi, err := os.Stat(cur.ImagePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := int(fi.Size() * 100 / size)
+		if want <= 0 || want >= 100 {
+			t.Fatalf("%d of %d bytes staged after a cut at %d: want a partial image", fi.Size(), size, size/2)
+		}
+		d := fleetDevice(t, f)
+		if d.Site != "warehouse-north" || d.Step != string(journal.StepDownload) || d.ReleaseID != bigCustom.ID || d.Progress != want {
+			t.Fatalf("fleet device: site %q, step %q, release %q, progress %d; want warehouse-north, download, %s, %d",
+				d.Site, d.Step, d.ReleaseID, d.Progress, bigCustom.ID, want)
+		}
+		if d.DeviceName != "" {
+			t.Fatalf("device name %q: a lone agent's recorder has no name in the config, the server shows the serial", d.DeviceName)
+		}
+		if d.StateAt(time.Now()) != fleet.StateUpdating {
+			t.Fatalf("state %s, want updating", d.StateAt(time.Now()))
+		}
+	})
+
+	t.Run("once installed the device is idle and shows no progress", func(t *testing.T) {
+		if out := w.cycle(t, agent.ModeUpdateNow); out.Result != agent.ResultInstalled {
+			t.Fatalf("%s (%s), want the resumed download installed", out.Result, out.Message)
+		}
+		d := fleetDevice(t, f)
+		if d.Step != string(journal.StepIdle) || d.Progress != 0 || d.Site != "warehouse-north" || d.LastResult != fleet.ResultInstalled {
+			t.Fatalf("fleet device: step %q, progress %d, site %q, last %q; want idle, 0, warehouse-north, installed", d.Step, d.Progress, d.Site, d.LastResult)
+		}
+	})
+
+	t.Run("without fleet.site the site is the host name", func(t *testing.T) {
+		host, err := os.Hostname()
+		if err != nil || host == "" || len(host) > config.MaxLabelLen {
+			t.Skipf("this machine's host name (%q, %v) is not one the agent sends", host, err)
+		}
+		w.agent.Config.Fleet.Site = ""
+		if out := w.cycle(t, agent.ModeUpdate); out.Result == agent.ResultFailed {
+			t.Fatalf("%s (%s)", out.Result, out.Message)
+		}
+		if d := fleetDevice(t, f); d.Site != host {
+			t.Fatalf("site %q, want the host name %q", d.Site, host)
+		}
+	})
+}
+
+// A site's recorders check in under their names from devices:, with the
+// site's fleet.site.
+func TestASitesRecordersCheckInUnderTheirNames(t *testing.T) {
+	f := startFleet(t)
+	w := newSite(t, lab.Options{
+		Releases: []lab.Release{custom4125},
+		Site: []lab.SiteDevice{
+			{Name: "hall", Device: nvrsim.Config{Model: protected, Firmware: "V4.1.25", Serial: "NVR-HALL"}},
+			{Name: "yard", Device: nvrsim.Config{Model: protected, Firmware: "V4.1.25", Serial: "NVR-YARD"}},
+		},
+		ExtraYAML: "fleet:\n  url: " + f.url + "\n  site: depot-7\n",
+	})
+	for name, o := range w.cycle(t, agent.ModeUpdate) {
+		if o.Result == agent.ResultFailed {
+			t.Fatalf("%s: %s (%s)", name, o.Result, o.Message)
+		}
+	}
+	ds, err := f.store.Devices(context.Background(), fleet.DeviceFilter{Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.Serial+" "+d.Site+"/"+d.DeviceName)
+	}
+	slices.Sort(got)
+	if want := []string{"NVR-HALL depot-7/hall", "NVR-YARD depot-7/yard"}; !slices.Equal(got, want) {
+		t.Fatalf("fleet devices %q, want %q", got, want)
+	}
+}
