@@ -73,6 +73,14 @@ func (a *Agent) nextWait(out Outcome, failures int) time.Duration {
 	return max(wait, time.Second)
 }
 
+// longestSleep is the longest the daemon sleeps between two cycles:
+// poll.interval plus the whole of poll.jitter (nextWait only ever shortens
+// that, for a retry or a maintenance window). A site's daemon sleeps the
+// shortest wait of its recorders, so the bound holds for each of them.
+func (a *Agent) longestSleep() time.Duration {
+	return max(a.Config.Poll.Interval+a.Config.Poll.Jitter, time.Second)
+}
+
 // startWatchdog pings systemd's watchdog at half its interval while ctx
 // lives, when the service has WatchdogSec set.
 func (a *Agent) startWatchdog(ctx context.Context) func() {

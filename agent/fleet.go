@@ -42,21 +42,49 @@ type fleetState struct {
 	// asked is the interval the server asked for in its last reply
 	// (CheckInReply.CheckInSeconds; 0: none).
 	asked time.Duration
+	// announced is the asked interval the last answered check-in was sent
+	// with: a longer one the server asks for spaces the check-ins only
+	// once a check-in has announced it (checkInIntervals).
+	announced time.Duration
 }
 
 // maxFleetCheckInInterval caps the interval a fleet server may ask for.
 const maxFleetCheckInInterval = 24 * time.Hour
 
-// fleetInterval is the time between check-ins: fleet.checkin_interval,
-// stretched to what the server asked for in its last reply (to shed load),
-// at most maxFleetCheckInInterval. A server can make the agent check in
-// less often, never more often than configured; the check-in before an
-// upload happens whatever the interval, so a hold still stops an install.
+// fleetInterval is the least time between check-ins at polls:
+// fleet.checkin_interval, stretched to what the server asked for (to shed
+// load), at most maxFleetCheckInInterval. A server can make the agent
+// check in less often, never more often than configured; the check-in
+// before an upload happens whatever the interval, so a hold still stops an
+// install.
 func fleetInterval(configured, asked time.Duration) time.Duration {
 	if asked <= configured {
 		return configured
 	}
 	return min(asked, max(configured, maxFleetCheckInInterval))
+}
+
+// checkInIntervals returns, for a check-in at a poll, how long after the
+// last check-in it is due (due) and the interval it announces to the
+// server (announce, CheckIn.IntervalSeconds), from fleet.checkin_interval,
+// the intervals the server asked for (asked, in its last reply; announced,
+// in the reply before the last answered check-in) and the daemon's
+// longest sleep between two polls.
+//
+// The agent checks in only at its polls, so each check-in announces the
+// longer of its interval and that sleep. A check-in comes at most
+// due + sleep after the one before it, plus the time its cycle takes to
+// reach it (a poll sooner than due, a retry or a window opening, skips
+// its check-in; the next poll comes within sleep). Since due is at most
+// what the check-in before announced, a gap stays under twice that, and
+// the server marks a device stale after three (fleet.StaleIntervals): a
+// running agent does not go stale. A longer interval the server asks for
+// is announced first and spaces the check-ins from the next one on; until
+// then the agent keeps to what it last announced.
+func checkInIntervals(configured, asked, announced, sleep time.Duration) (due, announce time.Duration) {
+	due = fleetInterval(configured, min(asked, announced))
+	announce = max(fleetInterval(configured, asked), sleep)
+	return due, announce
 }
 
 // fleetHold reports whether the fleet server holds releaseID.
@@ -72,10 +100,10 @@ func (a *Agent) fleetHold(releaseID string) (fleet.Hold, bool) {
 }
 
 // checkIn tells the fleet server where the device stands and learns its
-// holds: at every poll, at most every fleet.checkin_interval, and always
-// when force (before an upload). A check-in that fails changes nothing:
-// the holds known before stay in force (a hold only ever stops), and the
-// cycle goes on.
+// holds: at a poll once the check-in is due (checkInIntervals), and always
+// when force (before an upload, after an attempt ends). A check-in that
+// fails changes nothing: the holds known before stay in force (a hold only
+// ever stops), and the cycle goes on.
 //
 // Failure table: any error (server down, 4xx, 5xx, timeout) -> logged,
 // holds unchanged, no retry beyond the client's own (fleet.Client, one
@@ -84,8 +112,8 @@ func (c *cycle) checkIn(ctx context.Context, force bool) {
 	c.sendCheckIn(ctx, force, c.id, nil)
 }
 
-// checkInUnanswered checks in (at most every interval) for a cycle that
-// failed before the recorder gave its identity: unreachable, timed out,
+// checkInUnanswered checks in (once due) for a cycle that failed before
+// the recorder gave its identity: unreachable, timed out,
 // refused the credentials. It sends the identity the recorder last
 // answered with (identity.json) and the cycle's failure as the last result
 // and code, with no step under way, so the server shows the device as
@@ -119,17 +147,17 @@ func (c *cycle) sendCheckIn(ctx context.Context, force bool, id device.Identity,
 		return
 	}
 	a.fleet.mu.Lock()
-	last, asked := a.fleet.last, a.fleet.asked
+	last, asked, announced := a.fleet.last, a.fleet.asked, a.fleet.announced
 	a.fleet.mu.Unlock()
-	iv := fleetInterval(a.Config.Fleet.CheckInInterval, asked)
+	due, iv := checkInIntervals(a.Config.Fleet.CheckInInterval, asked, announced, a.longestSleep())
 	now := a.now()
-	if !force && !last.IsZero() && now.Sub(last) < iv && !now.Before(last) {
+	if !force && !last.IsZero() && now.Sub(last) < due && !now.Before(last) {
 		return
 	}
 	st := a.Journal.State()
 	ci := fleet.CheckIn{
 		Serial: reportSerial(id), Model: id.Model, Firmware: id.FirmwareVersion, DeviceName: a.Name, Site: c.fleetSite(),
-		Step: string(journal.StepIdle), AgentVersion: a.Version, Groups: a.Config.Groups, IntervalSeconds: int64(iv / time.Second),
+		Step: string(journal.StepIdle), AgentVersion: a.Version, Groups: a.Config.Groups, IntervalSeconds: int64((iv + time.Second - 1) / time.Second),
 	}
 	if ci.Model == "" {
 		ci.Model = "unknown"
@@ -174,7 +202,7 @@ func (c *cycle) sendCheckIn(ctx context.Context, force bool, id device.Identity,
 	}
 	a.fleet.mu.Lock()
 	a.fleet.last, a.fleet.holds = now, reply.Holds
-	a.fleet.asked = 0
+	a.fleet.announced, a.fleet.asked = asked, 0
 	if reply.CheckInSeconds > 0 {
 		a.fleet.asked = time.Duration(min(reply.CheckInSeconds, int64(maxFleetCheckInInterval/time.Second))) * time.Second
 	}

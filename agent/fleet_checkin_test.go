@@ -12,6 +12,7 @@ import (
 	"github.com/fwagent/fwagent/agent/fetch/fetchtest"
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/fleet"
+	"github.com/fwagent/fwagent/fleet/server"
 	"github.com/fwagent/fwagent/internal/lab"
 	"github.com/fwagent/fwagent/internal/nvrsim"
 )
@@ -114,5 +115,78 @@ func TestASitesRecordersCheckInUnderTheirNames(t *testing.T) {
 	slices.Sort(got)
 	if want := []string{"NVR-HALL depot-7/hall", "NVR-YARD depot-7/yard"}; !slices.Equal(got, want) {
 		t.Fatalf("fleet devices %q, want %q", got, want)
+	}
+}
+
+// An idle agent with the default config (poll.interval 6h, poll.jitter
+// 30m, fleet.checkin_interval 1h) checks in at its polls: the real daemon,
+// on a simulated clock with the longest jitter, against a real fleet
+// server. Between two check-ins the server must not show it stale, with
+// its own interval and with a longer one the server asks for.
+func TestAnIdleAgentIsNotStaleBeforeItsNextCheckIn(t *testing.T) {
+	def := config.Default()
+	longest := def.Poll.Interval + def.Poll.Jitter
+	for _, c := range []struct {
+		name   string
+		server time.Duration // fwctl fleet serve --checkin-interval
+		polls  int
+	}{
+		{"with the agent's own interval", 0, 4},
+		{"with a day the server asks for", 24 * time.Hour, 8},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := startFleet(t, server.Options{Enrolment: server.EnrolOpen, CheckInInterval: c.server})
+			w := newWorld(t, lab.Options{Device: nvrsim.Config{Firmware: "V4.1.25"}, Releases: []lab.Release{custom4125}})
+			w.linkFleet(t, f, func(cfg *config.Config) {
+				cfg.Poll, cfg.Fleet.CheckInInterval = def.Poll, def.Fleet.CheckInInterval
+			})
+			clock := time.Now()
+			w.agent.Now = func() time.Time { return clock }
+			w.agent.Jitter = func(max time.Duration) time.Duration { return max - time.Nanosecond }
+
+			var last fleet.Device // as the server stored the last check-in
+			var lastAt time.Time  // on the agent's clock
+			checkIns := 0
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			sleeps := 0
+			w.agent.After = func(d time.Duration) <-chan time.Time {
+				sleeps++
+				if d != longest-time.Nanosecond {
+					t.Errorf("poll %d: the daemon slept %s, want the whole %s", sleeps, d, longest-time.Nanosecond)
+				}
+				if dev := fleetDevice(t, f); dev.CheckInSeq != last.CheckInSeq {
+					if checkIns > 0 {
+						// The server's view at the moment of this check-in,
+						// had the gap passed on its clock too.
+						gap := clock.Sub(lastAt)
+						if st := last.StateAt(last.LastSeen.Add(gap)); st == fleet.StateStale {
+							t.Errorf("check-in %d came %s after the one before, which announced %ds: the server showed the device stale in between",
+								checkIns+1, gap, last.IntervalSeconds)
+						}
+					}
+					checkIns++
+					last, lastAt = dev, clock
+					t.Logf("poll %d: check-in %d announcing %s", sleeps, checkIns, time.Duration(dev.IntervalSeconds)*time.Second)
+				}
+				if sleeps == c.polls {
+					cancel()
+					return nil // never fires: Run must notice the cancelled context
+				}
+				clock = clock.Add(d)
+				ch := make(chan time.Time, 1)
+				ch <- clock
+				return ch
+			}
+			if err := w.agent.Run(ctx); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if checkIns < 2 {
+				t.Fatalf("%d check-ins in %d polls: an idle agent checks in at its polls", checkIns, c.polls)
+			}
+			if st := last.StateAt(last.LastSeen.Add(longest)); st != fleet.StateUpToDate {
+				t.Fatalf("state %s one poll after the last check-in, want up_to_date", st)
+			}
+		})
 	}
 }

@@ -71,8 +71,10 @@ type CheckIn struct {
 	AgentVersion   string   `json:"agent_version"`             // fwagent version
 	ManifestSerial uint64   `json:"manifest_serial,omitempty"` // serial of the last verified manifest
 	Groups         []string `json:"groups,omitempty"`          // the agent's configured rollout groups
-	// IntervalSeconds is the agent's check-in interval; the server marks
-	// the device stale after three of them without a check-in.
+	// IntervalSeconds is the interval the agent announces: the longer of
+	// its check-in interval and its longest sleep between two polls (the
+	// next check-in comes within twice it); the server marks the device
+	// stale after three of them without a check-in.
 	IntervalSeconds int64 `json:"interval_seconds,omitempty"`
 }
 

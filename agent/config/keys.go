@@ -163,7 +163,7 @@ var Keys = []Key{
 	text("fleet.url", func(c *Config) *string { return &c.Fleet.URL }, "", false,
 		"the fleet server (fwctl fleet serve), like https://fleet.example:8471; empty = no check-ins. The device key is created in state_dir on first start"),
 	duration("fleet.checkin_interval", func(c *Config) *Duration { return &c.Fleet.CheckInInterval }, time.Hour, true,
-		"the agent checks in at every poll, at most this often (and always before an upload); the server marks a device stale after three intervals without one"),
+		"the agent checks in at its polls, at most this often (and always before an upload); it tells the server the longer of this and poll.interval + poll.jitter, and the server marks a device stale after three of those without a check-in"),
 	label("fleet.site", func(c *Config) *string { return &c.Fleet.Site },
 		"the site name the fleet server shows with this agent's recorders (fwctl fleet devices, the web page); empty = the host name of the machine the agent runs on"),
 
