@@ -171,3 +171,38 @@ func TestAFleetServerDownDoesNotStopUpdates(t *testing.T) {
 		t.Fatalf("result %s (%s): an unreachable fleet server must not stop an update the manifest allows", out.Result, out.Message)
 	}
 }
+
+// A site's recorder may wait long for its install slot (another recorder
+// flashing): a pause made meanwhile still stops its upload, since the
+// check-in before the upload comes after the slot.
+func TestAPauseWhileWaitingForTheInstallSlotStopsTheUpload(t *testing.T) {
+	f := startFleet(t)
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
+	w.linkFleet(t, f)
+	gave := 0
+	w.agent.InstallGate = func(_ context.Context, _, release string) (func(agent.Outcome), error) {
+		if release != "" {
+			f.admin("pause", release) // while this recorder waited for its slot
+		}
+		return func(agent.Outcome) { gave++ }, nil
+	}
+	out := w.cycle(t, agent.ModeUpdateNow)
+	if out.Result != agent.ResultPaused || len(out.Codes) != 1 || out.Codes[0] != agent.CodeFleetHold {
+		t.Fatalf("result %s %v (%s), want held before the upload", out.Result, out.Codes, out.Message)
+	}
+	if st := w.state(); st.Installs != 0 {
+		t.Fatalf("%d uploads: the release was paused before the upload", st.Installs)
+	}
+	if gave != 1 {
+		t.Fatalf("the install slot was given back %d times, want once", gave)
+	}
+	if cur := w.agent.Journal.State().Current; cur == nil || cur.Step == journal.StepInstall {
+		t.Fatalf("journal %+v: want the verified update waiting before install", cur)
+	}
+
+	w.agent.InstallGate = nil
+	f.admin("resume", custom4125.ID)
+	if out := w.cycle(t, agent.ModeUpdateNow); out.Result != agent.ResultInstalled {
+		t.Fatalf("after the resume: %s (%s), want installed", out.Result, out.Message)
+	}
+}

@@ -109,22 +109,25 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 			c.fail(ctx, s, ctx.Err())
 			break
 		}
-		// The fleet server's hold is asked before the install step is
-		// entered: a held upload leaves the journal where verify left it.
+		// The site's install slot is taken before the install step is
+		// entered: a recorder waiting for it, held, or stopped while
+		// waiting has sent nothing, and its journal must not say install
+		// (the next start would settle an upload that never happened as an
+		// interrupted install, a counted attempt).
 		if s.device && !c.onDevice {
-			if held, err := c.fleetHoldsUpload(ctx, s.journal); held || err != nil {
+			if held, err := c.acquireInstall(ctx, s.journal); held || err != nil {
 				if err != nil {
 					c.fail(ctx, s, err)
 				}
 				break
 			}
 		}
-		// The site's install slot too: a recorder waiting for it, held, or
-		// stopped while waiting has sent nothing, and its journal must not
-		// say install (the next start would settle an upload that never
-		// happened as an interrupted install, a counted attempt).
+		// The fleet server's hold too, after the slot: a pause made while
+		// the recorder waited for its slot still stops the upload. A held
+		// upload leaves the journal where verify left it (the slot goes
+		// back with the cycle's outcome, below).
 		if s.device && !c.onDevice {
-			if held, err := c.acquireInstall(ctx, s.journal); held || err != nil {
+			if held, err := c.fleetHoldsUpload(ctx, s.journal); held || err != nil {
 				if err != nil {
 					c.fail(ctx, s, err)
 				}
