@@ -120,23 +120,80 @@ func TestSignedMessagesVerifyAndTamperingIsCaught(t *testing.T) {
 }
 
 func TestValidationNamesTheField(t *testing.T) {
-	cases := map[string]func(*fleet.CheckIn){
-		"serial":      func(c *fleet.CheckIn) { c.Serial = "" },
-		"progress":    func(c *fleet.CheckIn) { c.Progress = 101 },
-		"last_result": func(c *fleet.CheckIn) { c.LastResult = "maybe" },
-		"model":       func(c *fleet.CheckIn) { c.Model = "a\x1bb" },
+	checkIns := []struct {
+		field  string
+		mutate func(*fleet.CheckIn)
+	}{
+		{"serial", func(c *fleet.CheckIn) { c.Serial = "" }},
+		{"progress", func(c *fleet.CheckIn) { c.Progress = 101 }},
+		{"last_result", func(c *fleet.CheckIn) { c.LastResult = "maybe" }},
+		{"model", func(c *fleet.CheckIn) { c.Model = "a\x1bb" }},
+		{"seq", func(c *fleet.CheckIn) { c.Seq = 1 << 63 }},
+		{"queue_depth", func(c *fleet.CheckIn) { c.QueueDepth = 3_000_000_000 }},
+		{"queue_depth", func(c *fleet.CheckIn) { c.QueueDepth = -1 }},
+		{"manifest_serial", func(c *fleet.CheckIn) { c.ManifestSerial = 1 << 63 }},
+		{"interval_seconds", func(c *fleet.CheckIn) { c.IntervalSeconds = fleet.MaxIntervalSeconds + 1 }},
+		{"interval_seconds", func(c *fleet.CheckIn) { c.IntervalSeconds = -1 }},
+		{"time", func(c *fleet.CheckIn) { c.Time = t0.In(time.FixedZone("", 24*3600)) }},
+		{"time", func(c *fleet.CheckIn) { c.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }},
+		{"time", func(c *fleet.CheckIn) { c.Time = time.Date(9999, 12, 31, 23, 0, 0, 0, time.FixedZone("", -2*3600)) }},
+		{"serial", func(c *fleet.CheckIn) { c.Serial = "SN\x00" }},
+		{"firmware", func(c *fleet.CheckIn) { c.Firmware = "V4\xff" }},
+		{"site", func(c *fleet.CheckIn) { c.Site = "a\u0085b" }},
+		{"device_name", func(c *fleet.CheckIn) { c.DeviceName = "\ufffd" }},
+		{"agent_version", func(c *fleet.CheckIn) { c.AgentVersion = "1\x7f" }},
+		{"groups[1]", func(c *fleet.CheckIn) { c.Groups = []string{"a", "b\x00"} }},
 	}
-	for field, mutate := range cases {
+	for _, tc := range checkIns {
 		c := checkIn()
 		c.Seq, c.Time = 1, t0
-		mutate(&c)
+		tc.mutate(&c)
 		var ie *fleet.InvalidError
-		if err := c.Validate(); !errors.As(err, &ie) || ie.Field != field {
-			t.Errorf("%s: Validate = %v", field, err)
+		if err := c.Validate(); !errors.As(err, &ie) || ie.Field != tc.field {
+			t.Errorf("check-in %s: Validate = %v", tc.field, err)
 		}
 	}
+	reports := []struct {
+		field  string
+		mutate func(*fleet.Report)
+	}{
+		{"seq", func(r *fleet.Report) { r.Seq = 1 << 63 }},
+		{"audit_seq", func(r *fleet.Report) { r.AuditSeq = 1 << 63 }},
+		{"dropped", func(r *fleet.Report) { r.Dropped = -1 }},
+		{"progress", func(r *fleet.Report) { r.Progress = -1 }},
+		{"time", func(r *fleet.Report) { r.Time = t0.In(time.FixedZone("", -24*3600)) }},
+		{"message", func(r *fleet.Report) { r.Message = "a\x00b" }},
+		{"message", func(r *fleet.Report) { r.Message = "a\x1b[2Jb" }},
+		{"message", func(r *fleet.Report) { r.Message = "a\xffb" }},
+		{"codes[0]", func(r *fleet.Report) { r.Codes = []string{"x\x00"} }},
+		{"release_id", func(r *fleet.Report) { r.ReleaseID = "r\u009b" }},
+		{"audit_head", func(r *fleet.Report) { r.AuditHead = "\x00" }},
+	}
+	for _, tc := range reports {
+		r := fleet.Report{Seq: 1, Report: report.Report{ID: "a", Time: t0, DeviceSerial: "SN1", Step: "install", AgentVersion: "1"}}
+		tc.mutate(&r)
+		var ie *fleet.InvalidError
+		if err := r.Validate(); !errors.As(err, &ie) || ie.Field != tc.field {
+			t.Errorf("report %s: Validate = %v", tc.field, err)
+		}
+	}
+	t.Run("values at the limits pass", func(t *testing.T) {
+		c := checkIn()
+		c.Seq, c.Time, c.QueueDepth, c.ManifestSerial, c.IntervalSeconds = 1<<63-1, t0.In(time.FixedZone("", 23*3600+59*60)), fleet.MaxQueueDepth, 1<<63-1, fleet.MaxIntervalSeconds
+		if err := c.Validate(); err != nil {
+			t.Errorf("check-in: %v", err)
+		}
+		r := fleet.Report{Seq: 1<<63 - 1, Report: report.Report{ID: "a", Time: t0, DeviceSerial: "SN1", Step: "install", AgentVersion: "1",
+			AuditSeq: 1<<63 - 1, Message: "line one\n\tline two\r\n\ufffd"}}
+		if err := r.Validate(); err != nil {
+			t.Errorf("report: %v", err)
+		}
+	})
 	if _, err := fleet.ParseCheckIn([]byte(`{"seq":1,"unknown":2}`)); !errors.Is(err, fleet.ErrMalformed) {
 		t.Errorf("an unknown field: %v", err)
+	}
+	if _, err := fleet.ParseReport([]byte(`{"seq":1,"id":"a","time":"2026-11-30T12:00:00+24:00","device_serial":"SN1","step":"s"}`)); !errors.Is(err, fleet.ErrMalformed) {
+		t.Errorf("a time with an offset of 24 hours: %v", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -28,12 +29,45 @@ const (
 // reads, in bytes.
 const MaxBody = 64 << 10
 
-// Field limits, in bytes (lists: items).
+// Limits of the text fields of messages and admin requests, in bytes.
 const (
-	maxIDLen      = 128
-	maxShortLen   = 64
-	maxMessageLen = 4096
-	maxList       = 32
+	// MaxIDLen bounds identifiers and labels: serials, models, release
+	// ids, device and site names.
+	MaxIDLen = 128
+	// MaxShortLen bounds short words: versions, steps, results, reason
+	// codes, groups.
+	MaxShortLen = 64
+	// MaxMessageLen bounds a report's message.
+	MaxMessageLen = 4096
+)
+
+// maxList bounds a list field (codes, groups), in items.
+const maxList = 32
+
+// Bounds of the numeric fields. Each keeps a value inside the database
+// column that holds it (fleet/postgres/migrations: INTEGER is 32 bits on
+// PostgreSQL, BIGINT 64; a uint64 is stored as an int64) and inside what
+// the server computes with it, so no message the server accepted can fail
+// the transaction that stores it with the messages of other devices:
+//
+//	check-in seq              devices.checkin_seq BIGINT      1 .. 2^63-1
+//	check-in progress         devices.progress INTEGER        0 .. 100
+//	check-in queue_depth      devices.queue_depth INTEGER     0 .. MaxQueueDepth
+//	check-in manifest_serial  devices.manifest_serial BIGINT  0 .. 2^63-1
+//	check-in interval_seconds devices.interval_seconds BIGINT 0 .. MaxIntervalSeconds (3 intervals make stale_after)
+//	report seq                reports.seq, devices.report_seq BIGINT  1 .. 2^63-1
+//	report progress           reports.body (JSON)             0 .. 100
+//	report dropped            reports.body (JSON)             0 .. 2^63-1
+//	report audit_seq          reports.body (JSON)             0 .. 2^63-1
+const (
+	// MaxQueueDepth bounds a check-in's queue_depth: far above any
+	// agent's report queue (report.queue_max, 1,000 by default).
+	MaxQueueDepth = 1_000_000
+	// MaxIntervalSeconds bounds a check-in's interval_seconds (366 days):
+	// far above any sensible fleet.checkin_interval, and far below what
+	// would overflow the time the device becomes stale.
+	MaxIntervalSeconds = 366 * 24 * 60 * 60
+	maxSeq             = math.MaxInt64
 )
 
 // CheckIn is what an agent tells the server at every poll: who it is and
@@ -150,32 +184,33 @@ func ParseCheckIn(payload []byte) (CheckIn, error) {
 	return c, c.Validate()
 }
 
-// Validate checks a check-in's fields and limits.
+// Validate checks a check-in's fields and limits: what it accepts, both
+// stores can store (see the bounds above).
 func (c *CheckIn) Validate() error {
 	if c.Seq == 0 {
 		return &InvalidError{Field: "seq", Problem: "is missing: sign the check-in with a DeviceKey"}
 	}
-	if c.Time.IsZero() {
-		return &InvalidError{Field: "time", Problem: "is missing"}
+	if err := checkTime("time", c.Time); err != nil {
+		return err
 	}
 	if err := checkStrings([]field{
-		{"serial", c.Serial, maxIDLen, true}, {"model", c.Model, maxIDLen, true},
-		{"firmware", c.Firmware, maxShortLen, false}, {"device_name", c.DeviceName, maxIDLen, false},
-		{"site", c.Site, maxIDLen, false}, {"step", c.Step, maxShortLen, false},
-		{"release_id", c.ReleaseID, maxIDLen, false}, {"last_result", c.LastResult, maxShortLen, false},
-		{"last_code", c.LastCode, maxShortLen, false}, {"last_release_id", c.LastReleaseID, maxIDLen, false},
-		{"agent_version", c.AgentVersion, maxShortLen, false},
+		{"serial", c.Serial, MaxIDLen, true}, {"model", c.Model, MaxIDLen, true},
+		{"firmware", c.Firmware, MaxShortLen, false}, {"device_name", c.DeviceName, MaxIDLen, false},
+		{"site", c.Site, MaxIDLen, false}, {"step", c.Step, MaxShortLen, false},
+		{"release_id", c.ReleaseID, MaxIDLen, false}, {"last_result", c.LastResult, MaxShortLen, false},
+		{"last_code", c.LastCode, MaxShortLen, false}, {"last_release_id", c.LastReleaseID, MaxIDLen, false},
+		{"agent_version", c.AgentVersion, MaxShortLen, false},
 	}); err != nil {
 		return err
 	}
-	if c.Progress < 0 || c.Progress > 100 {
-		return &InvalidError{Field: "progress", Problem: fmt.Sprintf("is %d, want 0 to 100", c.Progress)}
-	}
-	if c.QueueDepth < 0 {
-		return &InvalidError{Field: "queue_depth", Problem: "is negative"}
-	}
-	if c.IntervalSeconds < 0 {
-		return &InvalidError{Field: "interval_seconds", Problem: "is negative"}
+	if err := firstError(
+		inRangeU("seq", c.Seq, 1, maxSeq),
+		inRange("progress", int64(c.Progress), 0, 100),
+		inRange("queue_depth", int64(c.QueueDepth), 0, MaxQueueDepth),
+		inRangeU("manifest_serial", c.ManifestSerial, 0, maxSeq),
+		inRange("interval_seconds", c.IntervalSeconds, 0, MaxIntervalSeconds),
+	); err != nil {
+		return err
 	}
 	switch c.LastResult {
 	case "", ResultInstalled, ResultFailed, ResultRefused:
@@ -195,37 +230,43 @@ func ParseReport(payload []byte) (Report, error) {
 }
 
 // Validate checks a report's fields and limits (the rules of the reports
-// file, plus the sequence number).
+// file, plus the sequence number): what it accepts, both stores can store
+// (see the bounds above).
 func (r *Report) Validate() error {
 	if r.Seq == 0 {
 		return &InvalidError{Field: "seq", Problem: "is missing: sign the report with a DeviceKey"}
 	}
-	if r.Time.IsZero() {
-		return &InvalidError{Field: "time", Problem: "is missing"}
+	if err := checkTime("time", r.Time); err != nil {
+		return err
 	}
 	if err := checkStrings([]field{
-		{"id", r.ID, maxIDLen, true}, {"device_serial", r.DeviceSerial, maxIDLen, true},
-		{"model", r.Model, maxIDLen, false}, {"firmware_version", r.FirmwareVersion, maxShortLen, false},
-		{"release_id", r.ReleaseID, maxIDLen, false}, {"version", r.Version, maxShortLen, false},
-		{"attempt_id", r.AttemptID, maxIDLen, false}, {"step", r.Step, maxShortLen, true},
-		{"result", r.Result, maxShortLen, false}, {"agent_version", r.AgentVersion, maxShortLen, false},
-		{"audit_head", r.AuditHead, maxIDLen, false},
+		{"id", r.ID, MaxIDLen, true}, {"device_serial", r.DeviceSerial, MaxIDLen, true},
+		{"model", r.Model, MaxIDLen, false}, {"firmware_version", r.FirmwareVersion, MaxShortLen, false},
+		{"release_id", r.ReleaseID, MaxIDLen, false}, {"version", r.Version, MaxShortLen, false},
+		{"attempt_id", r.AttemptID, MaxIDLen, false}, {"step", r.Step, MaxShortLen, true},
+		{"result", r.Result, MaxShortLen, false}, {"agent_version", r.AgentVersion, MaxShortLen, false},
+		{"audit_head", r.AuditHead, MaxIDLen, false},
 	}); err != nil {
 		return err
 	}
-	if r.Progress < 0 || r.Progress > 100 {
-		return &InvalidError{Field: "progress", Problem: fmt.Sprintf("is %d, want 0 to 100", r.Progress)}
-	}
-	if r.Dropped < 0 {
-		return &InvalidError{Field: "dropped", Problem: "is negative"}
+	if err := firstError(
+		inRangeU("seq", r.Seq, 1, maxSeq),
+		inRange("progress", int64(r.Progress), 0, 100),
+		inRange("dropped", r.Dropped, 0, math.MaxInt64),
+		inRangeU("audit_seq", r.AuditSeq, 0, maxSeq),
+	); err != nil {
+		return err
 	}
 	switch r.Result {
 	case "", ResultInstalled, ResultFailed, ResultRefused:
 	default:
 		return &InvalidError{Field: "result", Problem: fmt.Sprintf("is %q, want installed, failed or refused", r.Result)}
 	}
-	if len(r.Message) > maxMessageLen {
-		return &InvalidError{Field: "message", Problem: fmt.Sprintf("is %d bytes long, the limit is %d", len(r.Message), maxMessageLen)}
+	if len(r.Message) > MaxMessageLen {
+		return &InvalidError{Field: "message", Problem: fmt.Sprintf("is %d bytes long, the limit is %d", len(r.Message), MaxMessageLen)}
+	}
+	if err := checkProse("message", r.Message); err != nil {
+		return err
 	}
 	return checkList("codes", r.Codes)
 }
@@ -264,7 +305,7 @@ func checkStrings(fs []field) error {
 			}
 			continue
 		}
-		if err := checkString(f.name, f.value, f.max); err != nil {
+		if err := CheckString(f.name, f.value, f.max); err != nil {
 			return err
 		}
 	}
@@ -280,23 +321,88 @@ func checkList(name string, items []string) error {
 		if s == "" {
 			return &InvalidError{Field: f, Problem: "is empty"}
 		}
-		if err := checkString(f, s, maxShortLen); err != nil {
+		if err := CheckString(f, s, MaxShortLen); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// checkString bounds a field and refuses control characters (they would
-// garble tables, terminals and the web page).
-func checkString(name, v string, max int) error {
+// CheckString checks a text field of an agent message or an admin request
+// (a serial, a release id, a pause cause): at most max bytes, valid UTF-8,
+// and no control character (NUL included) nor U+FFFD (what JSON decoding
+// makes of an invalid escape). Control characters garble tables,
+// terminals and the web page; PostgreSQL refuses NUL and invalid UTF-8 in
+// a text column. The error is an *InvalidError naming field.
+func CheckString(field, v string, max int) error {
 	if len(v) > max {
-		return &InvalidError{Field: name, Problem: fmt.Sprintf("is %d bytes long, the limit is %d", len(v), max)}
+		return &InvalidError{Field: field, Problem: fmt.Sprintf("is %d bytes long, the limit is %d", len(v), max)}
 	}
-	for _, c := range v {
-		if unicode.IsControl(c) || c == utf8.RuneError {
-			return &InvalidError{Field: name, Problem: fmt.Sprintf("holds the control or invalid character %U", c)}
+	return checkText(field, v, false)
+}
+
+// checkProse is CheckString's character rule for prose (a report's
+// message, made of error texts): tabs, line breaks and U+FFFD pass, every
+// other control character and invalid UTF-8 do not.
+func checkProse(field, v string) error { return checkText(field, v, true) }
+
+func checkText(field, v string, prose bool) error {
+	if !utf8.ValidString(v) {
+		return &InvalidError{Field: field, Problem: "is not valid UTF-8: send UTF-8 text"}
+	}
+	for i, c := range v {
+		switch {
+		case c == 0:
+			return &InvalidError{Field: field, Problem: fmt.Sprintf("holds a NUL character at byte %d: send text without control characters", i)}
+		case prose && (c == '\t' || c == '\n' || c == '\r'):
+		case unicode.IsControl(c):
+			return &InvalidError{Field: field, Problem: fmt.Sprintf("holds the control character %U at byte %d: send text without control characters", c, i)}
+		case !prose && c == utf8.RuneError:
+			return &InvalidError{Field: field, Problem: fmt.Sprintf("holds %U (the mark of an invalid character) at byte %d: send valid text", c, i)}
 		}
+	}
+	return nil
+}
+
+// inRange checks a numeric field against its bounds.
+func inRange(field string, v, min, max int64) error {
+	if v < min || v > max {
+		return &InvalidError{Field: field, Problem: fmt.Sprintf("is %d, want %d to %d", v, min, max)}
+	}
+	return nil
+}
+
+// inRangeU checks an unsigned numeric field against its bounds.
+func inRangeU(field string, v, min, max uint64) error {
+	if v < min || v > max {
+		return &InvalidError{Field: field, Problem: fmt.Sprintf("is %d, want %d to %d", v, min, max)}
+	}
+	return nil
+}
+
+// firstError returns the first error that is not nil.
+func firstError(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkTime refuses a missing time, and one that does not encode back to
+// JSON (a year outside 0-9999, in its own offset or in UTC, or an offset
+// of 24 hours or more: "+24:00" parses but does not encode), which the
+// store could not keep.
+func checkTime(field string, t time.Time) error {
+	if t.IsZero() {
+		return &InvalidError{Field: field, Problem: "is missing"}
+	}
+	if _, err := t.MarshalJSON(); err != nil {
+		return &InvalidError{Field: field, Problem: fmt.Sprintf("is %s, which cannot be stored (%v): send an RFC 3339 time in UTC", t.Format(time.RFC3339Nano), err)}
+	}
+	if _, err := t.UTC().MarshalJSON(); err != nil {
+		return &InvalidError{Field: field, Problem: fmt.Sprintf("is %s, whose UTC year is outside 0-9999: send an RFC 3339 time in UTC", t.Format(time.RFC3339Nano))}
 	}
 	return nil
 }

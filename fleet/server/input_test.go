@@ -1,0 +1,115 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/fwagent/fwagent/agent/report"
+	"github.com/fwagent/fwagent/fleet"
+	"github.com/fwagent/fwagent/fleet/server"
+)
+
+// errorOf decodes the reason of an error answer.
+func errorOf(body string) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal([]byte(body), &e) != nil {
+		return body
+	}
+	return e.Error
+}
+
+// request sends a raw request with the admin token and returns the
+// status and the body.
+func (f *fixture) request(method, path, body string, header map[string]string) (int, string) {
+	f.t.Helper()
+	req, err := http.NewRequest(method, f.http.URL+path, strings.NewReader(body))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken) // the web page takes it too
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestMessagesTheStoresCannotKeepAreRefusedBeforeTheirBatch(t *testing.T) {
+	const ci = `{"seq":1,"time":"2026-11-30T12:00:00Z","serial":"BAD","model":"m","agent_version":"1"`
+	const rep = `{"seq":1,"id":"x","time":"2026-11-30T12:00:00Z","device_serial":"BAD","step":"install","agent_version":"1"`
+	cases := []struct {
+		name, typ, payload, field string
+	}{
+		{"a queue depth above a PostgreSQL INTEGER", fleet.TypeCheckIn, ci + `,"queue_depth":3000000000}`, "queue_depth"},
+		{"a queue depth above the limit", fleet.TypeCheckIn, ci + `,"queue_depth":1000001}`, "queue_depth"},
+		{"an interval that overflows the stale time", fleet.TypeCheckIn, ci + `,"interval_seconds":100000000000}`, "interval_seconds"},
+		{"a manifest serial above a BIGINT", fleet.TypeCheckIn, ci + `,"manifest_serial":9223372036854775808}`, "manifest_serial"},
+		{"a check-in sequence above a BIGINT", fleet.TypeCheckIn, strings.Replace(ci, `"seq":1`, `"seq":18446744073709551615`, 1) + `}`, "seq"},
+		{"a check-in time with an offset of 24 hours", fleet.TypeCheckIn, strings.Replace(ci, `12:00:00Z`, `12:00:00+24:00`, 1) + `}`, "time"},
+		{"a check-in time in year 10000 in UTC", fleet.TypeCheckIn, strings.Replace(ci, `2026-11-30T12:00:00Z`, `9999-12-31T23:59:59-23:59`, 1) + `}`, "time"},
+		{"a NUL in a serial", fleet.TypeCheckIn, strings.Replace(ci, `"BAD"`, `"BAD\u0000"`, 1) + `}`, "serial"},
+		{"a C1 control character in a site", fleet.TypeCheckIn, ci + `,"site":"a\u0085b"}`, "site"},
+		{"an invalid character in a device name", fleet.TypeCheckIn, ci + `,"device_name":"\ud800"}`, "device_name"},
+		{"a NUL in a group", fleet.TypeCheckIn, ci + `,"groups":["ok","a\u0000"]}`, "groups[1]"},
+		{"a report time with an offset of 24 hours", fleet.TypeReport, strings.Replace(rep, `12:00:00Z`, `12:00:00+24:00`, 1) + `}`, "time"},
+		{"a report sequence above a BIGINT", fleet.TypeReport, strings.Replace(rep, `"seq":1`, `"seq":9223372036854775808`, 1) + `}`, "seq"},
+		{"an audit sequence above a BIGINT", fleet.TypeReport, rep + `,"audit_seq":18446744073709551615}`, "audit_seq"},
+		{"a NUL in a message", fleet.TypeReport, rep + `,"message":"a\u0000b"}`, "message"},
+		{"an escape character in a message", fleet.TypeReport, rep + `,"message":"a\u001b[2Jb"}`, "message"},
+		{"a NUL in a code", fleet.TypeReport, rep + `,"codes":["a\u0000"]}`, "codes[0]"},
+		{"a NUL in a release id", fleet.TypeReport, rep + `,"release_id":"r\u0000"}`, "release_id"},
+	}
+	stores(t, func(t *testing.T, open func(t *testing.T) fleet.Store) {
+		// Approve mode: the reviewer's case was a pending key's check-in.
+		f := newFixture(t, open(t), server.Options{})
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				path := fleet.CheckInPath
+				if c.typ == fleet.TypeReport {
+					path = fleet.ReportPath
+				}
+				st, body := f.post(path, fleet.SealBytes(ed25519Key(), c.typ, []byte(c.payload)).Marshal())
+				if want := `field "` + c.field + `"`; st != http.StatusBadRequest || !strings.Contains(errorOf(body), want) {
+					t.Fatalf("answer %d %s, want 400 naming %s", st, body, want)
+				}
+			})
+		}
+		if ds, err := f.store.Devices(context.Background(), fleet.DeviceFilter{}); err != nil || len(ds) != 0 {
+			t.Fatalf("devices stored from refused messages: %+v, %v", ds, err)
+		}
+		if got := f.counters()[fleet.CounterMalformed]; got != int64(len(cases)) {
+			t.Fatalf("%s = %d, want %d", fleet.CounterMalformed, got, len(cases))
+		}
+		// A message at the limits is stored; a message may hold tabs and
+		// line breaks (it is made of error texts).
+		a := f.agent("GOOD")
+		if _, err := a.checkIn(func(c *fleet.CheckIn) {
+			c.QueueDepth, c.IntervalSeconds, c.ManifestSerial = fleet.MaxQueueDepth, fleet.MaxIntervalSeconds, 1<<63-1
+		}); err != nil {
+			t.Fatalf("a check-in at the limits: %v", err)
+		}
+		if st := f.admin("POST", "/v1/admin/approve", server.ApproveRequest{Serials: []string{"GOOD"}}, nil); st != 200 {
+			t.Fatalf("approve: %d", st)
+		}
+		err := a.client.Report(context.Background(), fleet.Report{Report: report.Report{ID: "g", DeviceSerial: "GOOD", ReleaseID: "r1",
+			Step: "install", Result: fleet.ResultFailed, Message: "install failed:\n\tthe recorder answered 500\r\n", AgentVersion: "1"}})
+		if err != nil {
+			t.Fatalf("a report whose message has line breaks: %v", err)
+		}
+		recs, err := f.store.Reports(context.Background(), "r1")
+		if err != nil || len(recs) != 1 || !strings.Contains(recs[0].Report.Message, "\n\tthe recorder") {
+			t.Fatalf("stored reports %+v, %v", recs, err)
+		}
+	})
+}
