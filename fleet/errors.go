@@ -12,6 +12,10 @@ var (
 	ErrBadSignature = errors.New("bad signature")
 	// ErrMalformed is wrapped by every *InvalidError.
 	ErrMalformed = errors.New("malformed message")
+	// ErrWrongType: an envelope's type is not the one its endpoint takes
+	// (a check-in posted as a report, or back). Its error is an
+	// *InvalidError too, so errors.Is(err, ErrMalformed) holds as well.
+	ErrWrongType = errors.New("wrong message type")
 	// ErrNotFound: no such device, release or record.
 	ErrNotFound = errors.New("not found")
 	// ErrHTTP is wrapped by every *StatusError from the Client.
@@ -22,6 +26,8 @@ var (
 type InvalidError struct {
 	Field   string // JSON field; empty for the body as a whole
 	Problem string // what is wrong, and what to do
+
+	kind error // a finer sentinel it wraps besides ErrMalformed (ErrWrongType), or nil
 }
 
 func (e *InvalidError) Error() string {
@@ -31,8 +37,14 @@ func (e *InvalidError) Error() string {
 	return fmt.Sprintf("malformed message: field %q %s", e.Field, e.Problem)
 }
 
-// Unwrap makes errors.Is(err, ErrMalformed) true.
-func (e *InvalidError) Unwrap() error { return ErrMalformed }
+// Unwrap makes errors.Is(err, ErrMalformed) true (and errors.Is(err,
+// ErrWrongType) for a wrong envelope type).
+func (e *InvalidError) Unwrap() []error {
+	if e.kind != nil {
+		return []error{ErrMalformed, e.kind}
+	}
+	return []error{ErrMalformed}
+}
 
 // StatusError is a non-2xx answer of the fleet server, with the reason it
 // gave. Permanent tells the agent's report queue whether sending the same

@@ -105,8 +105,16 @@ func TestSignedMessagesVerifyAndTamperingIsCaught(t *testing.T) {
 		if _, _, err := bad.Open(fleet.TypeReport); !errors.Is(err, fleet.ErrBadSignature) {
 			t.Fatalf("Open = %v, want ErrBadSignature (the type is signed)", err)
 		}
-		if _, _, err := env.Open(fleet.TypeReport); !errors.Is(err, fleet.ErrMalformed) {
-			t.Fatalf("Open with the wrong type = %v, want ErrMalformed", err)
+		if _, _, err := env.Open(fleet.TypeReport); !errors.Is(err, fleet.ErrMalformed) || !errors.Is(err, fleet.ErrWrongType) {
+			t.Fatalf("Open with the wrong type = %v, want ErrMalformed and ErrWrongType", err)
+		}
+	})
+	t.Run("a payload that is not base64 is malformed, not a wrong type", func(t *testing.T) {
+		bad := *env
+		bad.Payload = "not base64!"
+		_, _, err := bad.Open(fleet.TypeCheckIn)
+		if !errors.Is(err, fleet.ErrMalformed) || errors.Is(err, fleet.ErrWrongType) || errors.Is(err, fleet.ErrBadSignature) {
+			t.Fatalf("Open = %v, want ErrMalformed only", err)
 		}
 	})
 	t.Run("another key's signature does not verify", func(t *testing.T) {

@@ -64,11 +64,13 @@ func ParseEnvelope(body []byte) (*Envelope, error) {
 }
 
 // Open verifies the envelope's signature and type and returns the payload
-// and the public key that signed it. A wrong type is malformed; a bad key
-// or signature wraps ErrBadSignature.
+// and the public key that signed it. A wrong type is an *InvalidError that
+// wraps ErrWrongType; a payload that is not base64 is an *InvalidError (it
+// says nothing of the signature); a bad key or signature wraps
+// ErrBadSignature.
 func (e *Envelope) Open(wantType string) (payload []byte, key ed25519.PublicKey, err error) {
 	if e.Type != wantType {
-		return nil, nil, &InvalidError{Field: "type", Problem: fmt.Sprintf("is %q, want %q at this endpoint", e.Type, wantType)}
+		return nil, nil, &InvalidError{Field: "type", Problem: fmt.Sprintf("is %q, want %q at this endpoint", e.Type, wantType), kind: ErrWrongType}
 	}
 	k, err := base64.StdEncoding.DecodeString(e.Key)
 	if err != nil || len(k) != ed25519.PublicKeySize {
@@ -80,7 +82,7 @@ func (e *Envelope) Open(wantType string) (payload []byte, key ed25519.PublicKey,
 	}
 	payload, err = base64.StdEncoding.DecodeString(e.Payload)
 	if err != nil {
-		return nil, nil, &InvalidError{Field: "payload", Problem: "is not base64"}
+		return nil, nil, &InvalidError{Field: "payload", Problem: "is not base64: encode the payload bytes in standard base64 with padding (RFC 4648)"}
 	}
 	if !ed25519.Verify(k, pae(e.Type, payload), sig) {
 		return nil, nil, fmt.Errorf("%w: the signature does not verify with the key in the envelope", ErrBadSignature)

@@ -112,7 +112,7 @@ const (
 	CounterBadSignature = "bad_signature"      // did not verify
 	CounterPending      = "pending_refused"    // reports from a key not approved yet
 	CounterUnknown      = "unknown_serial"     // a report from a serial never enrolled
-	CounterMalformed    = "malformed_refused"  // bad JSON, fields or size
+	CounterMalformed    = "malformed_refused"  // bad JSON, envelope (payload not base64) or fields
 	CounterCheckIns     = "checkins_accepted"  // accepted check-ins
 	CounterReports      = "reports_accepted"   // accepted reports
 	CounterAutoPauses   = "auto_pauses"        // releases the server paused on its own

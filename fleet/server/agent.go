@@ -68,8 +68,12 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request, typ string) (paylo
 		s.count(r.Context(), fleet.CounterBadSignature)
 		writeError(w, http.StatusForbidden, err.Error())
 		return nil, nil, false
-	case err != nil:
+	case errors.Is(err, fleet.ErrWrongType):
 		s.count(r.Context(), fleet.CounterWrongType)
+		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, nil, false
+	case err != nil: // a payload that is not base64
+		s.count(r.Context(), fleet.CounterMalformed)
 		writeError(w, http.StatusBadRequest, err.Error())
 		return nil, nil, false
 	}

@@ -113,3 +113,21 @@ func TestMessagesTheStoresCannotKeepAreRefusedBeforeTheirBatch(t *testing.T) {
 		}
 	})
 }
+
+func TestAPayloadThatIsNotBase64IsMalformedNotAWrongType(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) fleet.Store) {
+		f := newFixture(t, open(t), server.Options{Enrolment: server.EnrolOpen})
+		env := fleet.SealBytes(ed25519Key(), fleet.TypeCheckIn, []byte(`{}`))
+		env.Payload = "not base64!"
+		if st, body := f.post(fleet.CheckInPath, env.Marshal()); st != http.StatusBadRequest || !strings.Contains(body, "base64") {
+			t.Fatalf("answer %d %s, want 400 about base64", st, body)
+		}
+		good, _, _ := f.agent("SN1").key.SignCheckIn(fleet.CheckIn{Serial: "SN1", Model: "m", AgentVersion: "1"})
+		if st, body := f.post(fleet.ReportPath, good.Marshal()); st != http.StatusBadRequest {
+			t.Fatalf("a check-in posted as a report: %d %s, want 400", st, body)
+		}
+		if c := f.counters(); c[fleet.CounterMalformed] != 1 || c[fleet.CounterWrongType] != 1 {
+			t.Fatalf("counters %v, want 1 malformed (the payload) and 1 wrong type (the check-in)", c)
+		}
+	})
+}
