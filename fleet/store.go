@@ -111,7 +111,6 @@ const (
 	CounterReplayed     = "replayed_ignored"   // sequence not above the last
 	CounterBadSignature = "bad_signature"      // did not verify
 	CounterPending      = "pending_refused"    // reports from a key not approved yet
-	CounterUnknown      = "unknown_serial"     // a report from a serial never enrolled
 	CounterMalformed    = "malformed_refused"  // bad JSON, envelope (payload not base64) or fields
 	CounterCheckIns     = "checkins_accepted"  // accepted check-ins
 	CounterReports      = "reports_accepted"   // accepted reports

@@ -333,6 +333,12 @@ func (s *Server) enrol(devs map[string]*fleet.Device, serial string, key ed25519
 		*events = append(*events, fleet.Event{At: now, Serial: serial, Kind: fleet.EventForged, Detail: "a message signed by key " + kid + " claimed this serial (enrolled key " + d.KeyID + "): refused"})
 		return d, forged
 	}
+	if d.Stored == "" {
+		// A new device (pending_enrolment, or never_seen until its first
+		// check-in), or one that an older server created from a report
+		// without a state.
+		d.Refresh()
+	}
 	if d.Enrolment == fleet.EnrolPending {
 		return d, pending
 	}
@@ -382,9 +388,6 @@ func (s *Server) storeBatch(ctx context.Context, batch []*job) ([]jobResult, err
 					events = append(events, fleet.Event{At: now, Serial: d.Serial, Kind: fleet.EventReplay, Detail: fmt.Sprintf("report %s sequence %d not above %d: ignored", rep.ID, rep.Seq, d.ReportSeq)})
 				default:
 					d.ReportSeq = rep.Seq
-					if d.Stored == "" {
-						d.Refresh()
-					}
 					recs = append(recs, fleet.ReportRecord{Received: now, Report: *rep, KeyID: d.KeyID})
 					events = append(events, fleet.Event{At: now, Serial: d.Serial, Kind: fleet.EventReport, Detail: reportLine(*rep)})
 					results[i].v = accepted

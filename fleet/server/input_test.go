@@ -114,6 +114,33 @@ func TestMessagesTheStoresCannotKeepAreRefusedBeforeTheirBatch(t *testing.T) {
 	})
 }
 
+func TestAReportFromAnUnknownSerialWaitsAsPendingEnrolment(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) fleet.Store) {
+		f := newFixture(t, open(t), server.Options{})
+		if err := f.agent("NEW1").report("r1", "download", ""); statusOf(err) != http.StatusConflict {
+			t.Fatalf("a report from an unknown serial = %v, want 409", err)
+		}
+		var devs []server.DeviceJSON
+		f.admin("GET", "/v1/admin/devices?state=pending_enrolment", nil, &devs)
+		if len(devs) != 1 || devs[0].Serial != "NEW1" {
+			t.Fatalf("pending devices = %+v, want NEW1", devs)
+		}
+		var counts server.CountersJSON
+		f.admin("GET", "/v1/admin/counters", nil, &counts)
+		if counts.States[string(fleet.StatePendingEnrolment)] != 1 || counts.Counters[fleet.CounterPending] != 1 {
+			t.Fatalf("counters %+v, want one pending_enrolment device and one pending_refused report", counts)
+		}
+		if st, page := f.request("GET", "/?state=pending_enrolment", "", nil); st != 200 || !strings.Contains(page, "NEW1") {
+			t.Fatalf("web page %d, want NEW1 listed:\n%s", st, page)
+		}
+		var res server.ApproveResult
+		f.admin("POST", "/v1/admin/approve", server.ApproveRequest{Serials: []string{"NEW1"}}, &res)
+		if len(res.Approved) != 1 {
+			t.Fatalf("approve %+v, want NEW1 approved (its key was pending)", res)
+		}
+	})
+}
+
 func TestAPayloadThatIsNotBase64IsMalformedNotAWrongType(t *testing.T) {
 	stores(t, func(t *testing.T, open func(t *testing.T) fleet.Store) {
 		f := newFixture(t, open(t), server.Options{Enrolment: server.EnrolOpen})
