@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -18,10 +19,11 @@ import (
 type verdict int
 
 const (
-	accepted verdict = iota
-	pending          // the key waits for approval
-	forged           // a known serial under another key
-	replayed         // sequence not above the last accepted
+	accepted  verdict = iota
+	pending           // the key waits for approval
+	forged            // a known serial under another key
+	replayed          // sequence not above the last accepted
+	malformed         // verified but cannot be stored: refused alone (400), not with its batch
 )
 
 // job is a verified agent message waiting for its batch: a check-in or
@@ -44,7 +46,22 @@ func (j *job) serial() string {
 type jobResult struct {
 	v    verdict
 	last uint64 // the last accepted report sequence, for a replayed report
-	err  error
+	why  error  // what is wrong with a malformed message
+	err  error  // the store failed: nothing of the batch was stored
+}
+
+// storable checks what Validate cannot see: that the store can encode the
+// message. A report is stored as its JSON, and one that does not encode
+// (a time Validate should have refused) would fail the transaction, and
+// with it every message of the batch.
+func (j *job) storable() error {
+	if j.rep == nil {
+		return nil
+	}
+	if _, err := json.Marshal(j.rep); err != nil {
+		return &fleet.InvalidError{Problem: "the report cannot be stored (" + err.Error() + "): send its fields within the protocol's limits"}
+	}
+	return nil
 }
 
 // open reads, verifies and parses an agent message; on failure it answers
@@ -167,6 +184,11 @@ func (s *Server) handleCheckIn(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	s.answerCheckIn(w, r, ci, res)
+}
+
+// answerCheckIn answers a check-in its batch stored.
+func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, ci fleet.CheckIn, res jobResult) {
 	switch res.v {
 	case forged:
 		writeError(w, http.StatusForbidden, fmt.Sprintf("serial %s is enrolled with another key: refused and counted", ci.Serial))
@@ -228,13 +250,23 @@ func (s *Server) currentHolds(ctx context.Context) ([]fleet.Hold, error) {
 }
 
 // enqueue queues a verified message for the writers and waits for its
-// batch to commit; on failure it answers (503) and returns ok false.
+// batch to commit; on failure it answers (503, or 400 for a message the
+// store cannot take) and returns ok false.
 func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, j *job) (res jobResult, ok bool) {
+	if !s.push(w, r, j) {
+		return res, false
+	}
+	return s.await(w, r, j)
+}
+
+// push queues a verified message for the writers; when the queue is full
+// or the server closing it answers 503 and returns false.
+func (s *Server) push(w http.ResponseWriter, r *http.Request, j *job) bool {
 	j.done = make(chan jobResult, 1)
 	select {
 	case <-s.closing:
 		writeError(w, http.StatusServiceUnavailable, "the server is shutting down: nothing was stored, send again later")
-		return res, false
+		return false
 	default:
 	}
 	// A bounded queue: when the writers are behind by more than the queue
@@ -247,8 +279,14 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, j *job) (res jo
 		s.count(r.Context(), fleet.CounterBusy)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "the server is busy: nothing was stored, send again later")
-		return res, false
+		return false
 	}
+	return true
+}
+
+// await waits for a queued message's batch; on failure it answers (503,
+// or 400 for a message the store cannot take) and returns ok false.
+func (s *Server) await(w http.ResponseWriter, r *http.Request, j *job) (res jobResult, ok bool) {
 	select {
 	case res = <-j.done:
 	case <-r.Context().Done():
@@ -256,6 +294,10 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, j *job) (res jo
 	}
 	if res.err != nil {
 		s.unavailable(w, res.err)
+		return res, false
+	}
+	if res.v == malformed {
+		writeError(w, http.StatusBadRequest, res.why.Error())
 		return res, false
 	}
 	return res, true
@@ -285,25 +327,26 @@ func (s *Server) writer() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		results, err := s.storeBatch(ctx, batch)
 		cancel()
-		if err == nil {
-			// Accepted messages are counted in memory, like refusals, and
-			// written with them: one hot counter row updated by every
-			// batch would serialise the writers' commits.
-			var checkIns, reps int64
-			for i, j := range batch {
-				switch {
-				case results[i].v != accepted:
-				case j.rep != nil:
-					reps++
-				default:
-					checkIns++
-				}
-			}
-			s.countN(fleet.CounterCheckIns, checkIns)
-			s.countN(fleet.CounterReports, reps)
-		}
+		// Accepted messages are counted in memory, like refusals, and
+		// written with them: one hot counter row updated by every batch
+		// would serialise the writers' commits.
+		var checkIns, reps, bad int64
 		for i, j := range batch {
-			if err != nil {
+			switch {
+			case results[i].v == malformed:
+				bad++
+			case err != nil, results[i].v != accepted:
+			case j.rep != nil:
+				reps++
+			default:
+				checkIns++
+			}
+		}
+		s.countN(fleet.CounterCheckIns, checkIns)
+		s.countN(fleet.CounterReports, reps)
+		s.countN(fleet.CounterMalformed, bad)
+		for i, j := range batch {
+			if err != nil && results[i].v != malformed {
 				j.done <- jobResult{err: err}
 			} else {
 				j.done <- results[i]
@@ -346,15 +389,28 @@ func (s *Server) enrol(devs map[string]*fleet.Device, serial string, key ed25519
 }
 
 // storeBatch decides and stores a batch of check-ins and reports in one
-// transaction, in arrival order.
+// transaction, in arrival order. A message the store could not take is
+// refused alone (verdict malformed) before the transaction begins: it
+// must not fail the batch, and so every other device's message in it.
 func (s *Server) storeBatch(ctx context.Context, batch []*job) ([]jobResult, error) {
 	results := make([]jobResult, len(batch))
+	todo := make([]int, 0, len(batch)) // the messages to store, by index
+	for i, j := range batch {
+		if err := j.storable(); err != nil {
+			results[i] = jobResult{v: malformed, why: err}
+			continue
+		}
+		todo = append(todo, i)
+	}
+	if len(todo) == 0 {
+		return results, nil
+	}
 	err := s.store.Update(ctx, func(tx fleet.Tx) error {
 		now := s.Now().UTC()
-		serials := make([]string, 0, len(batch))
+		serials := make([]string, 0, len(todo))
 		seen := map[string]bool{}
-		for _, j := range batch {
-			if sn := j.serial(); !seen[sn] {
+		for _, i := range todo {
+			if sn := batch[i].serial(); !seen[sn] {
 				seen[sn] = true
 				serials = append(serials, sn)
 			}
@@ -369,7 +425,8 @@ func (s *Server) storeBatch(ctx context.Context, batch []*job) ([]jobResult, err
 			changed = map[string]*fleet.Device{}
 			counts  = map[string]int64{}
 		)
-		for i, j := range batch {
+		for _, i := range todo {
+			j := batch[i]
 			d, v := s.enrol(devs, j.serial(), j.key, now, &events)
 			if v == forged {
 				results[i].v = forged
@@ -472,6 +529,11 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	s.answerReport(w, rep, res)
+}
+
+// answerReport answers a report its batch stored.
+func (s *Server) answerReport(w http.ResponseWriter, rep fleet.Report, res jobResult) {
 	v, last := res.v, res.last
 	log := s.log.WithFields(logrus.Fields{"serial": rep.DeviceSerial, "release": rep.ReleaseID, "seq": rep.Seq, "id": rep.ID})
 	switch v {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/fwagent/fwagent/fleet"
@@ -16,11 +17,12 @@ import (
 // gatedStore holds the first check-in transaction inside the store (in
 // DevicesForUpdate) until release is closed, telling entered when it is
 // there: the server's only writer is then busy for as long as the test
-// wants.
+// wants. batches counts the check-in transactions (DevicesForUpdate calls).
 type gatedStore struct {
 	fleet.Store
 	entered, release chan struct{}
 	once             sync.Once
+	batches          atomic.Int32
 }
 
 type gatedTx struct {
@@ -33,6 +35,7 @@ func (s *gatedStore) Update(ctx context.Context, fn func(fleet.Tx) error) error 
 }
 
 func (tx gatedTx) DevicesForUpdate(ctx context.Context, serials []string) (map[string]*fleet.Device, error) {
+	tx.s.batches.Add(1)
 	tx.s.once.Do(func() {
 		close(tx.s.entered)
 		<-tx.s.release

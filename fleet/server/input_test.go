@@ -2,11 +2,13 @@ package server_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/fleet"
@@ -110,6 +112,73 @@ func TestMessagesTheStoresCannotKeepAreRefusedBeforeTheirBatch(t *testing.T) {
 		recs, err := f.store.Reports(context.Background(), "r1")
 		if err != nil || len(recs) != 1 || !strings.Contains(recs[0].Report.Message, "\n\tthe recorder") {
 			t.Fatalf("stored reports %+v, %v", recs, err)
+		}
+	})
+}
+
+func TestABatchStoresItsGoodMessagesWhenOneCannotBeStored(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) fleet.Store) {
+		gs := &gatedStore{Store: open(t), entered: make(chan struct{}), release: make(chan struct{})}
+		f := newFixture(t, gs, server.Options{Enrolment: server.EnrolOpen, Writers: 1, MaxBatch: 8})
+		released := false
+		t.Cleanup(func() { // before the fixture's: its Close waits for the writer
+			if !released {
+				close(gs.release)
+			}
+		})
+		held := make(chan error, 1)
+		go func() { _, err := f.agent("HELD").checkIn(); held <- err }()
+		<-gs.entered // the only writer is inside the store with HELD
+
+		// Queued while the writer is held, the next four form one batch.
+		// The bad report passed no Validate (it could not: Validate refuses
+		// its time); storeBatch must refuse it alone.
+		now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+		pub := func() ed25519.PublicKey { return ed25519Key().Public().(ed25519.PublicKey) }
+		checkIn := func(serial string) *fleet.CheckIn {
+			return &fleet.CheckIn{Seq: 1, Time: now, Serial: serial, Model: "m", AgentVersion: "1", IntervalSeconds: 60}
+		}
+		rep := func(serial string, at time.Time) *fleet.Report {
+			return &fleet.Report{Seq: 1, Report: report.Report{ID: serial, Time: at, DeviceSerial: serial, Model: "m",
+				ReleaseID: "r1", Step: "install", Result: fleet.ResultInstalled, AgentVersion: "1"}}
+		}
+		good1 := f.srv.QueueUnchecked(pub(), checkIn("GOOD-1"), nil)
+		good2 := f.srv.QueueUnchecked(pub(), nil, rep("GOOD-2", now))
+		bad := f.srv.QueueUnchecked(pub(), nil, rep("BAD", now.In(time.FixedZone("", 24*3600))))
+		good3 := f.srv.QueueUnchecked(pub(), checkIn("GOOD-3"), nil)
+		close(gs.release)
+		released = true
+		if err := <-held; err != nil {
+			t.Fatalf("the held check-in: %v", err)
+		}
+
+		for name, q := range map[string]*server.Queued{"GOOD-1": good1, "GOOD-2": good2, "GOOD-3": good3} {
+			if a := q.Answer(); a.Code != http.StatusOK {
+				t.Errorf("%s: answer %d %s, want 200: one bad message failed its batch", name, a.Code, a.Body)
+			}
+		}
+		if a := bad.Answer(); a.Code != http.StatusBadRequest || !strings.Contains(a.Body.String(), "cannot be stored") {
+			t.Errorf("the bad report: answer %d %s, want 400 saying it cannot be stored", a.Code, a.Body)
+		}
+		if n := gs.batches.Load(); n != 2 {
+			t.Errorf("%d transactions, want 2 (the held one, then one batch of the others)", n)
+		}
+		ds, err := gs.Devices(context.Background(), fleet.DeviceFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var serials []string
+		for _, d := range ds {
+			serials = append(serials, d.Serial)
+		}
+		if strings.Join(serials, " ") != "GOOD-1 GOOD-2 GOOD-3 HELD" {
+			t.Errorf("devices %v, want GOOD-1 GOOD-2 GOOD-3 HELD (nothing of BAD)", serials)
+		}
+		if n := f.reportsOn("r1"); n != 1 {
+			t.Errorf("%d reports on r1, want GOOD-2's only", n)
+		}
+		if c := f.counters(); c[fleet.CounterMalformed] != 1 || c[fleet.CounterCheckIns] != 3 || c[fleet.CounterReports] != 1 {
+			t.Errorf("counters %v, want 1 malformed, 3 check-ins, 1 report", c)
 		}
 	})
 }
