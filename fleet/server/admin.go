@@ -20,6 +20,40 @@ import (
 // file may be large).
 const MaxAdminBody = 256 << 20
 
+// maxCauseLen bounds a pause cause, in bytes: every check-in answer
+// carries the cause of every paused release, in at most fleet.MaxBody.
+const maxCauseLen = 256
+
+// checkParam checks a parameter of an admin request (a serial or release
+// id in the path, a query value, a pause cause) with the rules of the
+// agents' messages (fleet.CheckString). Unchecked, a NUL byte or invalid
+// UTF-8 would reach PostgreSQL, which refuses it, and the request would be
+// answered 503 "database unavailable" instead of 400.
+func checkParam(name, v string, max int) error {
+	err := fleet.CheckString(name, v, max)
+	if ie := (*fleet.InvalidError)(nil); errors.As(err, &ie) {
+		return fmt.Errorf("%s %s", ie.Field, ie.Problem)
+	}
+	return err
+}
+
+// serialList trims and checks the serials of an approve or forget
+// request, skipping empty ones.
+func serialList(raw []string) ([]string, error) {
+	out := make([]string, 0, len(raw))
+	for i, sn := range raw {
+		sn = strings.TrimSpace(sn)
+		if sn == "" {
+			continue
+		}
+		if err := checkParam(fmt.Sprintf("serials[%d]", i), sn, fleet.MaxIDLen); err != nil {
+			return nil, err
+		}
+		out = append(out, sn)
+	}
+	return out, nil
+}
+
 // DeviceJSON is a device as the admin API lists it.
 type DeviceJSON struct {
 	Serial         string    `json:"serial"`
@@ -56,6 +90,12 @@ func ToJSON(d fleet.Device, now time.Time) DeviceJSON {
 func (s *Server) handleDevices(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := fleet.DeviceFilter{Model: q.Get("model"), ReleaseID: q.Get("release"), Now: s.Now()}
+	for _, p := range []struct{ name, v string }{{"query parameter model", f.Model}, {"query parameter release", f.ReleaseID}} {
+		if err := checkParam(p.name, p.v, fleet.MaxIDLen); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
 	if st := q.Get("state"); st != "" {
 		var err error
 		if f.State, err = fleet.ParseState(st); err != nil {
@@ -82,6 +122,10 @@ type DeviceHistory struct {
 }
 
 func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
+	if err := checkParam("serial", r.PathValue("serial"), fleet.MaxIDLen); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	h, err := s.history(r.Context(), r.PathValue("serial"))
 	if errors.Is(err, fleet.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "unknown serial "+r.PathValue("serial"))
@@ -128,25 +172,22 @@ func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "malformed JSON: want {\"serials\": [...]}: "+err.Error())
 		return
 	}
-	var serials []string
-	for _, sn := range req.Serials {
-		sn = strings.TrimSpace(sn)
-		if sn == "" {
-			continue
-		}
-		if len(sn) > 128 || strings.ContainsFunc(sn, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("serial %q is not a serial", sn))
-			return
-		}
-		serials = append(serials, sn)
+	serials, err := serialList(req.Serials)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	if len(serials) == 0 {
 		writeError(w, http.StatusBadRequest, "no serial to approve")
 		return
 	}
-	who := actor(r)
+	who, err := actor(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	var res ApproveResult
-	err := s.store.Update(r.Context(), func(tx fleet.Tx) error {
+	err = s.store.Update(r.Context(), func(tx fleet.Tx) error {
 		res = ApproveResult{Approved: []string{}, Registered: []string{}, Already: []string{}}
 		now := s.Now().UTC()
 		devs, err := tx.DevicesForUpdate(r.Context(), serials)
@@ -203,22 +244,35 @@ func (s *Server) handleForget(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req ApproveRequest
-	if err := json.Unmarshal(body, &req); err != nil || len(req.Serials) == 0 {
+	if err := json.Unmarshal(body, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "want {\"serials\": [...]} with at least one serial")
 		return
 	}
-	who := actor(r)
+	serials, err := serialList(req.Serials)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if len(serials) == 0 {
+		writeError(w, http.StatusBadRequest, "want {\"serials\": [...]} with at least one serial")
+		return
+	}
+	who, err := actor(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	var res ForgetResult
-	err := s.store.Update(r.Context(), func(tx fleet.Tx) error {
+	err = s.store.Update(r.Context(), func(tx fleet.Tx) error {
 		res = ForgetResult{Forgotten: []string{}, Unknown: []string{}}
 		now := s.Now().UTC()
-		devs, err := tx.DevicesForUpdate(r.Context(), req.Serials)
+		devs, err := tx.DevicesForUpdate(r.Context(), serials)
 		if err != nil {
 			return err
 		}
 		var put []*fleet.Device
 		var events []fleet.Event
-		for _, sn := range req.Serials {
+		for _, sn := range serials {
 			d := devs[sn]
 			if d == nil {
 				res.Unknown = append(res.Unknown, sn)
@@ -273,6 +327,10 @@ func (s *Server) handleReleases(w http.ResponseWriter, r *http.Request) {
 // fwctl) so devices are counted by stage.
 func (s *Server) handleSetRollout(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	if err := checkParam("release id", id, fleet.MaxIDLen); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	body, ok := readBody(w, r, fleet.MaxBody)
 	if !ok {
 		return
@@ -317,6 +375,10 @@ type PauseRequest struct {
 func (s *Server) handlePause(pause bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
+		if err := checkParam("release id", id, fleet.MaxIDLen); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 		body, ok := readBody(w, r, fleet.MaxBody)
 		if !ok {
 			return
@@ -331,7 +393,16 @@ func (s *Server) handlePause(pause bool) http.HandlerFunc {
 		if req.Cause == "" {
 			req.Cause = "no cause given"
 		}
-		changed, err := s.setPaused(r.Context(), id, pause, actor(r), req.Cause)
+		if err := checkParam("cause", req.Cause, maxCauseLen); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		who, err := actor(r)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		changed, err := s.setPaused(r.Context(), id, pause, who, req.Cause)
 		if err != nil {
 			s.unavailable(w, err)
 			return
@@ -377,6 +448,10 @@ func (s *Server) setPaused(ctx context.Context, id string, pause bool, who, caus
 // file format (JSON Lines of reports.Record), for fwctl rollout status and
 // advance.
 func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
+	if err := checkParam("release id", r.PathValue("id"), fleet.MaxIDLen); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	recs, err := s.store.Reports(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.unavailable(w, err)
@@ -404,6 +479,11 @@ type ImportResult struct {
 // administrator's evidence (key "import"), and their serials registered
 // (never_seen) if unknown, so the first key of each still enrols.
 func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
+	who, err := actor(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	body, ok := readBody(w, r, MaxAdminBody)
 	if !ok {
 		return
@@ -421,6 +501,12 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 	serials := []string{}
 	seen := map[string]bool{}
 	for _, rec := range f.Records {
+		// The store keeps a report as its JSON: one that does not encode
+		// (a time with an offset of 24 hours) would fail the whole import.
+		if _, err := json.Marshal(rec.Report); err != nil {
+			res.Bad = append(res.Bad, fmt.Sprintf("report %s: cannot be stored (%v): skipped", rec.Report.ID, err))
+			continue
+		}
 		recs = append(recs, FromRecord(rec))
 		if sn := rec.Report.DeviceSerial; sn != "" && !seen[sn] {
 			seen[sn] = true
@@ -442,7 +528,7 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 			d := &fleet.Device{Serial: sn, Enrolment: fleet.EnrolRegistered}
 			d.Refresh()
 			put = append(put, d)
-			events = append(events, fleet.Event{At: now, Serial: sn, Kind: fleet.EventImported, Detail: "registered by an import of old reports by " + actor(r)})
+			events = append(events, fleet.Event{At: now, Serial: sn, Kind: fleet.EventImported, Detail: "registered by an import of old reports by " + who})
 		}
 		res.Devices = len(put)
 		if err := tx.PutDevices(r.Context(), put); err != nil {

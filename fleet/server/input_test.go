@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/fleet"
@@ -224,6 +225,81 @@ func TestAPayloadThatIsNotBase64IsMalformedNotAWrongType(t *testing.T) {
 		}
 		if c := f.counters(); c[fleet.CounterMalformed] != 1 || c[fleet.CounterWrongType] != 1 {
 			t.Fatalf("counters %v, want 1 malformed (the payload) and 1 wrong type (the check-in)", c)
+		}
+	})
+}
+
+func TestAdminInputIsCheckedBeforeTheStore(t *testing.T) {
+	cases := []struct {
+		name, method, path, body string
+		header                   map[string]string
+		reason                   string
+	}{
+		{"a NUL in a device's serial", "GET", "/v1/admin/devices/SN%00", "", nil, "serial"},
+		{"invalid UTF-8 in a device's serial", "GET", "/v1/admin/devices/%FF", "", nil, "serial"},
+		{"a NUL in the model filter", "GET", "/v1/admin/devices?model=%00", "", nil, "model"},
+		{"invalid UTF-8 in the release filter", "GET", "/v1/admin/devices?release=%FF", "", nil, "release"},
+		{"a NUL in a release id to pause", "POST", "/v1/admin/releases/r%00/pause", "", nil, "release id"},
+		{"invalid UTF-8 in a release id to resume", "POST", "/v1/admin/releases/%FF/resume", "", nil, "release id"},
+		{"a NUL in a release id's rollout", "PUT", "/v1/admin/releases/r%00/rollout", "{}", nil, "release id"},
+		{"invalid UTF-8 in a release id's reports", "GET", "/v1/admin/releases/%FF/reports", "", nil, "release id"},
+		{"a NUL in a serial to approve", "POST", "/v1/admin/approve", `{"serials":["SN\u0000"]}`, nil, "serials[0]"},
+		{"a C1 control character in a serial to forget", "POST", "/v1/admin/forget", `{"serials":["a","b\u0085c"]}`, nil, "serials[1]"},
+		{"a NUL in a pause cause", "POST", "/v1/admin/releases/r1/pause", `{"cause":"a\u0000"}`, nil, "cause"},
+		{"a pause cause too long for every check-in answer", "POST", "/v1/admin/releases/r1/pause", `{"cause":"` + strings.Repeat("x", 300) + `"}`, nil, "cause"},
+		{"invalid UTF-8 in the actor", "POST", "/v1/admin/releases/r1/pause", "", map[string]string{server.ActorHeader: "me\xff\xfe"}, server.ActorHeader},
+		{"a tab in the actor", "POST", "/v1/admin/approve", `{"serials":["SN1"]}`, map[string]string{server.ActorHeader: "me\tyou"}, server.ActorHeader},
+		{"a NUL in the web page's serial", "GET", "/device/SN%00", "", nil, "serial"},
+	}
+	stores(t, func(t *testing.T, open func(t *testing.T) fleet.Store) {
+		f := newFixture(t, open(t), server.Options{})
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				st, body := f.request(c.method, c.path, c.body, c.header)
+				if st != http.StatusBadRequest || !strings.Contains(errorOf(body), c.reason) {
+					t.Fatalf("answer %d %s, want 400 naming %s", st, body, c.reason)
+				}
+			})
+		}
+		ctx := context.Background()
+		if rels, _ := f.store.Releases(ctx); len(rels) != 0 {
+			t.Fatalf("releases stored from refused requests: %+v", rels)
+		}
+		if ds, _ := f.store.Devices(ctx, fleet.DeviceFilter{}); len(ds) != 0 {
+			t.Fatalf("devices stored from refused requests: %+v", ds)
+		}
+		var counts server.CountersJSON
+		f.admin("GET", "/v1/admin/counters", nil, &counts)
+		if n := counts.Counters[fleet.CounterDBErrors]; n != 0 {
+			t.Fatalf("%s = %d: a request reached the database and was answered 503", fleet.CounterDBErrors, n)
+		}
+
+		// A long actor is cut at 64 bytes, on a character boundary.
+		long := strings.Repeat("a", 63) + "é@host"
+		if st, body := f.request("POST", "/v1/admin/releases/r1/pause", "", map[string]string{server.ActorHeader: long}); st != 200 {
+			t.Fatalf("pause with a long actor: %d %s", st, body)
+		}
+		log, err := f.store.Pauses(ctx, "r1", 1)
+		if want := "admin (" + strings.Repeat("a", 63) + ")"; err != nil || len(log) != 1 || log[0].Actor != want || !utf8.ValidString(log[0].Actor) {
+			t.Fatalf("pause log %+v, %v: want actor %q", log, err, want)
+		}
+	})
+}
+
+func TestImportSkipsAReportTheStoreCannotKeep(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) fleet.Store) {
+		f := newFixture(t, open(t), server.Options{})
+		lines := `{"received":"2026-11-30T12:00:00Z","report":{"id":"a","time":"2026-11-30T12:00:00Z","device_serial":"OLD1","model":"m","release_id":"r1","step":"confirm","progress":100,"result":"success","agent_version":"0.9"}}
+{"received":"2026-11-30T12:00:00Z","report":{"id":"b","time":"2026-11-30T12:00:00+24:00","device_serial":"OLD2","model":"m","release_id":"r1","step":"confirm","progress":100,"result":"success","agent_version":"0.9"}}
+`
+		st, body := f.request("POST", "/v1/admin/import", lines, nil)
+		var res server.ImportResult
+		_ = json.Unmarshal([]byte(body), &res)
+		if st != 200 || res.Reports != 1 || res.Devices != 1 || len(res.Bad) != 1 || !strings.Contains(res.Bad[0], "report b") {
+			t.Fatalf("import %d %s, want 1 report stored and report b listed as bad", st, body)
+		}
+		if n := f.reportsOn("r1"); n != 1 {
+			t.Fatalf("%d reports on r1, want 1", n)
 		}
 	})
 }

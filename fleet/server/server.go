@@ -21,6 +21,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 
@@ -251,22 +252,34 @@ func (s *Server) admin(need role, h http.HandlerFunc) http.Handler {
 	})
 }
 
-// actor names who made an admin change.
-func actor(r *http.Request) string {
+// maxActorLen bounds the X-Fleet-Actor name kept, in bytes.
+const maxActorLen = 64
+
+// actor names who made an admin change: "admin", or "admin (user@host)"
+// with the X-Fleet-Actor header cut to maxActorLen bytes on a character
+// boundary. A header that is not valid UTF-8 or holds a control character
+// is an error (the caller answers 400): it would garble the pause log or
+// fail the transaction that records it.
+func actor(r *http.Request) (string, error) {
 	a := strings.TrimSpace(r.Header.Get(ActorHeader))
-	if len(a) > 64 {
-		a = a[:64]
-	}
-	for _, c := range a {
-		if c < 0x20 || c == 0x7f {
-			a = ""
-			break
+	if err := fleet.CheckString(ActorHeader, a, len(a)); err != nil {
+		var ie *fleet.InvalidError
+		if errors.As(err, &ie) {
+			return "", fmt.Errorf("header %s %s", ActorHeader, ie.Problem)
 		}
+		return "", err
+	}
+	if len(a) > maxActorLen {
+		n := maxActorLen
+		for n > 0 && !utf8.RuneStart(a[n]) {
+			n--
+		}
+		a = strings.TrimSpace(a[:n])
 	}
 	if a == "" {
-		return "admin"
+		return "admin", nil
 	}
-	return "admin (" + a + ")"
+	return "admin (" + a + ")", nil
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {

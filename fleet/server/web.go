@@ -204,6 +204,10 @@ type deviceView struct {
 }
 
 func (s *Server) handleDevicePage(w http.ResponseWriter, r *http.Request) {
+	if err := checkParam("serial", r.PathValue("serial"), fleet.MaxIDLen); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	h, err := s.history(r.Context(), r.PathValue("serial"))
 	if errors.Is(err, fleet.ErrNotFound) {
 		http.Error(w, "unknown serial", http.StatusNotFound)
