@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -161,7 +162,10 @@ checked in) or pending_enrolment (its key waits for fwctl fleet approve).
 				enc.SetIndent("", "  ")
 				return enc.Encode(devs)
 			}
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			// tabwriter writes cell by cell: buffered, 10,000 devices are a
+			// few writes instead of 60,000 (half a second of system time).
+			bw := bufio.NewWriter(w)
+			tw := tabwriter.NewWriter(bw, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SERIAL\tNAME\tMODEL\tFIRMWARE\tSTATE\tLAST SEEN")
 			for _, d := range devs {
 				name := d.DeviceName
@@ -175,6 +179,9 @@ checked in) or pending_enrolment (its key waits for fwctl fleet approve).
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", esc(d.Serial), esc(dash(name)), esc(dash(d.Model)), esc(dash(d.Firmware)), d.State, seen)
 			}
 			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if err := bw.Flush(); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "%d device(s)\n", len(devs))
