@@ -93,11 +93,11 @@ func (c *Client) post(ctx context.Context, path string, env *Envelope) ([]byte, 
 		return nil, fmt.Errorf("fleet: post to %s: %w", c.BaseURL+path, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxReply+1))
 	if err != nil {
 		return nil, fmt.Errorf("fleet: read the answer of %s: %w", c.BaseURL+path, err)
 	}
-	if len(body) > MaxBody {
+	if len(body) > MaxReply {
 		return nil, errors.New("fleet: the server's answer is larger than the limit")
 	}
 	if resp.StatusCode/100 != 2 {

@@ -25,9 +25,15 @@ const (
 	TypeReport  = "application/vnd.fwagent.fleet.report.v1+json"
 )
 
-// MaxBody bounds a request body the server reads and a reply the Client
-// reads, in bytes.
+// MaxBody bounds a request body the server reads, in bytes.
 const MaxBody = 64 << 10
+
+// MaxReply bounds a reply the Client reads, in bytes. A check-in answer
+// lists every paused release with its cause (at most about 500 bytes
+// each): 1 MiB holds thousands. A reply over the limit fails the check-in,
+// and an agent whose check-in before an upload fails goes on with the
+// holds it knew, so the limit must be far above any real list of pauses.
+const MaxReply = 1 << 20
 
 // Limits of the text fields of messages and admin requests, in bytes.
 const (

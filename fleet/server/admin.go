@@ -21,7 +21,7 @@ import (
 const MaxAdminBody = 256 << 20
 
 // maxCauseLen bounds a pause cause, in bytes: every check-in answer
-// carries the cause of every paused release, in at most fleet.MaxBody.
+// carries the cause of every paused release, in at most fleet.MaxReply.
 const maxCauseLen = 256
 
 // checkParam checks a parameter of an admin request (a serial or release

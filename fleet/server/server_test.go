@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -378,5 +379,28 @@ func TestTwoServersOnOnePostgreSQLServeOneFleet(t *testing.T) {
 	b.admin("GET", "/v1/admin/devices", nil, &devs)
 	if len(devs) != 1 {
 		t.Fatalf("server B lists %+v", devs)
+	}
+}
+
+// A check-in answer lists every paused release with its cause: with far
+// more pauses than any fleet has, it still fits what the agent reads (an
+// answer over the limit would fail the check-in, and an agent whose
+// check-in before an upload fails goes on with the holds it knew).
+func TestACheckInAnswerCarriesHundredsOfPauses(t *testing.T) {
+	f := newFixture(t, sqliteStore(t), server.Options{Enrolment: server.EnrolOpen, HoldCacheTTL: time.Nanosecond})
+	const n = 400
+	cause := strings.Repeat("c", 256)
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("release-%03d-%s", i, strings.Repeat("x", 100))
+		if code := f.admin("POST", "/v1/admin/releases/"+id+"/pause", map[string]string{"cause": cause}, nil); code != http.StatusOK {
+			t.Fatalf("pause %d: %d", i, code)
+		}
+	}
+	reply, err := f.agent("SN1").checkIn()
+	if err != nil {
+		t.Fatalf("a check-in with %d pauses: %v", n, err)
+	}
+	if len(reply.Holds) != n {
+		t.Fatalf("%d holds, want %d", len(reply.Holds), n)
 	}
 }
