@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/agent/journal"
 	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/device"
@@ -234,25 +233,11 @@ func checkInProgress(u *journal.Update) int {
 	return int(fi.Size() * 100 / u.Size)
 }
 
-// fleetSite is the site a check-in names: fleet.site, else the host name.
-// A host name the server would refuse (config.LabelProblem) is not sent:
-// the check-in goes without a site, and the agent says once how to name
-// it.
+// fleetSite is the site a check-in names: fleet.site, or none. Not the
+// host name: a check-in carries no personal data, and a host name may
+// name a person (annas-laptop).
 func (c *cycle) fleetSite() string {
-	if s := c.a.Config.Fleet.Site; s != "" {
-		return s
-	}
-	host, err := os.Hostname()
-	if err == nil {
-		if p := config.LabelProblem(host); p != "" {
-			err = fmt.Errorf("the host name %s", p)
-		}
-	}
-	if err != nil {
-		c.noteOnce("fleet-site", fmt.Sprintf("the fleet check-ins name no site: %v; set fleet.site", err))
-		return ""
-	}
-	return host
+	return c.a.Config.Fleet.Site
 }
 
 // fleetCode is the one reason code a check-in carries for codes: the

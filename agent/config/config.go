@@ -132,7 +132,7 @@ type Manifest struct {
 type Fleet struct {
 	URL             string   `yaml:"url,omitempty"`
 	CheckInInterval Duration `yaml:"checkin_interval"`
-	// Site names the site in the check-ins; "" sends the host name.
+	// Site names the site in the check-ins; "" sends none.
 	Site string `yaml:"site,omitempty"`
 }
 

@@ -165,7 +165,7 @@ var Keys = []Key{
 	duration("fleet.checkin_interval", func(c *Config) *Duration { return &c.Fleet.CheckInInterval }, time.Hour, true,
 		"the agent checks in at its polls, at most this often (and always before an upload); it tells the server the longer of this and poll.interval + poll.jitter, and the server marks a device stale after three of those without a check-in"),
 	label("fleet.site", func(c *Config) *string { return &c.Fleet.Site },
-		"the site name the fleet server shows with this agent's recorders (fwctl fleet devices, the web page); empty = the host name of the machine the agent runs on"),
+		"the site name the fleet server shows with this agent's recorders (fwctl fleet devices, the web page); empty = none (never the host name, which may name a person)"),
 
 	section("install", "checks before each upload"),
 	choice("install.config_backup", func(c *Config) *string { return &c.Install.ConfigBackup }, BackupRequired, []string{BackupRequired, BackupBestEffort, BackupOff},
@@ -293,9 +293,9 @@ func text(path string, ref func(*Config) *string, def string, required bool, doc
 // refuses a check-in with a longer site (fleet.CheckIn.Validate).
 const MaxLabelLen = 128
 
-// LabelProblem says what is wrong with v as a label the fleet server shows
+// labelProblem says what is wrong with v as a label the fleet server shows
 // (fleet.site), or "" when nothing is.
-func LabelProblem(v string) string {
+func labelProblem(v string) string {
 	if len(v) > MaxLabelLen {
 		return fmt.Sprintf("is %d bytes long, the fleet server takes at most %d: shorten it", len(v), MaxLabelLen)
 	}
@@ -312,7 +312,7 @@ func LabelProblem(v string) string {
 func label(path string, ref func(*Config) *string, doc string) Key {
 	k := text(path, ref, "", false, doc)
 	k.Bounds = fmt.Sprintf("at most %d bytes, no control characters", MaxLabelLen)
-	k.check = func(c *Config) string { return LabelProblem(*ref(c)) }
+	k.check = func(c *Config) string { return labelProblem(*ref(c)) }
 	return k
 }
 
