@@ -1,6 +1,10 @@
 // Package pgtest starts a throwaway PostgreSQL cluster for tests and
 // benchmarks: initdb in a fresh temporary directory, a free loopback port,
-// the unix socket in that directory, pg_ctl start and stop. The binaries
+// the unix socket in that directory, pg_ctl start and stop. A cluster's
+// server can also be stopped and started again on the same port with its
+// data kept (StopServer, StartServer), for tests of a database outage:
+// such a test owns its cluster (Own or Start), never the shared one of URL,
+// whose databases other tests of the package use at the same time. The binaries
 // come from PATH or /usr/lib/postgresql/*/bin. PostgreSQL refuses to run
 // as root, so under root the cluster runs as the "postgres" user (or
 // "nobody") on a directory handed to that user.
@@ -34,13 +38,21 @@ import (
 // ErrNoPostgres means no PostgreSQL binaries were found.
 var ErrNoPostgres = errors.New("PostgreSQL binaries (initdb, pg_ctl) not found: install Debian's postgresql package (apt-get install -y postgresql)")
 
-// Cluster is a running throwaway PostgreSQL.
+// Cluster is a throwaway PostgreSQL: its directory and, between
+// StopServer and StartServer, a stopped server.
 type Cluster struct {
 	Dir  string // temporary directory: data/, sockets, log
 	Port int
 	bin  string
 	cred *syscall.Credential
 	n    atomic.Int64
+	// settings are the server options of pg_ctl start (port, socket
+	// directory, limits): StartServer reuses them, so a restarted server
+	// listens where its clients know it.
+	settings string
+
+	mu sync.Mutex // serialises StopServer, StartServer and Stop
+	up bool       // the server runs
 }
 
 // BinDir finds the directory holding initdb and pg_ctl.
@@ -120,15 +132,57 @@ func Start(ctx context.Context, opt Options) (*Cluster, error) {
 	if maxConn <= 0 {
 		maxConn = 100
 	}
-	settings := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=%d -c shared_buffers=64MB", c.Port, dir, maxConn)
+	c.settings = fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=%d -c shared_buffers=64MB", c.Port, dir, maxConn)
 	if !opt.Durable {
-		settings += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+		c.settings += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 	}
-	if out, err := c.run(ctx, "pg_ctl", "start", "-D", data, "-w", "-t", "60", "-l", filepath.Join(dir, "postgres.log"), "-o", settings); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
-		return fail(fmt.Errorf("pg_ctl start: %w\n%s\n%s", err, out, log))
+	if err := c.start(ctx); err != nil {
+		return fail(err)
 	}
 	return c, nil
+}
+
+func (c *Cluster) data() string { return filepath.Join(c.Dir, "data") }
+
+// start runs pg_ctl start with the cluster's settings and waits until the
+// server accepts connections; the log file is appended to.
+func (c *Cluster) start(ctx context.Context) error {
+	logPath := filepath.Join(c.Dir, "postgres.log")
+	if out, err := c.run(ctx, "pg_ctl", "start", "-D", c.data(), "-w", "-t", "60", "-l", logPath, "-o", c.settings); err != nil {
+		log, _ := os.ReadFile(logPath)
+		return fmt.Errorf("pg_ctl start on port %d: %w\n%s\n%s", c.Port, err, out, log)
+	}
+	c.up = true
+	return nil
+}
+
+// StopServer stops the cluster's server (fast shutdown: open sessions are
+// ended, clients see their connections close and new ones refused) and
+// keeps its data for StartServer. Stopping a stopped server does nothing.
+func (c *Cluster) StopServer() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.up {
+		return nil
+	}
+	if out, err := c.run(context.Background(), "pg_ctl", "stop", "-D", c.data(), "-m", "fast", "-w", "-t", "60"); err != nil {
+		return fmt.Errorf("pg_ctl stop: %w\n%s", err, out)
+	}
+	c.up = false
+	return nil
+}
+
+// StartServer starts a server StopServer stopped, on the same data, port
+// and settings, and returns once it accepts connections. Starting a
+// running server does nothing. It fails if another program took the port
+// meanwhile (the error holds the server's log).
+func (c *Cluster) StartServer(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.up {
+		return nil
+	}
+	return c.start(ctx)
 }
 
 // runAsUser picks the unprivileged user that runs the cluster under root.
@@ -194,9 +248,15 @@ func (c *Cluster) NewDatabase(ctx context.Context) (string, error) {
 	return c.URL(name), nil
 }
 
-// Stop stops the cluster and removes its directory.
+// Stop stops the cluster (its server if it runs) and removes its directory.
 func (c *Cluster) Stop() error {
-	_, err := c.run(context.Background(), "pg_ctl", "stop", "-D", filepath.Join(c.Dir, "data"), "-m", "immediate", "-w")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var err error
+	if c.up {
+		_, err = c.run(context.Background(), "pg_ctl", "stop", "-D", c.data(), "-m", "immediate", "-w")
+		c.up = false
+	}
 	if rerr := os.RemoveAll(c.Dir); err == nil {
 		err = rerr
 	}
@@ -228,16 +288,41 @@ func URL(t testing.TB) string {
 	t.Helper()
 	sharedOnce.Do(func() { shared, sharedErr = Start(context.Background(), Options{}) })
 	if sharedErr != nil {
-		if errors.Is(sharedErr, ErrNoPostgres) && os.Getenv("CI") == "" {
-			t.Skip(sharedErr.Error() + " (skipped outside CI; CI fails here)")
-		}
-		t.Fatalf("start a throwaway PostgreSQL: %v", sharedErr)
+		noCluster(t, sharedErr)
 	}
 	u, err := shared.NewDatabase(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// Own starts a cluster for the test alone, stopped and removed when the
+// test ends: the one to use for a test that stops the server (StopServer),
+// which would break the shared cluster's databases under other tests.
+// Without PostgreSQL the test fails under CI and is skipped otherwise.
+func Own(t testing.TB, opt Options) *Cluster {
+	t.Helper()
+	c, err := Start(context.Background(), opt)
+	if err != nil {
+		noCluster(t, err)
+	}
+	t.Cleanup(func() {
+		if err := c.Stop(); err != nil {
+			t.Errorf("pgtest: stop the cluster: %v", err)
+		}
+	})
+	return c
+}
+
+// noCluster ends a test that could not start a cluster: skipped when the
+// binaries are missing outside CI, failed otherwise.
+func noCluster(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, ErrNoPostgres) && os.Getenv("CI") == "" {
+		t.Skip(err.Error() + " (skipped outside CI; CI fails here)")
+	}
+	t.Fatalf("start a throwaway PostgreSQL: %v", err)
 }
 
 // Available reports whether the PostgreSQL binaries exist (for messages).
