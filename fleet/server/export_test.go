@@ -40,3 +40,8 @@ func (q *Queued) Answer() *httptest.ResponseRecorder {
 	}
 	return w
 }
+
+// StoreErrors is the count of requests answered 503 for a store error (the
+// admin counters' store_unavailable), read without the store: a test reads
+// it while the database is down.
+func (s *Server) StoreErrors() int64 { return s.storeErr.Load() }

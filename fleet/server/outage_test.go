@@ -1,0 +1,201 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fwagent/fwagent/agent/report"
+	"github.com/fwagent/fwagent/fleet"
+	"github.com/fwagent/fwagent/fleet/server"
+	"github.com/fwagent/fwagent/internal/pgtest"
+)
+
+// health asks /healthz and returns the status and body.
+func (f *fixture) health() (int, string) {
+	f.t.Helper()
+	resp, err := http.Get(f.http.URL + "/healthz")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+// eventually calls try until it returns nil; when ctx ends first the test
+// fails with what and try's last error. Tries are 20 ms apart: a poll
+// interval, not a guess at how long the database takes to come back.
+func eventually(ctx context.Context, t *testing.T, what string, try func() error) {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := try()
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: still failing at the end of the wait: %v", what, err)
+		case <-tick.C:
+		}
+	}
+}
+
+// unavailable fails the test unless err is the 503 of a store error: a
+// reason saying nothing was stored, and not permanent (the agent keeps
+// the message and sends it again).
+func unavailable(t *testing.T, what string, err error) {
+	t.Helper()
+	var se *fleet.StatusError
+	if !errors.As(err, &se) || se.Status != http.StatusServiceUnavailable {
+		t.Fatalf("%s with PostgreSQL down = %v, want 503", what, err)
+	}
+	if !strings.Contains(se.Reason, "database is unavailable") || !strings.Contains(se.Reason, "nothing was stored") {
+		t.Fatalf("%s with PostgreSQL down answered 503 %q, want a reason saying the database is unavailable and nothing was stored", what, se.Reason)
+	}
+	if se.Permanent() {
+		t.Fatalf("%s: a 503 must not be permanent: the agent keeps its message", what)
+	}
+}
+
+// A real PostgreSQL outage under a running server: while the server of
+// the database is stopped, a check-in and a report are answered 503 with
+// a reason, counted as store errors, nothing of them is stored, and
+// /healthz answers 503. Once PostgreSQL is started again on its port, the
+// pool dials anew: the check-in, signed again with a new sequence, and the
+// report, sent as the agent queued it, are stored.
+func TestAPostgreSQLOutageAnswers503AndTheServerRecovers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pg := pgtest.Own(t, pgtest.Options{}) // stopped below: not the shared cluster
+	url, err := pg.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, postgresStore(t, url), server.Options{Enrolment: server.EnrolOpen})
+	a := f.agent("SN1")
+	if _, err := a.checkIn(); err != nil {
+		t.Fatalf("check-in with PostgreSQL up: %v", err)
+	}
+	if err := a.report("r1", "download", ""); err != nil {
+		t.Fatalf("report with PostgreSQL up: %v", err)
+	}
+	before, err := f.store.Device(ctx, "SN1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.reportsOn("r1"); n != 1 {
+		t.Fatalf("%d reports stored with PostgreSQL up, want 1", n)
+	}
+	if code, body := f.health(); code != http.StatusOK {
+		t.Fatalf("/healthz with PostgreSQL up = %d %s", code, body)
+	}
+	// Write the accepted counts now: with nothing left to write, the
+	// counter flusher does not fail (and count a store error) in the outage.
+	if err := f.srv.FlushCounters(ctx); err != nil {
+		t.Fatal(err)
+	}
+	errsBefore := f.srv.StoreErrors()
+
+	if err := pg.StopServer(); err != nil {
+		t.Fatal(err)
+	}
+	upgraded := func(ci *fleet.CheckIn) { ci.Firmware = "V4.1.25" }
+	_, err = a.checkIn(upgraded)
+	unavailable(t, "a check-in", err)
+	// The report as the agent queues it: signed once, sent until stored.
+	env, queued, err := a.key.SignReport(fleet.Report{Report: report.Report{ID: "r1-install-SN1", DeviceSerial: "SN1",
+		Model: "iDS-9632NXI-I8/16S", ReleaseID: "r1", Step: "confirm", Result: fleet.ResultInstalled, AgentVersion: "1.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unavailable(t, "a report", a.client.SendReport(ctx, env))
+	if n := f.srv.StoreErrors() - errsBefore; n != 2 {
+		t.Fatalf("%d store errors counted for the outage's check-in and report, want 2", n)
+	}
+	if code, body := f.health(); code != http.StatusServiceUnavailable {
+		t.Fatalf("/healthz with PostgreSQL down = %d %s, want 503", code, body)
+	}
+
+	if err := pg.StartServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	back, cancelBack := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelBack()
+	eventually(back, t, "/healthz with PostgreSQL started again", func() error {
+		if code, body := f.health(); code != http.StatusOK {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+	// Nothing of the outage was stored. A read may meet a connection of
+	// the pool from before the restart, which fails once: read until one
+	// answers.
+	var d fleet.Device
+	eventually(back, t, "read the device", func() (err error) { d, err = f.store.Device(ctx, "SN1"); return err })
+	if d.Firmware != before.Firmware || d.CheckInSeq != before.CheckInSeq {
+		t.Fatalf("after the outage the device has firmware %s and check-in sequence %d, want %s and %d: the check-in answered 503 was stored",
+			d.Firmware, d.CheckInSeq, before.Firmware, before.CheckInSeq)
+	}
+	var recs []fleet.ReportRecord
+	eventually(back, t, "read the reports", func() (err error) { recs, err = f.store.Reports(ctx, "r1"); return err })
+	if len(recs) != 1 {
+		t.Fatalf("after the outage %d reports on r1, want the 1 from before: the report answered 503 was stored", len(recs))
+	}
+
+	// Sent again: every 503 on the way is one more store error.
+	refused := int64(2)
+	sendAgain := func(what string, send func() error) func() error {
+		return func() error {
+			err := send()
+			switch {
+			case err == nil:
+			case statusOf(err) == http.StatusServiceUnavailable:
+				refused++
+			default:
+				t.Fatalf("%s sent again with PostgreSQL back: %v", what, err)
+			}
+			return err
+		}
+	}
+	eventually(back, t, "check-in with PostgreSQL back", sendAgain("the check-in", func() error { _, err := a.checkIn(upgraded); return err }))
+	eventually(back, t, "the queued report with PostgreSQL back", sendAgain("the queued report", func() error { return a.client.SendReport(ctx, env) }))
+
+	d, err = f.store.Device(ctx, "SN1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Firmware != "V4.1.25" || d.CheckInSeq <= before.CheckInSeq {
+		t.Fatalf("after the check-in sent again the device has firmware %s and check-in sequence %d, want V4.1.25 above %d", d.Firmware, d.CheckInSeq, before.CheckInSeq)
+	}
+	if recs := f.reportsOn("r1"); recs != 2 {
+		t.Fatalf("%d reports on r1 after the queued one was sent again, want 2", recs)
+	}
+	recs, err = f.store.Reports(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := recs[len(recs)-1]
+	if last.Report.ID != queued.ID || last.Report.Seq != queued.Seq || last.Report.Result != fleet.ResultInstalled || last.KeyID != a.key.ID() {
+		t.Fatalf("stored %+v (key %s), want the queued report %s sequence %d signed by %s", last.Report, last.KeyID, queued.ID, queued.Seq, a.key.ID())
+	}
+	var counts server.CountersJSON
+	if code := f.admin("GET", "/v1/admin/counters", nil, &counts); code != http.StatusOK {
+		t.Fatalf("admin counters with PostgreSQL back = %d", code)
+	}
+	// At least: the counter flusher may have met a connection from before
+	// the restart too.
+	if n := counts.Counters[fleet.CounterDBErrors]; n < refused {
+		t.Fatalf("%s = %d, want at least the %d requests answered 503", fleet.CounterDBErrors, n, refused)
+	}
+	if code, body := f.health(); code != http.StatusOK {
+		t.Fatalf("/healthz with PostgreSQL back = %d %s", code, body)
+	}
+}
