@@ -9,12 +9,15 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/fleet"
+	"github.com/fwagent/fwagent/fleet/postgres"
 	"github.com/fwagent/fwagent/fleet/server"
 	"github.com/fwagent/fwagent/fleet/sqlite"
 	"github.com/fwagent/fwagent/internal/lab"
+	"github.com/fwagent/fwagent/internal/pgtest"
 )
 
 // approve approves serials through the admin API (fwctl fleet approve).
@@ -180,5 +183,83 @@ func TestReportsWaitForTheFleetDatabaseToComeBack(t *testing.T) {
 	}
 	if len(recs) != queued || recs[len(recs)-1].Report.Result != fleet.ResultInstalled || recs[0].KeyID != key.ID() {
 		t.Fatalf("stored %d reports (last %+v, key %s), want the %d queued, signed by %s, ending installed", len(recs), recs[len(recs)-1].Report, recs[0].KeyID, queued, key.ID())
+	}
+}
+
+// A real PostgreSQL outage under a running fleet server: the server answers
+// the agent's reports 503 while the database is stopped, the agent keeps
+// them, and once PostgreSQL is started again on its port (the server and
+// its pool carry on) the agent delivers them all, in order.
+func TestReportsWaitForAPostgreSQLOutageToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pg := pgtest.Own(t, pgtest.Options{}) // stopped below: not a shared cluster
+	url, err := pg.NewDatabase(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := postgres.Open(ctx, url, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(st, server.Options{Enrolment: server.EnrolOpen, AdminToken: fleetToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { hs.Close(); srv.Close(); st.Close() })
+	f := &fleetServer{t: t, url: hs.URL, store: st, srv: srv}
+
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
+	w.linkFleet(t, f)
+	out := w.cycle(t, agent.ModeUpdateNow)
+	if out.Result != agent.ResultInstalled {
+		t.Fatalf("result %s (%s)", out.Result, out.Message)
+	}
+	queued := w.agent.Reports.Len()
+	if queued == 0 {
+		t.Fatal("the install queued no report")
+	}
+
+	if err := pg.StopServer(); err != nil {
+		t.Fatal(err)
+	}
+	w.agent.FlushReports(ctx) // 503: kept
+	if n := w.agent.Reports.Len(); n != queued {
+		t.Fatalf("%d reports queued after a 503, want all %d kept", n, queued)
+	}
+	if rejected, _ := filepath.Glob(filepath.Join(w.lab.StateDir, "reports", "rejected", "*.json")); len(rejected) != 0 {
+		t.Fatalf("reports set aside as rejected: %v", rejected)
+	}
+
+	if err := pg.StartServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A connection of the pool from before the restart may fail one more
+	// request (503, kept): flush until the queue is empty, on a 20 ms poll
+	// bounded to 30 s.
+	back, cancelBack := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelBack()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		w.agent.FlushReports(back)
+		if w.agent.Reports.Len() == 0 {
+			break
+		}
+		select {
+		case <-back.Done():
+			t.Fatalf("%d reports still queued 30 s after PostgreSQL started again", w.agent.Reports.Len())
+		case <-tick.C:
+		}
+	}
+	recs := delivered(t, st, custom4125.ID)
+	if len(recs) != queued || recs[len(recs)-1].Report.Result != fleet.ResultInstalled {
+		t.Fatalf("stored %d reports, want the %d queued ending installed", len(recs), queued)
+	}
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Report.Seq <= recs[i-1].Report.Seq {
+			t.Fatalf("reports stored out of order: sequence %d after %d", recs[i].Report.Seq, recs[i-1].Report.Seq)
+		}
 	}
 }
