@@ -133,6 +133,13 @@ func (a *Agent) Cycle(ctx context.Context, mode Mode) Outcome {
 				}
 				break
 			}
+			// A stop that came while waiting for the slot or checking in
+			// (the check-in then failed) ends the cycle here, the last
+			// safe point: past it the device steps run to their end.
+			if ctx.Err() != nil {
+				c.fail(ctx, s, ctx.Err())
+				break
+			}
 		}
 		if s.journal != "" {
 			if err := c.enter(s.journal); err != nil {
