@@ -49,7 +49,9 @@ type Store interface {
 // Tx is one read-write transaction of a Store.
 type Tx interface {
 	// DevicesForUpdate returns the devices with these serials that exist,
-	// locked until the transaction ends.
+	// locked until the transaction ends. A serial without a device is
+	// locked too: another transaction reading it waits, and then sees the
+	// device this one created, so two cannot both create it.
 	DevicesForUpdate(ctx context.Context, serials []string) (map[string]*Device, error)
 	// PutDevices inserts or replaces devices.
 	PutDevices(ctx context.Context, ds []*Device) error

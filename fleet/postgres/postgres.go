@@ -21,7 +21,7 @@ import (
 var migrations embed.FS
 
 // Dialect is PostgreSQL's.
-var Dialect = sqlstore.Dialect{Name: "postgres", Goose: goose.DialectPostgres, Dollar: true, ForUpdate: " FOR UPDATE", MaxParams: 65535, Arrays: true}
+var Dialect = sqlstore.Dialect{Name: "postgres", Goose: goose.DialectPostgres, Dollar: true, ForUpdate: " FOR UPDATE", MaxParams: 65535, Arrays: true, NewSerialLocks: true}
 
 // DefaultMaxConns is the pool size when Open is given 0: room for the
 // server's check-in writers (2) next to holds, reports and admin reads

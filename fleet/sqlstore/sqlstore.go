@@ -37,6 +37,11 @@ type Dialect struct {
 	// (= ANY($1), unnest) that is prepared once per connection, whatever
 	// the batch size.
 	Arrays bool
+	// NewSerialLocks: DevicesForUpdate takes an advisory lock on each
+	// serial without a row (PostgreSQL, with Arrays), which FOR UPDATE
+	// cannot lock; see lockNewSerials. Where a transaction locks the
+	// database (SQLite) nothing is needed.
+	NewSerialLocks bool
 }
 
 // Store is a fleet.Store over database/sql.
@@ -203,6 +208,11 @@ func deviceArgs(d *fleet.Device) []any {
 func (t *txn) DevicesForUpdate(ctx context.Context, serials []string) (map[string]*fleet.Device, error) {
 	out := make(map[string]*fleet.Device, len(serials))
 	if t.s.d.Arrays {
+		if t.s.d.NewSerialLocks {
+			if err := t.lockNewSerials(ctx, serials); err != nil {
+				return nil, err
+			}
+		}
 		q := "SELECT " + deviceCols + " FROM devices WHERE serial = ANY($1) ORDER BY serial" + t.s.d.ForUpdate
 		rows, err := t.tx.QueryContext(ctx, q, serials)
 		if err != nil {
