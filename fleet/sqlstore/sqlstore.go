@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -343,9 +345,17 @@ func typedArray(typ string, vs []any) any {
 	}
 }
 
+// PutDevices upserts ds in serial order, whatever the caller's: two
+// transactions writing the same rows then lock them in one order and
+// cannot deadlock.
 func (t *txn) PutDevices(ctx context.Context, ds []*fleet.Device) error {
 	if len(ds) == 0 {
 		return nil
+	}
+	bySerial := func(a, b *fleet.Device) int { return strings.Compare(a.Serial, b.Serial) }
+	if !slices.IsSortedFunc(ds, bySerial) {
+		ds = slices.Clone(ds)
+		slices.SortFunc(ds, bySerial)
 	}
 	if t.s.d.Arrays {
 		return t.putDevicesArrays(ctx, ds)
@@ -450,8 +460,12 @@ func (t *txn) AddEvents(ctx context.Context, es []fleet.Event) error {
 	return nil
 }
 
+// AddCounters adds to the counters in name order: two transactions that
+// count the same names (forgeries and replays) then lock their rows in
+// one order and cannot deadlock.
 func (t *txn) AddCounters(ctx context.Context, delta map[string]int64) error {
-	for name, v := range delta {
+	for _, name := range slices.Sorted(maps.Keys(delta)) {
+		v := delta[name]
 		if v == 0 {
 			continue
 		}
