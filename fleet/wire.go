@@ -47,8 +47,12 @@ const (
 	MaxMessageLen = 4096
 )
 
-// maxList bounds a list field (codes, groups), in items.
-const maxList = 32
+// maxList bounds a list field (codes, groups), in items; maxListItem
+// bounds each item, in bytes.
+const (
+	maxList     = 32
+	maxListItem = MaxShortLen
+)
 
 // Bounds of the numeric fields. Each keeps a value inside the database
 // column that holds it (fleet/postgres/migrations: INTEGER is 32 bits on
@@ -199,14 +203,7 @@ func (c *CheckIn) Validate() error {
 	if err := checkTime("time", c.Time); err != nil {
 		return err
 	}
-	if err := checkStrings([]field{
-		{"serial", c.Serial, MaxIDLen, true}, {"model", c.Model, MaxIDLen, true},
-		{"firmware", c.Firmware, MaxShortLen, false}, {"device_name", c.DeviceName, MaxIDLen, false},
-		{"site", c.Site, MaxIDLen, false}, {"step", c.Step, MaxShortLen, false},
-		{"release_id", c.ReleaseID, MaxIDLen, false}, {"last_result", c.LastResult, MaxShortLen, false},
-		{"last_code", c.LastCode, MaxShortLen, false}, {"last_release_id", c.LastReleaseID, MaxIDLen, false},
-		{"agent_version", c.AgentVersion, MaxShortLen, false},
-	}); err != nil {
+	if err := checkStrings(c.textFields()); err != nil {
 		return err
 	}
 	if err := firstError(
@@ -224,6 +221,19 @@ func (c *CheckIn) Validate() error {
 		return &InvalidError{Field: "last_result", Problem: fmt.Sprintf("is %q, want installed, failed or refused", c.LastResult)}
 	}
 	return checkList("groups", c.Groups)
+}
+
+// textFields lists the check-in's text fields with their limits: the one
+// table Validate checks and Fit fits.
+func (c *CheckIn) textFields() []field {
+	return []field{
+		{"serial", &c.Serial, MaxIDLen, true, false}, {"model", &c.Model, MaxIDLen, true, false},
+		{"firmware", &c.Firmware, MaxShortLen, false, false}, {"device_name", &c.DeviceName, MaxIDLen, false, false},
+		{"site", &c.Site, MaxIDLen, false, false}, {"step", &c.Step, MaxShortLen, false, false},
+		{"release_id", &c.ReleaseID, MaxIDLen, false, false}, {"last_result", &c.LastResult, MaxShortLen, false, false},
+		{"last_code", &c.LastCode, MaxShortLen, false, false}, {"last_release_id", &c.LastReleaseID, MaxIDLen, false, false},
+		{"agent_version", &c.AgentVersion, MaxShortLen, false, false},
+	}
 }
 
 // ParseReport decodes and validates a report payload.
@@ -245,14 +255,7 @@ func (r *Report) Validate() error {
 	if err := checkTime("time", r.Time); err != nil {
 		return err
 	}
-	if err := checkStrings([]field{
-		{"id", r.ID, MaxIDLen, true}, {"device_serial", r.DeviceSerial, MaxIDLen, true},
-		{"model", r.Model, MaxIDLen, false}, {"firmware_version", r.FirmwareVersion, MaxShortLen, false},
-		{"release_id", r.ReleaseID, MaxIDLen, false}, {"version", r.Version, MaxShortLen, false},
-		{"attempt_id", r.AttemptID, MaxIDLen, false}, {"step", r.Step, MaxShortLen, true},
-		{"result", r.Result, MaxShortLen, false}, {"agent_version", r.AgentVersion, MaxShortLen, false},
-		{"audit_head", r.AuditHead, MaxIDLen, false},
-	}); err != nil {
+	if err := checkStrings(r.textFields()); err != nil {
 		return err
 	}
 	if err := firstError(
@@ -268,13 +271,29 @@ func (r *Report) Validate() error {
 	default:
 		return &InvalidError{Field: "result", Problem: fmt.Sprintf("is %q, want installed, failed or refused", r.Result)}
 	}
-	if len(r.Message) > MaxMessageLen {
-		return &InvalidError{Field: "message", Problem: fmt.Sprintf("is %d bytes long, the limit is %d", len(r.Message), MaxMessageLen)}
-	}
-	if err := checkProse("message", r.Message); err != nil {
+	if err := checkStrings([]field{r.messageField()}); err != nil {
 		return err
 	}
 	return checkList("codes", r.Codes)
+}
+
+// textFields lists the report's text fields but its message with their
+// limits: the one table Validate checks and Fit fits.
+func (r *Report) textFields() []field {
+	return []field{
+		{"id", &r.ID, MaxIDLen, true, false}, {"device_serial", &r.DeviceSerial, MaxIDLen, true, false},
+		{"model", &r.Model, MaxIDLen, false, false}, {"firmware_version", &r.FirmwareVersion, MaxShortLen, false, false},
+		{"release_id", &r.ReleaseID, MaxIDLen, false, false}, {"version", &r.Version, MaxShortLen, false, false},
+		{"attempt_id", &r.AttemptID, MaxIDLen, false, false}, {"step", &r.Step, MaxShortLen, true, false},
+		{"result", &r.Result, MaxShortLen, false, false}, {"agent_version", &r.AgentVersion, MaxShortLen, false, false},
+		{"audit_head", &r.AuditHead, MaxIDLen, false, false},
+	}
+}
+
+// messageField is the report's message: prose (tabs and line breaks
+// pass), checked after the other fields.
+func (r *Report) messageField() field {
+	return field{"message", &r.Message, MaxMessageLen, false, true}
 }
 
 // decodeStrict decodes exactly one JSON object with known fields only.
@@ -297,27 +316,38 @@ func decodeStrict(data []byte, v any) error {
 	return nil
 }
 
+// field is a text field of a message and its rules: at most max bytes,
+// present when required, and the characters checkText allows (prose: a
+// report's message).
 type field struct {
-	name, value string
-	max         int
-	required    bool
+	name     string
+	value    *string
+	max      int
+	required bool
+	prose    bool
 }
 
 func checkStrings(fs []field) error {
 	for _, f := range fs {
-		if f.value == "" {
+		v := *f.value
+		if v == "" {
 			if f.required {
 				return &InvalidError{Field: f.name, Problem: "is missing or empty"}
 			}
 			continue
 		}
-		if err := CheckString(f.name, f.value, f.max); err != nil {
+		if len(v) > f.max {
+			return &InvalidError{Field: f.name, Problem: fmt.Sprintf("is %d bytes long, the limit is %d", len(v), f.max)}
+		}
+		if err := checkText(f.name, v, f.prose); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// checkList checks a list field (codes, groups): at most maxList items,
+// each a non-empty short word (MaxShortLen).
 func checkList(name string, items []string) error {
 	if len(items) > maxList {
 		return &InvalidError{Field: name, Problem: fmt.Sprintf("has %d items, the limit is %d", len(items), maxList)}
@@ -327,7 +357,7 @@ func checkList(name string, items []string) error {
 		if s == "" {
 			return &InvalidError{Field: f, Problem: "is empty"}
 		}
-		if err := CheckString(f, s, MaxShortLen); err != nil {
+		if err := CheckString(f, s, maxListItem); err != nil {
 			return err
 		}
 	}
@@ -347,27 +377,38 @@ func CheckString(field, v string, max int) error {
 	return checkText(field, v, false)
 }
 
-// checkProse is CheckString's character rule for prose (a report's
-// message, made of error texts): tabs, line breaks and U+FFFD pass, every
-// other control character and invalid UTF-8 do not.
-func checkProse(field, v string) error { return checkText(field, v, true) }
-
+// checkText is the character rule of text fields: valid UTF-8, and only
+// runes textRune allows (prose: a report's message, made of error texts).
 func checkText(field, v string, prose bool) error {
 	if !utf8.ValidString(v) {
 		return &InvalidError{Field: field, Problem: "is not valid UTF-8: send UTF-8 text"}
 	}
 	for i, c := range v {
 		switch {
+		case textRune(c, prose):
 		case c == 0:
 			return &InvalidError{Field: field, Problem: fmt.Sprintf("holds a NUL character at byte %d: send text without control characters", i)}
-		case prose && (c == '\t' || c == '\n' || c == '\r'):
-		case unicode.IsControl(c):
-			return &InvalidError{Field: field, Problem: fmt.Sprintf("holds the control character %U at byte %d: send text without control characters", c, i)}
-		case !prose && c == utf8.RuneError:
+		case c == utf8.RuneError:
 			return &InvalidError{Field: field, Problem: fmt.Sprintf("holds %U (the mark of an invalid character) at byte %d: send valid text", c, i)}
+		default:
+			return &InvalidError{Field: field, Problem: fmt.Sprintf("holds the control character %U at byte %d: send text without control characters", c, i)}
 		}
 	}
 	return nil
+}
+
+// textRune reports whether c may stand in a text field: no control
+// character (NUL included) nor U+FFFD (what JSON decoding makes of an
+// invalid escape); in prose (a report's message) tabs, line breaks and
+// U+FFFD pass.
+func textRune(c rune, prose bool) bool {
+	switch {
+	case prose && (c == '\t' || c == '\n' || c == '\r' || c == utf8.RuneError):
+		return true
+	case unicode.IsControl(c), c == utf8.RuneError:
+		return false
+	}
+	return true
 }
 
 // inRange checks a numeric field against its bounds.
