@@ -3,8 +3,10 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,8 +14,11 @@ import (
 
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/agent/report"
+	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/internal/lab"
+	"github.com/fwagent/fwagent/internal/nvrsim"
 	"github.com/fwagent/fwagent/manifest"
+	"github.com/fwagent/fwagent/reports"
 )
 
 // reportSink is a loopback report server that keeps what it receives.
@@ -101,6 +106,41 @@ func TestDaemonRunsCyclesAndReportsARefusalOncePerSerial(t *testing.T) {
 	}
 	w.assertUntouched(t)
 	w.assertJournalAndAudit(t)
+}
+
+// A report sent to report.url fits the rules of the reports file's reader
+// (package reports, what fwctl rollout status reads) even when the
+// recorder's firmware string is over their limit: it is cut, not refused.
+func TestAReportOfAnOverlongFirmwareStringFitsTheReportsRules(t *testing.T) {
+	long := "V4.1.20_230619_integrator-custom-edition_for-iDS-9632NXI-I8-16S_rev7"
+	var mu sync.Mutex
+	var got []report.Report
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rep, _, err := reports.ParseReport(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		got = append(got, rep)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	w := newWorld(t, lab.Options{Device: nvrsim.Config{Firmware: long}, Releases: []lab.Release{custom4125}, ExtraYAML: "report:\n  url: " + srv.URL + "\n"})
+	if out := w.cycle(t, agent.ModeUpdateNow); out.Result != agent.ResultRefused || out.Identity.FirmwareVersion != long {
+		t.Fatalf("%s (%s), identity %+v: want refused on the recorder's real firmware string", out.Result, out.Message, out.Identity)
+	}
+	w.agent.FlushReports(context.Background())
+	if rejected, _ := filepath.Glob(filepath.Join(w.lab.StateDir, "reports", "rejected", "*")); len(rejected) != 0 {
+		t.Fatalf("reports set aside as rejected: %v", rejected)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0].FirmwareVersion != long[:fleet.MaxShortLen-3]+fleet.FitCut {
+		t.Fatalf("reports accepted: %+v; want the refusal with the firmware string cut", got)
+	}
 }
 
 func TestReportsCarryNoAddressesAndFitTheServersLimits(t *testing.T) {

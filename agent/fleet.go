@@ -187,6 +187,10 @@ func (c *cycle) sendCheckIn(ctx context.Context, force bool, id device.Identity,
 	if edit != nil {
 		edit(&ci)
 	}
+	// Only the copy sent is fitted: the cycle keeps deciding on id.
+	if changed := ci.Fit(); len(changed) > 0 {
+		c.log.WithField("fields", strings.Join(changed, ",")).Info("the check-in's fields were fitted to the fleet protocol's limits (an over-long or garbled value from the recorder or the config): the server shows them cut or with ? marks")
+	}
 	cctx, cancel := context.WithTimeout(ctx, fleetCheckInTimeout)
 	defer cancel()
 	reply, err := a.Fleet.CheckIn(cctx, ci)
@@ -287,10 +291,14 @@ func (c *cycle) fleetHoldsUpload(ctx context.Context, step journal.Step) (held b
 	return true, nil
 }
 
-// sealReport signs a report for the fleet server when it is queued.
+// sealReport signs a report for the fleet server when it is queued,
+// fitted to the protocol's limits (sendReport fitted it already: this
+// makes sure of it for whatever else queues a report).
 func sealReport(key *fleet.DeviceKey) func(report.Report) ([]byte, error) {
 	return func(r report.Report) ([]byte, error) {
-		env, _, err := key.SignReport(fleet.Report{Report: r})
+		fr := fleet.Report{Report: r}
+		fr.Fit()
+		env, _, err := key.SignReport(fr)
 		if err != nil {
 			return nil, err
 		}

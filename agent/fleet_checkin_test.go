@@ -3,7 +3,9 @@ package agent_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/fwagent/fwagent/fleet/server"
 	"github.com/fwagent/fwagent/internal/lab"
 	"github.com/fwagent/fwagent/internal/nvrsim"
+	"github.com/fwagent/fwagent/verify"
 )
 
 // A real agent's check-in, as the fleet server stored it: the site it is
@@ -182,6 +185,60 @@ func TestAnIdleAgentIsNotStaleBeforeItsNextCheckIn(t *testing.T) {
 			}
 			if st := last.StateAt(last.LastSeen.Add(longest)); st != fleet.StateUpToDate {
 				t.Fatalf("state %s one poll after the last check-in, want up_to_date", st)
+			}
+		})
+	}
+}
+
+// A recorder whose firmware string is longer than the fleet protocol
+// allows (fleet.MaxShortLen) or holds a control character still checks
+// in, and the report of its cycle is stored, not set aside in rejected/:
+// the agent fits the copy it sends to the server, and decides on what the
+// recorder really reports (a string it cannot read: refused, as ever).
+func TestARecorderWithAnOddFirmwareStringStillChecksIn(t *testing.T) {
+	long := "V4.1.20_230619_integrator-custom-edition_for-iDS-9632NXI-I8-16S_rev7"
+	if len(long) <= fleet.MaxShortLen {
+		t.Fatalf("the firmware string is %d bytes: make it longer than the limit %d", len(long), fleet.MaxShortLen)
+	}
+	for _, c := range []struct {
+		name, firmware, shown, inMessage string
+	}{
+		{"a firmware string over the limit", long, long[:fleet.MaxShortLen-3] + fleet.FitCut, long},
+		// The refusal's message quotes the string, escaped (%q).
+		{"a firmware string with a C1 control character", "V4.1.20\u009b2J", "V4.1.20?2J", `"V4.1.20\u009b2J"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := startFleet(t)
+			w := newWorld(t, lab.Options{Device: nvrsim.Config{Firmware: c.firmware}, Releases: []lab.Release{custom4125}})
+			w.linkFleet(t, f)
+
+			out := w.cycle(t, agent.ModeUpdateNow)
+			if out.Identity == nil || out.Identity.FirmwareVersion != c.firmware {
+				t.Fatalf("identity %+v: the agent must decide on the firmware string the recorder reports, %q", out.Identity, c.firmware)
+			}
+			if out.Result != agent.ResultRefused || !slices.Contains(out.Codes, string(verify.CodeVersionUnparseable)) {
+				t.Fatalf("%s %v (%s), want refused with %s", out.Result, out.Codes, out.Message, verify.CodeVersionUnparseable)
+			}
+			if d := fleetDevice(t, f); d.Firmware != c.shown || d.Serial != out.Identity.Serial {
+				t.Fatalf("fleet device %s shows firmware %q, want %q", d.Serial, d.Firmware, c.shown)
+			}
+
+			w.agent.FlushReports(ctx)
+			if rejected, _ := filepath.Glob(filepath.Join(w.lab.StateDir, "reports", "rejected", "*")); len(rejected) != 0 {
+				t.Fatalf("reports set aside as rejected: %v", rejected)
+			}
+			if n := w.agent.Reports.Len(); n != 0 {
+				t.Fatalf("%d reports still queued", n)
+			}
+			recs := delivered(t, f.store, custom4125.ID)
+			if len(recs) != 1 {
+				t.Fatalf("the server stored %d reports, want the refusal", len(recs))
+			}
+			r := recs[0].Report
+			if r.Result != fleet.ResultRefused || r.FirmwareVersion != c.shown || !strings.Contains(r.Message, c.inMessage) {
+				t.Fatalf("stored report: result %q, firmware_version %q, message %q; want refused, %q, a message with %q",
+					r.Result, r.FirmwareVersion, r.Message, c.shown, c.inMessage)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/agent/support"
 	"github.com/fwagent/fwagent/device"
+	"github.com/fwagent/fwagent/fleet"
 )
 
 // report records a step change for the integrator.
@@ -34,12 +35,6 @@ func (c *cycle) sendReport(r report.Report) {
 	r.Time = a.now().UTC()
 	r.DeviceSerial = reportSerial(c.id)
 	r.Model = c.id.Model
-	// Reports leave the site: they carry no personal data (addresses,
-	// user names) and no secret, and fit the server's limits.
-	r.Message = support.Redact(r.Message, false)
-	if len(r.Message) > report.MaxMessage {
-		r.Message = strings.ToValidUTF8(r.Message[:report.MaxMessage-3], "") + "..."
-	}
 	r.FirmwareVersion = c.id.FirmwareVersion
 	if r.Version == "" && c.release != nil && r.ReleaseID == c.release.ID {
 		r.Version = c.release.Version
@@ -48,6 +43,16 @@ func (c *cycle) sendReport(r report.Report) {
 	if a.Audit != nil {
 		r.AuditSeq, r.AuditHead = a.Audit.Head()
 	}
+	// Reports leave the site: they carry no personal data (addresses,
+	// user names) and no secret, and fit the protocol's limits, to the
+	// fleet server as to report.url (whose reports file's reader, package
+	// reports, refuses the same over-long or control-laden fields).
+	r.Message = support.Redact(r.Message, false)
+	fr := fleet.Report{Report: r}
+	if changed := fr.Fit(); len(changed) > 0 {
+		c.log.WithField("fields", strings.Join(changed, ",")).Info("a report's fields were fitted to the protocol's limits (an over-long or garbled value): it is sent cut or with replacement marks")
+	}
+	r = fr.Report
 	if err := a.Reports.Enqueue(r); err != nil {
 		c.log.WithError(err).Error("could not queue a report")
 	}
