@@ -48,13 +48,23 @@ func NewClient(baseURL string, key *DeviceKey) *Client {
 // CheckIn signs c and sends it; it returns the server's reply. On any error
 // the agent carries on as if the server said nothing (no hold known is not
 // a permission: the signed manifest decides what may start).
+//
+// Every try is signed afresh, with a new sequence number: a retry of the
+// same signed check-in after a try the server stored (its answer lost, or
+// a 503 for the holds alone) would be refused as a replay, and the agent
+// would go on without the holds.
 func (c *Client) CheckIn(ctx context.Context, ci CheckIn) (CheckInReply, error) {
 	var reply CheckInReply
-	env, _, err := c.Key.SignCheckIn(ci)
-	if err != nil {
-		return reply, err
-	}
-	body, err := c.post(ctx, CheckInPath, env)
+	sign := retryablehttp.ReaderFunc(func() (io.Reader, error) {
+		env, _, err := c.Key.SignCheckIn(ci)
+		if err != nil {
+			return nil, err
+		}
+		// No Len: each try's body has its own length (its sequence
+		// number), so none is announced from the first.
+		return io.MultiReader(bytes.NewReader(env.Marshal())), nil
+	})
+	body, err := c.post(ctx, CheckInPath, sign)
 	if err != nil {
 		return reply, err
 	}
@@ -78,12 +88,14 @@ func (c *Client) Report(ctx context.Context, r Report) error {
 
 // SendReport posts a signed report envelope.
 func (c *Client) SendReport(ctx context.Context, env *Envelope) error {
-	_, err := c.post(ctx, ReportPath, env)
+	_, err := c.post(ctx, ReportPath, env.Marshal())
 	return err
 }
 
-func (c *Client) post(ctx context.Context, path string, env *Envelope) ([]byte, error) {
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+path, env.Marshal())
+// post sends body (bytes, or a retryablehttp.ReaderFunc called for every
+// try) to path.
+func (c *Client) post(ctx context.Context, path string, payload any) ([]byte, error) {
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, c.BaseURL+path, payload)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: build the request: %w", err)
 	}

@@ -206,7 +206,12 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, ci fleet.
 	}
 	holds, err := s.currentHolds(r.Context())
 	if err != nil {
-		s.unavailable(w, err)
+		// The check-in is stored; only the holds are missing, and an
+		// agent must not go on without them: 503, check in again (the
+		// agent signs every try afresh, so the retry is no replay).
+		s.storeErr.Add(1)
+		s.log.WithError(err).Error("fleet database error reading the holds")
+		writeError(w, http.StatusServiceUnavailable, "the check-in was stored but the holds could not be read from the fleet database: check in again")
 		return
 	}
 	reply.Holds = holds

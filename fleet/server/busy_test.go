@@ -78,7 +78,11 @@ func TestAFullCheckInQueueAnswers503WithRetryAfterAndStoresNothing(t *testing.T)
 
 		answers := make(chan busyAnswer, 32)
 		go func() { answers <- checkIn("HELD-0") }()
-		<-gs.entered // the only writer is inside the store with HELD-0
+		select { // the only writer is inside the store with HELD-0
+		case <-gs.entered:
+		case a := <-answers:
+			t.Fatalf("the held check-in was answered before it reached the store: %d %s", a.status, a.body)
+		}
 
 		const more = 20
 		for i := range more {

@@ -160,7 +160,11 @@ func TestABatchInReverseSerialOrderIsStored(t *testing.T) {
 		})
 		held := make(chan error, 1)
 		go func() { _, err := f.agent("HELD").checkIn(); held <- err }()
-		<-gs.entered // the only writer is inside the store with HELD
+		select { // the only writer is inside the store with HELD
+		case <-gs.entered:
+		case err := <-held:
+			t.Fatalf("the held check-in was answered before it reached the store: %v", err)
+		}
 
 		// Queued while the writer is held, the next ones form one batch.
 		now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)

@@ -129,7 +129,11 @@ func TestABatchStoresItsGoodMessagesWhenOneCannotBeStored(t *testing.T) {
 		})
 		held := make(chan error, 1)
 		go func() { _, err := f.agent("HELD").checkIn(); held <- err }()
-		<-gs.entered // the only writer is inside the store with HELD
+		select { // the only writer is inside the store with HELD
+		case <-gs.entered:
+		case err := <-held:
+			t.Fatalf("the held check-in was answered before it reached the store: %v", err)
+		}
 
 		// Queued while the writer is held, the next four form one batch.
 		// The bad report passed no Validate (it could not: Validate refuses

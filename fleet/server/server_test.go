@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -402,5 +404,43 @@ func TestACheckInAnswerCarriesHundredsOfPauses(t *testing.T) {
 	}
 	if len(reply.Holds) != n {
 		t.Fatalf("%d holds, want %d", len(reply.Holds), n)
+	}
+}
+
+// A check-in whose answer is lost after the server stored it is tried
+// again signed afresh: the retry is no replay, and the agent gets the
+// holds (a retry of the same signed check-in was refused with 409, and the
+// agent went on without them).
+func TestARetriedCheckInIsSignedAfreshAndGetsTheHolds(t *testing.T) {
+	f := newFixture(t, sqliteStore(t), server.Options{Enrolment: server.EnrolOpen, HoldCacheTTL: time.Nanosecond})
+	if code := f.admin("POST", "/v1/admin/releases/r1/pause", map[string]string{"cause": "bad batch"}, nil); code != http.StatusOK {
+		t.Fatalf("pause: %d", code)
+	}
+	var lost atomic.Bool
+	lost.Store(true)
+	real := f.srv.Handler()
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == fleet.CheckInPath && lost.CompareAndSwap(true, false) {
+			rec := httptest.NewRecorder()
+			real.ServeHTTP(rec, r) // stored ...
+			if rec.Code != http.StatusOK {
+				t.Errorf("first try: %d %s", rec.Code, rec.Body)
+			}
+			http.Error(w, "the answer is lost", http.StatusBadGateway) // ... but the answer never arrives
+			return
+		}
+		real.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	a := f.agent("SN1")
+	a.client.BaseURL = front.URL
+	a.client.HTTPClient.RetryMax = 1
+	a.client.HTTPClient.RetryWaitMin, a.client.HTTPClient.RetryWaitMax = time.Millisecond, time.Millisecond
+	reply, err := a.checkIn()
+	if err != nil {
+		t.Fatalf("the retried check-in: %v", err)
+	}
+	if _, ok := reply.Held("r1"); !ok {
+		t.Fatalf("reply %+v: want the hold of r1", reply)
 	}
 }
