@@ -296,6 +296,18 @@ func (s *Server) await(w http.ResponseWriter, r *http.Request, j *job) (res jobR
 	case res = <-j.done:
 	case <-r.Context().Done():
 		return res, false
+	case <-s.stopped:
+		// The writers are gone: a job queued after their last batch
+		// gets no answer from them.
+		select {
+		case res = <-j.done:
+		default:
+			res.err = errShuttingDown
+		}
+	}
+	if errors.Is(res.err, errShuttingDown) {
+		writeError(w, http.StatusServiceUnavailable, "the server is shutting down: nothing was stored, send it again later")
+		return res, false
 	}
 	if res.err != nil {
 		s.unavailable(w, res.err)
@@ -308,8 +320,13 @@ func (s *Server) await(w http.ResponseWriter, r *http.Request, j *job) (res jobR
 	return res, true
 }
 
+// errShuttingDown answers the jobs the writers did not take before they
+// ended.
+var errShuttingDown = errors.New("the fleet server is shutting down")
+
 // writer stores agent messages in batches: it takes what is queued (up to
-// MaxBatch) and stores it in one transaction.
+// MaxBatch) and stores it in one transaction. Once the server closes it
+// stores what is still queued, then ends.
 func (s *Server) writer() {
 	defer s.wg.Done()
 	batch := make([]*job, 0, s.opt.MaxBatch)
@@ -318,7 +335,12 @@ func (s *Server) writer() {
 		case j := <-s.queue:
 			batch = append(batch[:0], j)
 		case <-s.closing:
-			return
+			select {
+			case j := <-s.queue:
+				batch = append(batch[:0], j)
+			default:
+				return
+			}
 		}
 	fill:
 		for len(batch) < s.opt.MaxBatch {

@@ -3,12 +3,15 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/fleet/server"
@@ -114,4 +117,34 @@ func TestAFullCheckInQueueAnswers503WithRetryAfterAndStoresNothing(t *testing.T)
 			t.Fatalf("status %d (%s) after the queue drained, want 200", a.status, a.body)
 		}
 	})
+}
+
+// Close stores what was queued before it, and a message queued after the
+// writers ended is answered 503 at once: no handler waits for an answer
+// that never comes.
+func TestCloseAnswersEveryQueuedMessage(t *testing.T) {
+	gs := &gatedStore{Store: sqliteStore(t), entered: make(chan struct{}), release: make(chan struct{})}
+	f := newFixture(t, gs, server.Options{Enrolment: server.EnrolOpen, Writers: 1, MaxBatch: 2})
+	ci := func(serial string) *fleet.CheckIn {
+		return &fleet.CheckIn{Seq: 1, Time: time.Now().UTC(), Serial: serial, Model: "m", AgentVersion: "1", IntervalSeconds: 60}
+	}
+	first := f.srv.QueueUnchecked(ed25519Key().Public().(ed25519.PublicKey), ci("FIRST"), nil)
+	<-gs.entered // the only writer is inside the store with FIRST
+	var queued []*server.Queued
+	for i := 0; i < 5; i++ {
+		queued = append(queued, f.srv.QueueUnchecked(ed25519Key().Public().(ed25519.PublicKey), ci(fmt.Sprintf("Q-%d", i)), nil))
+	}
+	closed := make(chan struct{})
+	go func() { _ = f.srv.Close(); close(closed) }()
+	close(gs.release)
+	<-closed
+	for i, q := range append([]*server.Queued{first}, queued...) {
+		if a := q.Answer(); a.Code != http.StatusOK {
+			t.Errorf("message %d queued before Close: %d %s, want 200 (stored)", i, a.Code, a.Body)
+		}
+	}
+	late := f.srv.QueueUnchecked(ed25519Key().Public().(ed25519.PublicKey), ci("LATE"), nil)
+	if a := late.Answer(); a.Code != http.StatusServiceUnavailable || !strings.Contains(a.Body.String(), "shutting down") {
+		t.Fatalf("a message queued after Close: %d %s, want 503 shutting down", a.Code, a.Body)
+	}
 }

@@ -89,10 +89,12 @@ type Server struct {
 	viewerSum [sha256.Size]byte // zero: no viewer token
 	log       logrus.FieldLogger
 
-	queue   chan *job // verified check-ins and reports for the writers
-	wg      sync.WaitGroup
-	closing chan struct{}
-	once    sync.Once
+	queue    chan *job     // verified check-ins and reports for the writers
+	stopped  chan struct{} // closed once the writers ended (Close)
+	stopOnce sync.Once
+	wg       sync.WaitGroup
+	closing  chan struct{}
+	once     sync.Once
 
 	holds    atomic.Pointer[holdCache]
 	holdsMu  sync.Mutex   // one refresh of holds at a time
@@ -139,7 +141,7 @@ func New(store fleet.Store, opt Options) (*Server, error) {
 		log = l
 	}
 	s := &Server{Now: time.Now, store: store, opt: opt, log: log,
-		queue: make(chan *job, 4*opt.MaxBatch), closing: make(chan struct{})}
+		queue: make(chan *job, 4*opt.MaxBatch), stopped: make(chan struct{}), closing: make(chan struct{})}
 	if opt.ViewerToken != "" && opt.AdminToken == "" {
 		return nil, errors.New("a viewer token needs an admin token: the admin API is off without one")
 	}
@@ -167,8 +169,9 @@ func New(store fleet.Store, opt Options) (*Server, error) {
 	return s, nil
 }
 
-// Close stops the writers (after the check-ins already queued); it does
-// not close the store.
+// Close stops the writers once they stored what was queued, answers 503
+// to a message queued too late for them, and stops the auto-pause checks
+// and the counter flush; it does not close the store.
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		close(s.closing)
@@ -178,6 +181,18 @@ func (s *Server) Close() error {
 		s.auto.mu.Unlock()
 	})
 	s.wg.Wait()
+	s.stopOnce.Do(func() {
+		close(s.stopped)
+		// A job a handler queued as the writers ended.
+		for {
+			select {
+			case j := <-s.queue:
+				j.done <- jobResult{err: errShuttingDown}
+			default:
+				return
+			}
+		}
+	})
 	return nil
 }
 
