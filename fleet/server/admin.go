@@ -434,7 +434,11 @@ func (s *Server) setPaused(ctx context.Context, id string, pause bool, who, caus
 		return tx.AddPause(ctx, fleet.PauseEvent{At: now, ReleaseID: id, Paused: pause, Actor: who, Cause: cause})
 	})
 	if err == nil {
-		s.holds.Store(nil) // this server's agents see it at once
+		// This server's agents see it at once: the cached holds go, and a
+		// refresh that read the holds before this change does not cache
+		// what it read.
+		s.holdsGen.Add(1)
+		s.holds.Store(nil)
 		verb := "resumed"
 		if pause {
 			verb = "paused"

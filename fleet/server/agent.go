@@ -226,7 +226,7 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, ci fleet.
 // HoldCacheTTL ago.
 func (s *Server) currentHolds(ctx context.Context) ([]fleet.Hold, error) {
 	fresh := func(now time.Time) []fleet.Hold {
-		if c := s.holds.Load(); c != nil && now.Sub(c.at) < s.opt.HoldCacheTTL && !now.Before(c.at) {
+		if c := s.holds.Load(); c != nil && c.gen == s.holdsGen.Load() && now.Sub(c.at) < s.opt.HoldCacheTTL && !now.Before(c.at) {
 			return c.holds
 		}
 		return nil
@@ -242,6 +242,7 @@ func (s *Server) currentHolds(ctx context.Context) ([]fleet.Hold, error) {
 	if h := fresh(now); h != nil {
 		return h, nil
 	}
+	gen := s.holdsGen.Load() // before the read: a pause after it outdates what is read
 	rels, err := s.store.Held(ctx)
 	if err != nil {
 		return nil, err
@@ -250,7 +251,7 @@ func (s *Server) currentHolds(ctx context.Context) ([]fleet.Hold, error) {
 	for _, r := range rels {
 		holds = append(holds, fleet.Hold{ReleaseID: r.ID, Reason: "paused by " + r.PausedBy + ": " + r.PauseCause, Since: r.PausedAt})
 	}
-	s.holds.Store(&holdCache{at: now, holds: holds})
+	s.holds.Store(&holdCache{at: now, gen: gen, holds: holds})
 	return holds, nil
 }
 

@@ -98,6 +98,7 @@ type Server struct {
 
 	holds    atomic.Pointer[holdCache]
 	holdsMu  sync.Mutex   // one refresh of holds at a time
+	holdsGen atomic.Int64 // changes with every pause and resume this server makes
 	storeErr atomic.Int64 // requests answered 503
 
 	refusedMu sync.Mutex
@@ -107,6 +108,7 @@ type Server struct {
 
 type holdCache struct {
 	at    time.Time
+	gen   int64 // holdsGen when the holds were read: an entry from before a pause or resume is never used
 	holds []fleet.Hold
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -442,5 +443,47 @@ func TestARetriedCheckInIsSignedAfreshAndGetsTheHolds(t *testing.T) {
 	}
 	if _, ok := reply.Held("r1"); !ok {
 		t.Fatalf("reply %+v: want the hold of r1", reply)
+	}
+}
+
+// heldLateStore returns the first read of the holds only once release is
+// closed, after telling read that it read them.
+type heldLateStore struct {
+	fleet.Store
+	read, release chan struct{}
+	once          sync.Once
+}
+
+func (s *heldLateStore) Held(ctx context.Context) ([]fleet.Release, error) {
+	rels, err := s.Store.Held(ctx)
+	s.once.Do(func() {
+		close(s.read)
+		<-s.release
+	})
+	return rels, err
+}
+
+// A refresh of the holds that read them before a pause must not cache
+// what it read: the next check-in carries the hold at once.
+func TestAPauseIsNotHiddenByARefreshOfTheHoldsThatReadBeforeIt(t *testing.T) {
+	st := &heldLateStore{Store: sqliteStore(t), read: make(chan struct{}), release: make(chan struct{})}
+	f := newFixture(t, st, server.Options{Enrolment: server.EnrolOpen, HoldCacheTTL: time.Hour})
+	a := f.agent("SN1")
+	first := make(chan error, 1)
+	go func() { _, err := a.checkIn(); first <- err }()
+	<-st.read // the refresh read no holds, and waits
+	if code := f.admin("POST", "/v1/admin/releases/r1/pause", map[string]string{"cause": "bad batch"}, nil); code != http.StatusOK {
+		t.Fatalf("pause: %d", code)
+	}
+	close(st.release) // the refresh ends now, after the pause
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	reply, err := a.checkIn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := reply.Held("r1"); !ok {
+		t.Fatalf("the check-in after the pause carries no hold: %+v", reply)
 	}
 }
