@@ -135,7 +135,13 @@ func (s *Server) giveBackRefused(m map[string]int64) {
 
 // FlushCounters writes the refusals counted in memory to the store (the
 // admin counters, the web page and tests call it before they read).
+//
+// One flush at a time: a reader's flush that found the map empty while the
+// periodic flush was still writing it would read the counters without
+// those counts.
 func (s *Server) FlushCounters(ctx context.Context) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	m := s.takeRefused()
 	if m == nil {
 		return nil

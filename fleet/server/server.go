@@ -101,6 +101,7 @@ type Server struct {
 	holdsGen atomic.Int64 // changes with every pause and resume this server makes
 	storeErr atomic.Int64 // requests answered 503
 
+	flushMu   sync.Mutex // one FlushCounters at a time
 	refusedMu sync.Mutex
 	refused   map[string]int64 // refusals not written yet
 	auto      autoQueue        // releases whose stage counts changed
