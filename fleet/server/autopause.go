@@ -21,11 +21,12 @@ const ActorAutoPause = "auto-pause"
 // waiting collapse into one: a flood of results costs one count of the
 // release per check, not one per report.
 //
-// A check reads every report of the release (about 1 s at 100,000
-// reports), so a release is not checked again before autoPauseSpacing
-// times the duration of its last check has passed: the checker uses at
-// most a tenth of one core however fast reports arrive, and a release
-// whose check takes 1 s is still checked every 10 s.
+// A check reads every report of the release (14 µs a report alone; 2.3 to
+// 3.8 s for 70,000 to 85,000 reports while reports arrive at 3,000/s), so a
+// release is not checked again before autoPauseSpacing times the duration
+// of its last check has passed: the checker uses at most a tenth of one
+// core however fast reports arrive, and a release whose check takes 3 s is
+// still checked every 30 s.
 type autoQueue struct {
 	mu        sync.Mutex
 	cond      *sync.Cond
