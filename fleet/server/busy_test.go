@@ -46,6 +46,37 @@ func (tx gatedTx) DevicesForUpdate(ctx context.Context, serials []string) (map[s
 	return tx.Tx.DevicesForUpdate(ctx, serials)
 }
 
+// holdTheWriter starts a server over store with one writer taking up to
+// maxBatch messages, and holds that writer inside the store with a
+// check-in from HELD: what the test queues then forms one batch. letGo
+// releases the writer and checks the held check-in was stored.
+func holdTheWriter(t *testing.T, store fleet.Store, maxBatch int) (f *fixture, gs *gatedStore, letGo func()) {
+	t.Helper()
+	gs = &gatedStore{Store: store, entered: make(chan struct{}), release: make(chan struct{})}
+	f = newFixture(t, gs, server.Options{Enrolment: server.EnrolOpen, Writers: 1, MaxBatch: maxBatch})
+	released := false
+	t.Cleanup(func() { // before the fixture's: its Close waits for the writer
+		if !released {
+			close(gs.release)
+		}
+	})
+	held := make(chan error, 1)
+	go func() { _, err := f.agent("HELD").checkIn(); held <- err }()
+	select { // the only writer is inside the store with HELD
+	case <-gs.entered:
+	case err := <-held:
+		t.Fatalf("the held check-in was answered before it reached the store: %v", err)
+	}
+	return f, gs, func() {
+		t.Helper()
+		close(gs.release)
+		released = true
+		if err := <-held; err != nil {
+			t.Fatalf("the held check-in: %v", err)
+		}
+	}
+}
+
 type busyAnswer struct {
 	status     int
 	retryAfter string

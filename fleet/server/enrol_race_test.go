@@ -150,21 +150,7 @@ func TestTwoServersEnrollingOneNewSerialAtOnceKeepTheFirstKey(t *testing.T) {
 // (one lock each on PostgreSQL), is stored whole.
 func TestABatchInReverseSerialOrderIsStored(t *testing.T) {
 	stores(t, func(t *testing.T, open func(t *testing.T) fleet.Store) {
-		gs := &gatedStore{Store: open(t), entered: make(chan struct{}), release: make(chan struct{})}
-		f := newFixture(t, gs, server.Options{Enrolment: server.EnrolOpen, Writers: 1, MaxBatch: 8})
-		released := false
-		t.Cleanup(func() { // before the fixture's: its Close waits for the writer
-			if !released {
-				close(gs.release)
-			}
-		})
-		held := make(chan error, 1)
-		go func() { _, err := f.agent("HELD").checkIn(); held <- err }()
-		select { // the only writer is inside the store with HELD
-		case <-gs.entered:
-		case err := <-held:
-			t.Fatalf("the held check-in was answered before it reached the store: %v", err)
-		}
+		f, gs, letGo := holdTheWriter(t, open(t), 8)
 
 		// Queued while the writer is held, the next ones form one batch.
 		now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
@@ -175,11 +161,7 @@ func TestABatchInReverseSerialOrderIsStored(t *testing.T) {
 			ci := &fleet.CheckIn{Seq: 1, Time: now, Serial: sn, Model: "m", AgentVersion: "1", IntervalSeconds: 60}
 			queued = append(queued, f.srv.QueueUnchecked(pub, ci, nil))
 		}
-		close(gs.release)
-		released = true
-		if err := <-held; err != nil {
-			t.Fatalf("the held check-in: %v", err)
-		}
+		letGo()
 		for i, q := range queued {
 			if a := q.Answer(); a.Code != http.StatusOK {
 				t.Errorf("%s: answer %d %s, want 200", serials[i], a.Code, a.Body)

@@ -119,21 +119,7 @@ func TestMessagesTheStoresCannotKeepAreRefusedBeforeTheirBatch(t *testing.T) {
 
 func TestABatchStoresItsGoodMessagesWhenOneCannotBeStored(t *testing.T) {
 	stores(t, func(t *testing.T, open func(t *testing.T) fleet.Store) {
-		gs := &gatedStore{Store: open(t), entered: make(chan struct{}), release: make(chan struct{})}
-		f := newFixture(t, gs, server.Options{Enrolment: server.EnrolOpen, Writers: 1, MaxBatch: 8})
-		released := false
-		t.Cleanup(func() { // before the fixture's: its Close waits for the writer
-			if !released {
-				close(gs.release)
-			}
-		})
-		held := make(chan error, 1)
-		go func() { _, err := f.agent("HELD").checkIn(); held <- err }()
-		select { // the only writer is inside the store with HELD
-		case <-gs.entered:
-		case err := <-held:
-			t.Fatalf("the held check-in was answered before it reached the store: %v", err)
-		}
+		f, gs, letGo := holdTheWriter(t, open(t), 8)
 
 		// Queued while the writer is held, the next four form one batch.
 		// The bad report passed no Validate (it could not: Validate refuses
@@ -151,11 +137,7 @@ func TestABatchStoresItsGoodMessagesWhenOneCannotBeStored(t *testing.T) {
 		good2 := f.srv.QueueUnchecked(pub(), nil, rep("GOOD-2", now))
 		bad := f.srv.QueueUnchecked(pub(), nil, rep("BAD", now.In(time.FixedZone("", 24*3600))))
 		good3 := f.srv.QueueUnchecked(pub(), checkIn("GOOD-3"), nil)
-		close(gs.release)
-		released = true
-		if err := <-held; err != nil {
-			t.Fatalf("the held check-in: %v", err)
-		}
+		letGo()
 
 		for name, q := range map[string]*server.Queued{"GOOD-1": good1, "GOOD-2": good2, "GOOD-3": good3} {
 			if a := q.Answer(); a.Code != http.StatusOK {
