@@ -156,13 +156,7 @@ func TestReportsWaitForTheFleetDatabaseToComeBack(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	w.agent.FlushReports(ctx) // 503: kept
-	if n := w.agent.Reports.Len(); n != queued {
-		t.Fatalf("%d reports queued after a 503, want all %d kept", n, queued)
-	}
-	if rejected, _ := filepath.Glob(filepath.Join(w.lab.StateDir, "reports", "rejected", "*.json")); len(rejected) != 0 {
-		t.Fatalf("reports set aside as rejected: %v", rejected)
-	}
+	flushKeepsAll(t, w, queued) // 503: kept
 
 	// The server restarts on its database, at the same address.
 	srv.Close()
@@ -224,13 +218,7 @@ func TestReportsWaitForAPostgreSQLOutageToEnd(t *testing.T) {
 	if err := pg.StopServer(); err != nil {
 		t.Fatal(err)
 	}
-	w.agent.FlushReports(ctx) // 503: kept
-	if n := w.agent.Reports.Len(); n != queued {
-		t.Fatalf("%d reports queued after a 503, want all %d kept", n, queued)
-	}
-	if rejected, _ := filepath.Glob(filepath.Join(w.lab.StateDir, "reports", "rejected", "*.json")); len(rejected) != 0 {
-		t.Fatalf("reports set aside as rejected: %v", rejected)
-	}
+	flushKeepsAll(t, w, queued) // 503: kept
 
 	if err := pg.StartServer(ctx); err != nil {
 		t.Fatal(err)
@@ -261,5 +249,19 @@ func TestReportsWaitForAPostgreSQLOutageToEnd(t *testing.T) {
 		if recs[i].Report.Seq <= recs[i-1].Report.Seq {
 			t.Fatalf("reports stored out of order: sequence %d after %d", recs[i].Report.Seq, recs[i-1].Report.Seq)
 		}
+	}
+}
+
+// flushKeepsAll flushes the agent's report queue against a fleet server
+// that answers 503 and checks every report is still queued, none set
+// aside as rejected.
+func flushKeepsAll(t *testing.T, w *world, queued int) {
+	t.Helper()
+	w.agent.FlushReports(context.Background())
+	if n := w.agent.Reports.Len(); n != queued {
+		t.Fatalf("%d reports queued after a 503, want all %d kept", n, queued)
+	}
+	if rejected, _ := filepath.Glob(filepath.Join(w.lab.StateDir, "reports", "rejected", "*.json")); len(rejected) != 0 {
+		t.Fatalf("reports set aside as rejected: %v", rejected)
 	}
 }
