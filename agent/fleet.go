@@ -291,14 +291,12 @@ func (c *cycle) fleetHoldsUpload(ctx context.Context, step journal.Step) (held b
 	return true, nil
 }
 
-// sealReport signs a report for the fleet server when it is queued,
-// fitted to the protocol's limits (sendReport fitted it already: this
-// makes sure of it for whatever else queues a report).
+// sealReport signs a report for the fleet server when it is queued
+// (sendReport, the one place that queues reports, fitted it to the
+// protocol's limits).
 func sealReport(key *fleet.DeviceKey) func(report.Report) ([]byte, error) {
 	return func(r report.Report) ([]byte, error) {
-		fr := fleet.Report{Report: r}
-		fr.Fit()
-		env, _, err := key.SignReport(fr)
+		env, _, err := key.SignReport(fleet.Report{Report: r})
 		if err != nil {
 			return nil, err
 		}
