@@ -336,10 +336,7 @@ func checkStrings(fs []field) error {
 			}
 			continue
 		}
-		if len(v) > f.max {
-			return &InvalidError{Field: f.name, Problem: fmt.Sprintf("is %d bytes long, the limit is %d", len(v), f.max)}
-		}
-		if err := checkText(f.name, v, f.prose); err != nil {
+		if err := checkString(f.name, v, f.max, f.prose); err != nil {
 			return err
 		}
 	}
@@ -370,11 +367,14 @@ func checkList(name string, items []string) error {
 // makes of an invalid escape). Control characters garble tables,
 // terminals and the web page; PostgreSQL refuses NUL and invalid UTF-8 in
 // a text column. The error is an *InvalidError naming field.
-func CheckString(field, v string, max int) error {
+func CheckString(field, v string, max int) error { return checkString(field, v, max, false) }
+
+// checkString is CheckString, for prose too (a report's message).
+func checkString(field, v string, max int, prose bool) error {
 	if len(v) > max {
 		return &InvalidError{Field: field, Problem: fmt.Sprintf("is %d bytes long, the limit is %d", len(v), max)}
 	}
-	return checkText(field, v, false)
+	return checkText(field, v, prose)
 }
 
 // checkText is the character rule of text fields: valid UTF-8, and only
