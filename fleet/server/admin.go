@@ -505,10 +505,8 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 	serials := []string{}
 	seen := map[string]bool{}
 	for _, rec := range f.Records {
-		// The store keeps a report as its JSON: one that does not encode
-		// (a time with an offset of 24 hours) would fail the whole import.
-		if _, err := json.Marshal(rec.Report); err != nil {
-			res.Bad = append(res.Bad, fmt.Sprintf("report %s: cannot be stored (%v): skipped", rec.Report.ID, err))
+		if err := storableReport(rec.Report); err != nil {
+			res.Bad = append(res.Bad, fmt.Sprintf("report %s: %v: skipped", rec.Report.ID, err))
 			continue
 		}
 		recs = append(recs, FromRecord(rec))

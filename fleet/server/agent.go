@@ -12,6 +12,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/fleet"
 )
 
@@ -51,14 +52,20 @@ type jobResult struct {
 }
 
 // storable checks what Validate cannot see: that the store can encode the
-// message. A report is stored as its JSON, and one that does not encode
-// (a time Validate should have refused) would fail the transaction, and
-// with it every message of the batch.
+// message (storableReport).
 func (j *job) storable() error {
 	if j.rep == nil {
 		return nil
 	}
-	if _, err := json.Marshal(j.rep); err != nil {
+	return storableReport(j.rep.Report)
+}
+
+// storableReport checks that the store can encode r: a report is stored as
+// its JSON, and one that does not encode (a time Validate should have
+// refused, an imported line) would fail its transaction, and with it
+// every message of the batch or the whole import.
+func storableReport(r report.Report) error {
+	if _, err := json.Marshal(r); err != nil {
 		return &fleet.InvalidError{Problem: "the report cannot be stored (" + err.Error() + "): send its fields within the protocol's limits"}
 	}
 	return nil
@@ -215,9 +222,7 @@ func (s *Server) answerCheckIn(w http.ResponseWriter, r *http.Request, ci fleet.
 		// The check-in is stored; only the holds are missing, and an
 		// agent must not go on without them: 503, check in again (the
 		// agent signs every try afresh, so the retry is no replay).
-		s.storeErr.Add(1)
-		s.log.WithError(err).Error("fleet database error reading the holds")
-		writeError(w, http.StatusServiceUnavailable, "the check-in was stored but the holds could not be read from the fleet database: check in again")
+		s.unavailableSaying(w, err, "the check-in was stored but the holds could not be read from the fleet database: check in again")
 		return
 	}
 	reply.Holds = holds

@@ -280,11 +280,7 @@ const maxActorLen = 64
 // fail the transaction that records it.
 func actor(r *http.Request) (string, error) {
 	a := strings.TrimSpace(r.Header.Get(ActorHeader))
-	if err := fleet.CheckString(ActorHeader, a, len(a)); err != nil {
-		var ie *fleet.InvalidError
-		if errors.As(err, &ie) {
-			return "", fmt.Errorf("header %s %s", ActorHeader, ie.Problem)
-		}
+	if err := checkParam("header "+ActorHeader, a, len(a)); err != nil {
 		return "", err
 	}
 	if len(a) > maxActorLen {
@@ -313,9 +309,15 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 
 // unavailable answers 503 for a store error and logs it.
 func (s *Server) unavailable(w http.ResponseWriter, err error) {
+	s.unavailableSaying(w, err, "the fleet database is unavailable: nothing was stored, send it again later")
+}
+
+// unavailableSaying answers a store error 503 with msg, counting and
+// logging it like unavailable.
+func (s *Server) unavailableSaying(w http.ResponseWriter, err error, msg string) {
 	s.storeErr.Add(1)
 	s.log.WithError(err).Error("fleet database error")
-	writeError(w, http.StatusServiceUnavailable, "the fleet database is unavailable: nothing was stored, send it again later")
+	writeError(w, http.StatusServiceUnavailable, msg)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
