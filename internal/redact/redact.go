@@ -178,8 +178,10 @@ var (
 	// urlUserinfoRE: user@, or user:password@ where the password may hold
 	// '/', '@' and the like: it runs to the last '@' before a space or quote.
 	// A user name starting a marker takes the first form (idempotence).
-	// The configuration's own marker "<redacted>" is a password too.
-	urlUserinfoRE = regexp.MustCompile(`(?i)\b[a-z][a-z0-9+.-]*://([^/\s@"'<>\\:\[\]]*:(?:<redacted>|[^\s"'<>\\]*)|[^/\s@"'<>\\]+)@`)
+	// The configuration's own marker "<redacted>" is a password too, or a
+	// part of one: the password still runs to the last '@', as it will on a
+	// second pass when the marker has become [REDACTED:secret].
+	urlUserinfoRE = regexp.MustCompile(`(?i)\b[a-z][a-z0-9+.-]*://([^/\s@"'<>\\:\[\]]*:(?:<redacted>|[^\s"'<>\\])*|[^/\s@"'<>\\]+)@`)
 	secretKeyRE   = regexp.MustCompile(`(?i)(?:password|passwd|pwd|secret(?:[_-]?access)?[_-]?key|secret|token|api[_-]?key|passphrase|session(?:[_-]?id)?)(\\?["']?)[ \t]*[:=][ \t]*`)
 	// secretWordKeyRE: keys too short to match inside other words (bypass).
 	// "credentials" is one of them: the reason code badCredentials is no key.
