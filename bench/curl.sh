@@ -6,6 +6,9 @@
 #   curl      curl -o FILE                     (the issue's reference: plain curl)
 #   curl+sha  curl -o FILE && sha256sum FILE   (what a careful user does by hand)
 #   curl+sync curl -o FILE && sync FILE        (plain curl made durable: apples to apples)
+#   disk      dd conv=fsync of the served image from the page cache to FILE:
+#             no network, no hashing; the floor of any download that ends
+#             with the image on the disk
 #   fwagent   bench/download -get: the agent's Downloader, hashing and checking
 #             the digicap while writing, file and folder fsynced before it counts
 # and prints, per round, the wall time of each and fwagent's ratio to each;
@@ -102,7 +105,8 @@ nginx_pid=$!
 url="http://127.0.0.1:$port/digicap.dav"
 for _ in $(seq 100); do curl -sfI "$url" >/dev/null 2>&1 && break; sleep 0.1; done # wait for nginx to listen
 curl -sfI "$url" >/dev/null || { echo "bench/curl.sh: nginx did not start: $(cat "$work/nginx/error.log")" >&2; exit 1; }
-# Warm the page cache with the served image (every run reads it from memory).
+# Warm the page cache with the served image (every run reads it from memory,
+# the disk kind's dd too).
 cat "$work/www/digicap.dav" >/dev/null
 
 out="$work/out.dav"
@@ -113,7 +117,7 @@ run() {
 	sync # no dirty pages of the previous run
 	/usr/bin/time -f "$name %e %U %S" -a -o "$work/times" "$@" >/dev/null
 }
-kinds=(curl curl+sha curl+sync fwagent)
+kinds=(curl curl+sha curl+sync disk fwagent)
 if [ -n "$before" ]; then kinds+=(before); fi
 for ((i = 1; i <= runs; i++)); do
 	load=$(cut -d' ' -f1 /proc/loadavg)
@@ -123,6 +127,7 @@ for ((i = 1; i <= runs; i++)); do
 		curl) run curl curl -sSf -o "$out" "$url" ;;
 		curl+sha) run curl+sha sh -c 'curl -sSf -o "$1" "$2" && sha256sum "$1"' sh "$out" "$url" ;;
 		curl+sync) run curl+sync sh -c 'curl -sSf -o "$1" "$2" && sync "$1"' sh "$out" "$url" ;;
+		disk) run disk dd if="$work/www/digicap.dav" of="$out" bs=16M conv=fsync status=none ;;
 		fwagent) run fwagent "$bin" -get "$url" -sha256 "$sum" -size "$size" -out "$out" ;;
 		before) run before "$before" -get "$url" -sha256 "$sum" -size "$size" -out "$out" ;;
 		esac
@@ -157,7 +162,7 @@ awk -v kinds="${kinds[*]}" '
 			delete r
 			for (i = 1; i <= n[c]; i++) r[i] = T["fwagent", i] / T[c, i]
 			m = med(r, n[c])
-			ref = c == "curl" ? "   <- the reference (issue 13: target <= 1.15x)" : ""
+			ref = c == "curl" ? "   <- the reference (issue 13: target <= 1.15x)" : c == "disk" ? "   <- the floor: the same bytes made durable on this disk" : ""
 			printf "ratio fwagent/%-9s median %.3fx  min %.3fx  max %.3fx  (%d pairs)%s\n", c, m, r[1], r[n[c]], n[c], ref
 		}
 	}' "$work/all"
