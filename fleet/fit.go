@@ -60,18 +60,18 @@ func fitStrings(fs []field) []string {
 	return changed
 }
 
-// fitList fits a list field (checkList's rules): empty items go, each
-// other is fitted as a short word, at most maxList stay. The list is
+// fitList fits a list field (CheckList's rules): empty items go, each
+// other is fitted as a short word, at most MaxListItems stay. The list is
 // copied before it changes (it may be the agent's config), and reported
 // changed only when an item differs.
 func fitList(items *[]string) bool {
-	if checkList("", *items) == nil {
+	if CheckList("", *items) == nil {
 		return false
 	}
-	out := make([]string, 0, min(len(*items), maxList))
+	out := make([]string, 0, min(len(*items), MaxListItems))
 	for _, s := range *items {
-		if s != "" && len(out) < maxList {
-			out = append(out, fitText(s, maxListItem, false))
+		if s != "" && len(out) < MaxListItems {
+			out = append(out, fitText(s, MaxListItemLen, false))
 		}
 	}
 	*items = out

@@ -47,11 +47,11 @@ const (
 	MaxMessageLen = 4096
 )
 
-// maxList bounds a list field (codes, groups), in items; maxListItem
-// bounds each item, in bytes.
+// Limits of a list field (codes, groups): MaxListItems bounds it, in
+// items; MaxListItemLen bounds each item, in bytes.
 const (
-	maxList     = 32
-	maxListItem = MaxShortLen
+	MaxListItems   = 32
+	MaxListItemLen = MaxShortLen
 )
 
 // Bounds of the numeric fields. Each keeps a value inside the database
@@ -220,7 +220,7 @@ func (c *CheckIn) Validate() error {
 	default:
 		return &InvalidError{Field: "last_result", Problem: fmt.Sprintf("is %q, want installed, failed or refused", c.LastResult)}
 	}
-	return checkList("groups", c.Groups)
+	return CheckList("groups", c.Groups)
 }
 
 // textFields lists the check-in's text fields with their limits: the one
@@ -274,7 +274,7 @@ func (r *Report) Validate() error {
 	if err := checkStrings([]field{r.messageField()}); err != nil {
 		return err
 	}
-	return checkList("codes", r.Codes)
+	return CheckList("codes", r.Codes)
 }
 
 // textFields lists the report's text fields but its message with their
@@ -343,18 +343,20 @@ func checkStrings(fs []field) error {
 	return nil
 }
 
-// checkList checks a list field (codes, groups): at most maxList items,
-// each a non-empty short word (MaxShortLen).
-func checkList(name string, items []string) error {
-	if len(items) > maxList {
-		return &InvalidError{Field: name, Problem: fmt.Sprintf("has %d items, the limit is %d", len(items), maxList)}
+// CheckList checks a list field of an agent message (codes, groups): at
+// most MaxListItems items, each a non-empty text of at most MaxListItemLen
+// bytes (CheckString's characters). The error is an *InvalidError naming
+// the list, or its first bad item as name[i].
+func CheckList(name string, items []string) error {
+	if len(items) > MaxListItems {
+		return &InvalidError{Field: name, Problem: fmt.Sprintf("has %d items, the limit is %d: remove some", len(items), MaxListItems)}
 	}
 	for i, s := range items {
 		f := fmt.Sprintf("%s[%d]", name, i)
 		if s == "" {
-			return &InvalidError{Field: f, Problem: "is empty"}
+			return &InvalidError{Field: f, Problem: "is empty: remove it"}
 		}
-		if err := CheckString(f, s, maxListItem); err != nil {
+		if err := CheckString(f, s, MaxListItemLen); err != nil {
 			return err
 		}
 	}
@@ -372,7 +374,7 @@ func CheckString(field, v string, max int) error { return checkString(field, v, 
 // checkString is CheckString, for prose too (a report's message).
 func checkString(field, v string, max int, prose bool) error {
 	if len(v) > max {
-		return &InvalidError{Field: field, Problem: fmt.Sprintf("is %d bytes long, the limit is %d", len(v), max)}
+		return &InvalidError{Field: field, Problem: fmt.Sprintf("is %d bytes long, the limit is %d: shorten it", len(v), max)}
 	}
 	return checkText(field, v, prose)
 }
@@ -381,17 +383,17 @@ func checkString(field, v string, max int, prose bool) error {
 // runes textRune allows (prose: a report's message, made of error texts).
 func checkText(field, v string, prose bool) error {
 	if !utf8.ValidString(v) {
-		return &InvalidError{Field: field, Problem: "is not valid UTF-8: send UTF-8 text"}
+		return &InvalidError{Field: field, Problem: "is not valid UTF-8: use UTF-8 text"}
 	}
 	for i, c := range v {
 		switch {
 		case textRune(c, prose):
 		case c == 0:
-			return &InvalidError{Field: field, Problem: fmt.Sprintf("holds a NUL character at byte %d: send text without control characters", i)}
+			return &InvalidError{Field: field, Problem: fmt.Sprintf("holds a NUL character at byte %d: use text without control characters", i)}
 		case c == utf8.RuneError:
-			return &InvalidError{Field: field, Problem: fmt.Sprintf("holds %U (the mark of an invalid character) at byte %d: send valid text", c, i)}
+			return &InvalidError{Field: field, Problem: fmt.Sprintf("holds %U (the mark of an invalid character) at byte %d: use valid text", c, i)}
 		default:
-			return &InvalidError{Field: field, Problem: fmt.Sprintf("holds the control character %U at byte %d: send text without control characters", c, i)}
+			return &InvalidError{Field: field, Problem: fmt.Sprintf("holds the control character %U at byte %d: use text without control characters", c, i)}
 		}
 	}
 	return nil
