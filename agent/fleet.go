@@ -189,7 +189,7 @@ func (c *cycle) sendCheckIn(ctx context.Context, force bool, id device.Identity,
 	}
 	// Only the copy sent is fitted: the cycle keeps deciding on id.
 	if changed := ci.Fit(); len(changed) > 0 {
-		c.log.WithField("fields", strings.Join(changed, ",")).Info("the check-in's fields were fitted to the fleet protocol's limits (an over-long or garbled value from the recorder or the config): the server shows them cut or with ? marks")
+		c.log.WithField("fields", strings.Join(changed, ",")).Info("the check-in's fields were fitted to the fleet protocol's limits (an over-long or garbled value from the recorder): the server shows them cut or with ? marks")
 	}
 	cctx, cancel := context.WithTimeout(ctx, fleetCheckInTimeout)
 	defer cancel()

@@ -17,13 +17,16 @@ const (
 
 // Fit makes the check-in's text and list fields fit the protocol, so that
 // a device whose recorder reports an over-long or garbled firmware string
-// (or whose config holds an over-long site or group) still checks in:
-// every character the server refuses becomes FitPlaceholder, a field over
-// its limit is cut on a character boundary and ends in FitCut, and groups
-// keep their first 32 non-empty items. The rules are Validate's (the same
-// table of fields), so a check-in Fit left is valid but for its sequence
-// number, time, numbers, result word and required fields, which Fit does
-// not invent.
+// still checks in: every character the server refuses becomes
+// FitPlaceholder, a field over its limit is cut on a character boundary
+// and ends in FitCut, and groups keep their first MaxListItems non-empty
+// items. The rules are Validate's (the same table of fields), so a
+// check-in Fit left is valid but for its sequence number, time, numbers,
+// result word and required fields, which Fit does not invent.
+//
+// The agent's config refuses a site or groups the protocol cannot carry
+// when it is loaded (package agent/config), so what Fit changes comes
+// from the recorder, or from a Config that skipped its Validate.
 //
 // Fit changes only c: an agent fits the copy it sends, and keeps deciding
 // on its recorder's real identity. It returns the names of the fields it

@@ -42,7 +42,7 @@ var deviceNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // device.* key under devices[].* (the same definitions, so one key has one
 // definition whichever form the file uses).
 func DeviceKeys() []Key {
-	out := []Key{{Path: "devices[].name", Type: "text", Bounds: "letters, digits, . _ -; unique",
+	out := []Key{{Path: "devices[].name", Type: "text", Bounds: "1-64 letters, digits, . _ -; unique",
 		Doc: "required: the recorder's name in logs, output, reports and its state folder (state_dir/devices/NAME)"}}
 	for _, k := range Keys {
 		if k.Path == "groups" || k.Path == "maintenance_windows" {

@@ -1,15 +1,15 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/manifest"
 )
 
@@ -34,7 +34,7 @@ var Keys = []Key{
 		"holds the journal, the downloaded image and the report queue; one agent per directory (a lock file enforces it)"),
 	integer("max_attempts", func(c *Config) *int { return &c.MaxAttempts }, 3, 1,
 		"failed attempts per release before it is quarantined until a manifest with a higher serial arrives"),
-	textList("groups", func(c *Config) *[]string { return &c.Groups },
+	groupList("groups", func(c *Config) *[]string { return &c.Groups },
 		"rollout groups this device belongs to (a release's rollout may name them)"),
 	windowList("maintenance_windows", func(c *Config) *[]Window { return &c.Windows },
 		`when installs may start, local time: "DAYS HH:MM-HH:MM" (daily, Sat, Mon-Fri, Sat,Sun); an end before the start crosses midnight; empty = any time`),
@@ -117,7 +117,7 @@ var Keys = []Key{
 
 	section("poll", "how often the manifest is fetched"),
 	duration("poll.interval", func(c *Config) *Duration { return &c.Poll.Interval }, 6*time.Hour, true,
-		"how often the manifest is fetched"),
+		"how often the manifest is fetched; with fleet.url set, poll.interval + poll.jitter is at most "+formatDuration(maxCheckInInterval)+" (the longest interval a check-in can announce)"),
 	duration("poll.jitter", func(c *Config) *Duration { return &c.Poll.Jitter }, 30*time.Minute, false,
 		"a random delay up to this much is added to each poll so a fleet does not ask all at once"),
 
@@ -162,7 +162,7 @@ var Keys = []Key{
 	section("fleet", "check-ins with the fleet server (docs/fleet.md): inventory, signed evidence and holds"),
 	text("fleet.url", func(c *Config) *string { return &c.Fleet.URL }, "", false,
 		"the fleet server (fwctl fleet serve), like https://fleet.example:8471; empty = no check-ins. The device key is created in state_dir on first start"),
-	duration("fleet.checkin_interval", func(c *Config) *Duration { return &c.Fleet.CheckInInterval }, time.Hour, true,
+	checkInInterval("fleet.checkin_interval", func(c *Config) *Duration { return &c.Fleet.CheckInInterval }, time.Hour,
 		"the agent checks in at its polls, at most this often (and always before an upload); it tells the server the longer of this and poll.interval + poll.jitter, and the server marks a device stale after three of those without a check-in"),
 	label("fleet.site", func(c *Config) *string { return &c.Fleet.Site },
 		"the site name the fleet server shows with this agent's recorders (fwctl fleet devices, the web page); empty = none (never the host name, which may name a person)"),
@@ -289,35 +289,66 @@ func text(path string, ref func(*Config) *string, def string, required bool, doc
 	return k
 }
 
-// MaxLabelLen is the longest label (fleet.site) in bytes: the fleet server
-// refuses a check-in with a longer site (fleet.CheckIn.Validate).
-const MaxLabelLen = 128
-
-// labelProblem says what is wrong with v as a label the fleet server shows
-// (fleet.site), or "" when nothing is.
-func labelProblem(v string) string {
-	if len(v) > MaxLabelLen {
-		return fmt.Sprintf("is %d bytes long, the fleet server takes at most %d: shorten it", len(v), MaxLabelLen)
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			return fmt.Sprintf("holds the control or invalid character %U: use printable text", r)
-		}
-	}
-	return ""
-}
-
-// label is a text key the fleet server shows: empty, or at most
-// MaxLabelLen bytes of printable text.
+// label is a text key a check-in carries to the fleet server as a label
+// (fleet.site): empty, or text the fleet protocol takes (fleet.CheckString,
+// at most fleet.MaxIDLen bytes, no control characters).
 func label(path string, ref func(*Config) *string, doc string) Key {
 	k := text(path, ref, "", false, doc)
-	k.Bounds = fmt.Sprintf("at most %d bytes, no control characters", MaxLabelLen)
-	k.check = func(c *Config) string { return labelProblem(*ref(c)) }
+	k.Bounds = fmt.Sprintf("at most %d bytes, no control characters", fleet.MaxIDLen)
+	k.check = func(c *Config) string {
+		if err := fleet.CheckString(path, *ref(c), fleet.MaxIDLen); err != nil {
+			_, msg := fleetProblem(err)
+			return msg
+		}
+		return ""
+	}
 	return k
 }
 
-// secretText is a text key whose value is a secret: never a default, and
-// the reference says to prefer the _file form.
+// groupList is the list of rollout groups, which a check-in carries to
+// the fleet server: validateGroups checks it (fleet.CheckList, and no
+// group twice).
+func groupList(path string, ref func(*Config) *[]string, doc string) Key {
+	k := textList(path, ref, doc)
+	k.Bounds = fmt.Sprintf("at most %d, each 1-%d bytes without control characters, none twice", fleet.MaxListItems, fleet.MaxListItemLen)
+	return k
+}
+
+// fleetProblem turns the fleet protocol's refusal of a configured value
+// (an error of fleet.CheckString or fleet.CheckList) into a config error:
+// the field it names (a list's item: groups[2]) and what is wrong, what
+// to do and why.
+func fleetProblem(err error) (field, msg string) {
+	var ie *fleet.InvalidError
+	if !errors.As(err, &ie) {
+		return "", err.Error()
+	}
+	return ie.Field, ie.Problem + " (a rule of the fleet protocol: check-ins carry this value)"
+}
+
+// maxCheckInInterval is the longest interval a check-in can announce
+// (fleet.MaxIntervalSeconds): the server refuses a check-in announcing a
+// longer one.
+const maxCheckInInterval = Duration(fleet.MaxIntervalSeconds) * time.Second
+
+// checkInInterval is fleet.checkin_interval: a positive duration a
+// check-in can announce (at most maxCheckInInterval).
+func checkInInterval(path string, ref func(*Config) *Duration, def Duration, doc string) Key {
+	k := duration(path, ref, def, true, doc)
+	positive := k.check
+	k.Bounds += ", at most " + formatDuration(maxCheckInInterval)
+	k.check = func(c *Config) string {
+		if msg := positive(c); msg != "" {
+			return msg
+		}
+		if v := *ref(c); v > maxCheckInInterval {
+			return fmt.Sprintf("%s is longer than %s, the longest interval a check-in can announce to the fleet server: shorten it", formatDuration(v), formatDuration(maxCheckInInterval))
+		}
+		return ""
+	}
+	return k
+}
+
 // choice is a text key that takes one of options.
 func choice(path string, ref func(*Config) *string, def string, options []string, doc string) Key {
 	k := text(path, ref, def, false, doc)
@@ -334,6 +365,8 @@ func choice(path string, ref func(*Config) *string, def string, options []string
 	return k
 }
 
+// secretText is a text key whose value is a secret: never a default, and
+// the reference says to prefer the _file form.
 func secretText(path string, ref func(*Config) *string, doc string) Key {
 	k := text(path, ref, "", false, doc)
 	k.Type = "text (secret)"

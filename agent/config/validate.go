@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/fwagent/fwagent/fleet"
 )
 
 // Path returns the file the configuration was loaded from (or the name given
@@ -126,6 +128,12 @@ func (c *Config) validate(p *problems) {
 		if err := checkURL(u, "http", "https"); err != nil {
 			p.at("fleet.url", err.Error())
 		}
+		// A check-in announces the daemon's longest sleep too
+		// (fleet.checkin_interval's own key checks the interval).
+		if poll := c.Poll; poll.Interval > maxCheckInInterval || poll.Jitter > maxCheckInInterval-poll.Interval {
+			p.at("poll.interval", fmt.Sprintf("%s plus poll.jitter (%s) is longer than %s, the longest interval a check-in can announce to the fleet server (fleet.url is set): shorten them",
+				formatDuration(poll.Interval), formatDuration(poll.Jitter), formatDuration(maxCheckInInterval)))
+		}
 	}
 
 	if _, err := logrus.ParseLevel(c.Log.Level); err != nil {
@@ -158,14 +166,22 @@ func (c *Config) validateDevice(p *problems) {
 	}
 }
 
+// validateGroups checks the rollout groups (the agent's, or one devices:
+// entry's, whose problems rename the keys): what a check-in can carry
+// (fleet.CheckList: how many, and each one's length and characters; the
+// first problem it finds), and no group twice.
 func (c *Config) validateGroups(p *problems) {
+	if err := fleet.CheckList("groups", c.Groups); err != nil {
+		key, msg := fleetProblem(err)
+		if key == "" {
+			key = "groups"
+		}
+		p.at(key, msg)
+	}
 	seenGroup := map[string]bool{}
 	for i, g := range c.Groups {
-		key := fmt.Sprintf("groups[%d]", i)
-		if g == "" {
-			p.at(key, "empty group name")
-		} else if seenGroup[g] {
-			p.at(key, fmt.Sprintf("%q is listed twice", g))
+		if g != "" && seenGroup[g] {
+			p.at(fmt.Sprintf("groups[%d]", i), fmt.Sprintf("%q is listed twice: keep one", g))
 		}
 		seenGroup[g] = true
 	}
