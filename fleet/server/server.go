@@ -74,6 +74,9 @@ type Options struct {
 	// trips per check-in; 4 stored a third fewer check-ins per second on
 	// the 2-core bench machine, 1 left the CPU idle during each commit).
 	Writers int
+	// Limits bound the requests of each source address (the zero value:
+	// none).
+	Limits Limits
 	// Logger (nil: discard).
 	Logger logrus.FieldLogger
 }
@@ -105,6 +108,7 @@ type Server struct {
 	refusedMu sync.Mutex
 	refused   map[string]int64 // refusals not written yet
 	auto      autoQueue        // releases whose stage counts changed
+	sources   *sources         // nil: no limit per source
 }
 
 type holdCache struct {
@@ -128,6 +132,9 @@ func New(store fleet.Store, opt Options) (*Server, error) {
 	if opt.MinInstalls < 0 {
 		return nil, errors.New("min installs must be 0 or more")
 	}
+	if err := opt.Limits.check(); err != nil {
+		return nil, err
+	}
 	if opt.HoldCacheTTL <= 0 {
 		opt.HoldCacheTTL = time.Second
 	}
@@ -150,6 +157,9 @@ func New(store fleet.Store, opt Options) (*Server, error) {
 	}
 	if opt.ViewerToken != "" && opt.ViewerToken == opt.AdminToken {
 		return nil, errors.New("the viewer token is the admin token: give support a token of its own")
+	}
+	if opt.Limits.on() {
+		s.sources = newSources(opt.Limits, log)
 	}
 	if opt.AdminToken != "" {
 		s.adminSum = sha256.Sum256([]byte(opt.AdminToken))
@@ -199,7 +209,7 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Handler returns the server's routes.
+// Handler returns the server's routes, behind the limits per source.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+fleet.CheckInPath, s.handleCheckIn)
@@ -217,7 +227,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /v1/admin/import", s.admin(roleAdmin, s.handleImport))
 	mux.Handle("GET /v1/admin/counters", s.admin(roleViewer, s.handleCounters))
 	s.webRoutes(mux)
-	return mux
+	return s.limit(mux)
 }
 
 // role is what a token may do.
@@ -256,7 +266,13 @@ func (s *Server) admin(need role, h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusUnauthorized, "missing admin token: pass --admin-token-file (the server's own)")
 			return
 		}
-		switch got := s.roleOf(strings.TrimSpace(token)); {
+		done, ok := s.authAttempt(w, r, false)
+		if !ok {
+			return
+		}
+		got := s.roleOf(strings.TrimSpace(token))
+		done(got == roleNone)
+		switch {
 		case got == roleNone:
 			s.log.WithField("remote", r.RemoteAddr).Warn("admin request with a wrong token refused")
 			writeError(w, http.StatusUnauthorized, "wrong admin token")

@@ -52,7 +52,16 @@ func (s *Server) page(h http.HandlerFunc) http.Handler {
 		} else if scheme, t, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
 			tok = strings.TrimSpace(t)
 		}
-		if s.roleOf(tok) == roleNone {
+		wrong := true
+		if tok != "" { // no token is no guess: a browser asks first without one
+			done, ok := s.authAttempt(w, r, true)
+			if !ok {
+				return
+			}
+			wrong = s.roleOf(tok) == roleNone
+			done(wrong)
+		}
+		if wrong {
 			w.Header().Set("WWW-Authenticate", `Basic realm="fwagent fleet (password: the admin or viewer token)", charset="UTF-8"`)
 			http.Error(w, "give the admin or the viewer token as the password", http.StatusUnauthorized)
 			return
