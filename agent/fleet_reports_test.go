@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -252,14 +253,70 @@ func TestReportsWaitForAPostgreSQLOutageToEnd(t *testing.T) {
 	}
 }
 
+// A fleet server that answers 429 (the agent's address is over its write
+// limit) stores nothing: the agent keeps its reports, in order, and
+// delivers them once the address's bucket has refilled.
+func TestReportsAnswered429StayQueuedAndAreDeliveredLater(t *testing.T) {
+	ctx := context.Background()
+	f := startFleet(t, server.Options{Enrolment: server.EnrolOpen, Limits: server.Limits{WriteRate: 1, WriteBurst: 100}})
+	var clock atomic.Int64 // the server's, moved by the test
+	clock.Store(time.Now().UnixNano())
+	f.srv.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
+	w.linkFleet(t, f)
+	out := w.cycle(t, agent.ModeUpdateNow)
+	if out.Result != agent.ResultInstalled {
+		t.Fatalf("result %s (%s)", out.Result, out.Message)
+	}
+	queued := w.agent.Reports.Len()
+	if queued == 0 {
+		t.Fatal("the install queued no report")
+	}
+
+	// Another client behind the same address uses up what is left of the
+	// bucket.
+	for n := 0; ; n++ {
+		resp, err := http.Post(f.url+fleet.CheckInPath, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			break
+		}
+		if n == 100 {
+			t.Fatal("100 posts from one address and no 429")
+		}
+	}
+	flushKeepsAll(t, w, queued) // 429: kept
+	if recs := delivered(t, f.store, custom4125.ID); len(recs) != 0 {
+		t.Fatalf("the server stored %d reports it answered 429", len(recs))
+	}
+
+	clock.Add(int64(time.Minute)) // 60 more at 1/s
+	w.agent.FlushReports(ctx)
+	if n := w.agent.Reports.Len(); n != 0 {
+		t.Fatalf("%d reports still queued once the bucket refilled", n)
+	}
+	recs := delivered(t, f.store, custom4125.ID)
+	if len(recs) != queued || recs[len(recs)-1].Report.Result != fleet.ResultInstalled {
+		t.Fatalf("stored %d reports, want the %d queued ending installed", len(recs), queued)
+	}
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Report.Seq <= recs[i-1].Report.Seq {
+			t.Fatalf("reports stored out of order: sequence %d after %d", recs[i].Report.Seq, recs[i-1].Report.Seq)
+		}
+	}
+}
+
 // flushKeepsAll flushes the agent's report queue against a fleet server
-// that answers 503 and checks every report is still queued, none set
-// aside as rejected.
+// that refuses it for now (503, 429) and checks every report is still
+// queued, none set aside as rejected.
 func flushKeepsAll(t *testing.T, w *world, queued int) {
 	t.Helper()
 	w.agent.FlushReports(context.Background())
 	if n := w.agent.Reports.Len(); n != queued {
-		t.Fatalf("%d reports queued after a 503, want all %d kept", n, queued)
+		t.Fatalf("%d reports queued after a refusal for now, want all %d kept", n, queued)
 	}
 	if rejected, _ := filepath.Glob(filepath.Join(w.lab.StateDir, "reports", "rejected", "*.json")); len(rejected) != 0 {
 		t.Fatalf("reports set aside as rejected: %v", rejected)
