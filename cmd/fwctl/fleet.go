@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -48,6 +49,8 @@ func newFleetServeCmd() *cobra.Command {
 		minInstalls                                                         int
 		insecure                                                            bool
 		interval                                                            time.Duration
+		limits                                                              = server.DefaultLimits()
+		exempt                                                              []string
 	)
 	c := &cobra.Command{
 		Use:   "serve [--listen ADDR] [--db URL] [--enrolment approve|open] [--admin-token-file F] [--max-failure-rate PCT --min-installs N] [--tls-cert F --tls-key F]",
@@ -71,6 +74,15 @@ under another key is refused (403) and counted.
 its current stage has at least N finished installs and more than PCT failed.
 Resume is explicit (fwctl fleet resume).
 
+Each source address may make --write-rate POST and PUT requests a second
+(check-ins, reports, admin changes; --write-burst at once) and --read-rate
+GETs (--read-burst at once), and send --auth-failures wrong admin or viewer
+tokens a minute; past a limit it is answered 429 with Retry-After and
+nothing is stored. An explicit 0 turns a limit off. --rate-exempt networks
+are never limited (loopback by default). The source is the connection's
+address: behind a proxy every agent shares the proxy's, so exempt the
+proxy and let it limit (see docs/fleet.md).
+
 Without --tls-cert/--tls-key the server refuses to listen beyond loopback
 unless --insecure-listen says so (the admin token and the inventory would
 travel in clear). Runs until SIGINT or SIGTERM.`,
@@ -88,8 +100,11 @@ travel in clear). Runs until SIGINT or SIGTERM.`,
 					return cli.Usage(err)
 				}
 			}
-			opt := server.Options{Enrolment: enrolment, MinInstalls: minInstalls, CheckInInterval: interval}
 			var err error
+			if limits.Exempt, err = parseNetworks(exempt); err != nil {
+				return cli.Usage(fmt.Errorf("--rate-exempt: %w", err))
+			}
+			opt := server.Options{Enrolment: enrolment, MinInstalls: minInstalls, CheckInInterval: interval, Limits: limits}
 			if rate != "" {
 				pct, err := parsePercent(rate)
 				if err != nil {
@@ -146,7 +161,44 @@ travel in clear). Runs until SIGINT or SIGTERM.`,
 	c.Flags().StringVar(&tlsKey, "tls-key", "", "private key of --tls-cert (PEM)")
 	c.Flags().BoolVar(&insecure, "insecure-listen", false, "allow a non-loopback --listen without TLS (behind a TLS proxy only)")
 	c.Flags().DurationVar(&interval, "checkin-interval", 0, "interval to ask agents to check in at (default: each agent's fleet.checkin_interval)")
+	c.Flags().Float64Var(&limits.WriteRate, "write-rate", limits.WriteRate, "POST and PUT requests a second one source address may sustain (check-ins, reports, admin changes); 0: no limit")
+	c.Flags().IntVar(&limits.WriteBurst, "write-burst", limits.WriteBurst, "POST and PUT requests one source address may make at once, refilled at --write-rate (a site's recorders checking in together)")
+	c.Flags().Float64Var(&limits.ReadRate, "read-rate", limits.ReadRate, "GET requests a second one source address may sustain (the admin API's reads, the web page, /healthz); 0: no limit")
+	c.Flags().IntVar(&limits.ReadBurst, "read-burst", limits.ReadBurst, "GET requests one source address may make at once, refilled at --read-rate")
+	c.Flags().IntVar(&limits.AuthFailures, "auth-failures", limits.AuthFailures, "wrong admin or viewer tokens one source address may send a minute (as many at once); past them its tokens get 429 unchecked; 0: no limit")
+	c.Flags().StringSliceVar(&exempt, "rate-exempt", prefixStrings(limits.Exempt), "source networks (CIDR, or one address) never limited: this host, a trusted proxy; '' exempts none")
 	return c
+}
+
+// parseNetworks parses CIDR networks or single addresses (a /32 or /128).
+func parseNetworks(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a network like 192.0.2.0/24 or 2001:db8::/48 nor an address", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// prefixStrings writes networks as parseNetworks reads them.
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }
 
 // readToken reads a bearer token (surrounding white space trimmed) and

@@ -431,3 +431,59 @@ func TestFleetDevicesFiltersByModelAndRelease(t *testing.T) {
 		}
 	})
 }
+
+func TestFleetServeLimitsEachSourceAddress(t *testing.T) {
+	dir := t.TempDir()
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	t.Run("loopback is exempt by default", func(t *testing.T) {
+		url, _ := startFleetServe(t, "--db", filepath.Join(dir, "default.db"))
+		for i := range server.DefaultReadBurst + 10 {
+			if st, _ := get(url); st != http.StatusOK {
+				t.Fatalf("read %d from loopback: %d", i+1, st)
+			}
+		}
+	})
+	t.Run("the flags set the limits and an explicit 0 is no limit", func(t *testing.T) {
+		url, _ := startFleetServe(t, "--db", filepath.Join(dir, "limited.db"), "--rate-exempt", "", "--read-rate", "0.001", "--read-burst", "1", "--write-rate", "0")
+		if st, _ := get(url); st != http.StatusOK {
+			t.Fatalf("first read: %d", st)
+		}
+		if st, retry := get(url); st != http.StatusTooManyRequests || retry != "1000" {
+			t.Fatalf("second read: %d, Retry-After %q; want 429, 1000", st, retry)
+		}
+		for i := range 20 {
+			resp, err := http.Post(url+fleet.CheckInPath, "application/json", strings.NewReader("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("write %d with --write-rate 0: %d, want 400 (not limited)", i+1, resp.StatusCode)
+			}
+		}
+	})
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"a burst of 0 would refuse everything", []string{"--write-burst", "0"}},
+		{"a negative rate", []string{"--read-rate", "-1"}},
+		{"negative wrong tokens", []string{"--auth-failures", "-1"}},
+		{"an exempt network that is not one", []string{"--rate-exempt", "10.0.0.0/8,the-proxy"}},
+	} {
+		t.Run(c.name+" is a usage error naming the flag", func(t *testing.T) {
+			_, errs, code := fwctl3(t, append([]string{"fleet", "serve", "--db", filepath.Join(dir, "refused.db")}, c.args...)...)
+			if code != exitUsage || !strings.Contains(errs, c.args[0]) {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+		})
+	}
+}
