@@ -91,18 +91,7 @@ func TestReportsOfAPendingDeviceWaitForItsApproval(t *testing.T) {
 	if n := w.agent.Reports.Len(); n != 0 {
 		t.Fatalf("%d reports still queued after the approval", n)
 	}
-	recs := delivered(t, f.store, custom4125.ID)
-	if len(recs) == 0 {
-		t.Fatal("the server stored no report after the approval")
-	}
-	if len(recs) != queued || recs[len(recs)-1].Report.Result != fleet.ResultInstalled {
-		t.Fatalf("stored %d reports (last %+v), want the %d queued ending installed", len(recs), recs[len(recs)-1].Report, queued)
-	}
-	for i := 1; i < len(recs); i++ {
-		if recs[i].Report.Seq <= recs[i-1].Report.Seq {
-			t.Fatalf("reports stored out of order: sequence %d after %d", recs[i].Report.Seq, recs[i-1].Report.Seq)
-		}
-	}
+	deliveredInOrder(t, f.store, queued)
 }
 
 // swappable serves with the handler last set: a fleet server restarted
@@ -205,16 +194,7 @@ func TestReportsWaitForAPostgreSQLOutageToEnd(t *testing.T) {
 	t.Cleanup(func() { hs.Close(); srv.Close(); st.Close() })
 	f := &fleetServer{t: t, url: hs.URL, store: st, srv: srv}
 
-	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
-	w.linkFleet(t, f)
-	out := w.cycle(t, agent.ModeUpdateNow)
-	if out.Result != agent.ResultInstalled {
-		t.Fatalf("result %s (%s)", out.Result, out.Message)
-	}
-	queued := w.agent.Reports.Len()
-	if queued == 0 {
-		t.Fatal("the install queued no report")
-	}
+	w, queued := installQueuingReports(t, f)
 
 	if err := pg.StopServer(); err != nil {
 		t.Fatal(err)
@@ -242,15 +222,7 @@ func TestReportsWaitForAPostgreSQLOutageToEnd(t *testing.T) {
 		case <-tick.C:
 		}
 	}
-	recs := delivered(t, st, custom4125.ID)
-	if len(recs) != queued || recs[len(recs)-1].Report.Result != fleet.ResultInstalled {
-		t.Fatalf("stored %d reports, want the %d queued ending installed", len(recs), queued)
-	}
-	for i := 1; i < len(recs); i++ {
-		if recs[i].Report.Seq <= recs[i-1].Report.Seq {
-			t.Fatalf("reports stored out of order: sequence %d after %d", recs[i].Report.Seq, recs[i-1].Report.Seq)
-		}
-	}
+	deliveredInOrder(t, st, queued)
 }
 
 // A fleet server that answers 429 (the agent's address is over its write
@@ -262,16 +234,7 @@ func TestReportsAnswered429StayQueuedAndAreDeliveredLater(t *testing.T) {
 	var clock atomic.Int64 // the server's, moved by the test
 	clock.Store(time.Now().UnixNano())
 	f.srv.Now = func() time.Time { return time.Unix(0, clock.Load()) }
-	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
-	w.linkFleet(t, f)
-	out := w.cycle(t, agent.ModeUpdateNow)
-	if out.Result != agent.ResultInstalled {
-		t.Fatalf("result %s (%s)", out.Result, out.Message)
-	}
-	queued := w.agent.Reports.Len()
-	if queued == 0 {
-		t.Fatal("the install queued no report")
-	}
+	w, queued := installQueuingReports(t, f)
 
 	// Another client behind the same address uses up what is left of the
 	// bucket.
@@ -298,7 +261,32 @@ func TestReportsAnswered429StayQueuedAndAreDeliveredLater(t *testing.T) {
 	if n := w.agent.Reports.Len(); n != 0 {
 		t.Fatalf("%d reports still queued once the bucket refilled", n)
 	}
-	recs := delivered(t, f.store, custom4125.ID)
+	deliveredInOrder(t, f.store, queued)
+}
+
+// installQueuingReports links a new world to f and installs custom4125 in
+// one cycle; it returns the world and the number of reports the install
+// left queued (at least one).
+func installQueuingReports(t *testing.T, f *fleetServer) (*world, int) {
+	t.Helper()
+	w := newWorld(t, lab.Options{Releases: []lab.Release{custom4125}})
+	w.linkFleet(t, f)
+	out := w.cycle(t, agent.ModeUpdateNow)
+	if out.Result != agent.ResultInstalled {
+		t.Fatalf("result %s (%s)", out.Result, out.Message)
+	}
+	queued := w.agent.Reports.Len()
+	if queued == 0 {
+		t.Fatal("the install queued no report")
+	}
+	return w, queued
+}
+
+// deliveredInOrder checks that st holds the queued reports of custom4125,
+// in the order they were queued, the last one installed.
+func deliveredInOrder(t *testing.T, st fleet.Store, queued int) {
+	t.Helper()
+	recs := delivered(t, st, custom4125.ID)
 	if len(recs) != queued || recs[len(recs)-1].Report.Result != fleet.ResultInstalled {
 		t.Fatalf("stored %d reports, want the %d queued ending installed", len(recs), queued)
 	}
