@@ -16,9 +16,10 @@ import (
 )
 
 // Limits bound what one source address may ask of the server, as hawkBit's
-// DoS filter does: a token bucket per source for writes (POST and PUT:
-// check-ins, reports, admin changes) and another for reads (GET and HEAD:
-// the admin API's reads, the web page, /healthz), a tighter one for wrong
+// DoS filter does: a token bucket per source for writes (POST, PUT and
+// every method but GET and HEAD: check-ins, reports, admin changes) and
+// another for reads (GET and HEAD: the admin API's reads, the web page,
+// /healthz), a tighter one for wrong
 // admin or viewer tokens, and networks that are never limited. A request
 // over a limit is answered 429 with Retry-After before any handler reads
 // it: nothing is stored.
