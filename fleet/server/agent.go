@@ -445,6 +445,11 @@ func (s *Server) storeBatch(ctx context.Context, batch []*job) ([]jobResult, err
 		return results, nil
 	}
 	err := s.store.Update(ctx, func(tx fleet.Tx) error {
+		// The store may run this twice (a connection lost before the
+		// commit): each run decides every result afresh.
+		for _, i := range todo {
+			results[i] = jobResult{}
+		}
 		now := s.Now().UTC()
 		serials := make([]string, 0, len(todo))
 		seen := map[string]bool{}
