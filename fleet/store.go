@@ -14,7 +14,10 @@ import (
 // several servers on one database decide on the same data.
 type Store interface {
 	// Update runs fn in one read-write transaction: all of fn's writes
-	// land, or none.
+	// land, or none. fn may run more than once (PostgreSQL runs a
+	// transaction that met a lost connection, certainly uncommitted, once
+	// more): what it decides must come from the transaction, and what it
+	// hands back it must set afresh at each call.
 	Update(ctx context.Context, fn func(Tx) error) error
 
 	// Device returns one device (ErrNotFound).

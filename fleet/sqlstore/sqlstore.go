@@ -44,6 +44,14 @@ type Dialect struct {
 	// cannot lock; see lockNewSerials. Where a transaction locks the
 	// database (SQLite) nothing is needed.
 	NewSerialLocks bool
+	// ConnLost reports whether err says a statement failed only because
+	// its connection was lost: the server ended the session (it shut down
+	// or restarted, or an administrator ended it) or the connection was
+	// closed or broke. A transaction that met such an error before its
+	// COMMIT was sent did not commit. Unsent reports whether err says the
+	// statement never left this process. Both nil: never (SQLite, whose
+	// connections are a file). See Update.
+	ConnLost, Unsent func(error) bool
 }
 
 // Store is a fleet.Store over database/sql.
@@ -98,8 +106,11 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Ping checks the database answers.
-func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+// Ping checks the database answers (once more on a live connection if
+// the first try met a lost one, as a read).
+func (s *Store) Ping(ctx context.Context) error {
+	return s.read(ctx, func(ctx context.Context) error { return s.db.PingContext(ctx) })
+}
 
 // q rewrites ? placeholders for the dialect.
 func (s *Store) q(query string) string {
@@ -138,22 +149,6 @@ func fromUS(v int64) time.Time {
 func placeholders(rows, cols int) string {
 	one := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
 	return strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
-}
-
-// Update runs fn in one transaction.
-func (s *Store) Update(ctx context.Context, fn func(fleet.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin a fleet database transaction: %w", err)
-	}
-	if err := fn(&txn{s: s, tx: tx}); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit to the fleet database: %w", err)
-	}
-	return nil
 }
 
 type txn struct {
@@ -542,8 +537,11 @@ func (t *txn) AddPause(ctx context.Context, p fleet.PauseEvent) error {
 
 // Device returns one device.
 func (s *Store) Device(ctx context.Context, serial string) (fleet.Device, error) {
-	row := s.rd.QueryRowContext(ctx, s.q("SELECT "+deviceCols+" FROM devices WHERE serial = ?"), serial)
-	d, err := scanDevice(row)
+	var d *fleet.Device
+	err := s.read(ctx, func(ctx context.Context) (err error) {
+		d, err = scanDevice(s.rd.QueryRowContext(ctx, s.q("SELECT "+deviceCols+" FROM devices WHERE serial = ?"), serial))
+		return err
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return fleet.Device{}, fmt.Errorf("device %q: %w", serial, fleet.ErrNotFound)
 	}
@@ -598,7 +596,7 @@ func (s *Store) Devices(ctx context.Context, f fleet.DeviceFilter) ([]fleet.Devi
 	if f.Limit > 0 {
 		q += " LIMIT " + strconv.Itoa(f.Limit)
 	}
-	rows, err := s.rd.QueryContext(ctx, s.q(q), args...)
+	rows, err := s.query(ctx, s.q(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list devices: %w", err)
 	}
@@ -617,7 +615,7 @@ func (s *Store) Devices(ctx context.Context, f fleet.DeviceFilter) ([]fleet.Devi
 // StateCounts counts devices by state at now.
 func (s *Store) StateCounts(ctx context.Context, now time.Time) (map[fleet.State]int, error) {
 	q := "SELECT stored, CASE WHEN stored IN " + activeStates + " AND stale_after < ? THEN 1 ELSE 0 END, COUNT(*) FROM devices GROUP BY 1, 2"
-	rows, err := s.rd.QueryContext(ctx, s.q(q), us(now))
+	rows, err := s.query(ctx, s.q(q), us(now))
 	if err != nil {
 		return nil, fmt.Errorf("count devices: %w", err)
 	}
@@ -641,7 +639,7 @@ func (s *Store) StateCounts(ctx context.Context, now time.Time) (map[fleet.State
 
 // Reports returns the accepted reports on a release in receive order.
 func (s *Store) Reports(ctx context.Context, releaseID string) ([]fleet.ReportRecord, error) {
-	rows, err := s.rd.QueryContext(ctx, s.q("SELECT received, key_id, body FROM reports WHERE release_id = ? ORDER BY received, id"), releaseID)
+	rows, err := s.query(ctx, s.q("SELECT received, key_id, body FROM reports WHERE release_id = ? ORDER BY received, id"), releaseID)
 	if err != nil {
 		return nil, fmt.Errorf("read reports: %w", err)
 	}
@@ -677,7 +675,7 @@ func (s *Store) Events(ctx context.Context, serial string, limit int) ([]fleet.E
 		args = append(args, serial)
 	}
 	q += " ORDER BY id DESC LIMIT " + strconv.Itoa(limit)
-	rows, err := s.rd.QueryContext(ctx, s.q(q), args...)
+	rows, err := s.query(ctx, s.q(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
@@ -698,7 +696,7 @@ func (s *Store) Events(ctx context.Context, serial string, limit int) ([]fleet.E
 }
 
 func (s *Store) releases(ctx context.Context, where string) ([]fleet.Release, error) {
-	rows, err := s.rd.QueryContext(ctx, "SELECT "+releaseCols+" FROM releases"+where+" ORDER BY id")
+	rows, err := s.query(ctx, "SELECT "+releaseCols+" FROM releases"+where+" ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("read releases: %w", err)
 	}
@@ -719,7 +717,7 @@ func (s *Store) Releases(ctx context.Context) ([]fleet.Release, error) { return 
 
 // ReportedReleases lists the release ids that accepted reports name.
 func (s *Store) ReportedReleases(ctx context.Context) ([]string, error) {
-	rows, err := s.rd.QueryContext(ctx, "SELECT DISTINCT release_id FROM reports WHERE release_id <> '' ORDER BY release_id")
+	rows, err := s.query(ctx, "SELECT DISTINCT release_id FROM reports WHERE release_id <> '' ORDER BY release_id")
 	if err != nil {
 		return nil, fmt.Errorf("read reported releases: %w", err)
 	}
@@ -752,7 +750,7 @@ func (s *Store) Pauses(ctx context.Context, releaseID string, limit int) ([]flee
 		args = append(args, releaseID)
 	}
 	q += " ORDER BY id DESC LIMIT " + strconv.Itoa(limit)
-	rows, err := s.rd.QueryContext(ctx, s.q(q), args...)
+	rows, err := s.query(ctx, s.q(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read the pause log: %w", err)
 	}
@@ -775,7 +773,7 @@ func (s *Store) Pauses(ctx context.Context, releaseID string, limit int) ([]flee
 
 // Counters returns every counter.
 func (s *Store) Counters(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.rd.QueryContext(ctx, "SELECT name, value FROM counters")
+	rows, err := s.query(ctx, "SELECT name, value FROM counters")
 	if err != nil {
 		return nil, fmt.Errorf("read counters: %w", err)
 	}
