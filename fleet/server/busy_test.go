@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,14 +16,16 @@ import (
 	"github.com/fwagent/fwagent/fleet/server"
 )
 
-// gatedStore holds the first check-in transaction inside the store (in
-// DevicesForUpdate) until release is closed, telling entered when it is
-// there: the server's only writer is then busy for as long as the test
-// wants. batches counts the check-in transactions (DevicesForUpdate calls).
+// gatedStore holds the first check-in transactions (hold of them, 1 if
+// 0) inside the store (in DevicesForUpdate) until release is closed,
+// telling entered when all are there: the server's writers are then busy
+// for as long as the test wants. batches counts the check-in transactions'
+// runs (DevicesForUpdate calls).
 type gatedStore struct {
 	fleet.Store
 	entered, release chan struct{}
-	once             sync.Once
+	hold             int32
+	held             atomic.Int32
 	batches          atomic.Int32
 }
 
@@ -39,10 +40,12 @@ func (s *gatedStore) Update(ctx context.Context, fn func(fleet.Tx) error) error 
 
 func (tx gatedTx) DevicesForUpdate(ctx context.Context, serials []string) (map[string]*fleet.Device, error) {
 	tx.s.batches.Add(1)
-	tx.s.once.Do(func() {
-		close(tx.s.entered)
+	if hold, n := max(tx.s.hold, 1), tx.s.held.Add(1); n <= hold {
+		if n == hold {
+			close(tx.s.entered)
+		}
 		<-tx.s.release
-	})
+	}
 	return tx.Tx.DevicesForUpdate(ctx, serials)
 }
 
@@ -52,27 +55,42 @@ func (tx gatedTx) DevicesForUpdate(ctx context.Context, serials []string) (map[s
 // releases the writer and checks the held check-in was stored.
 func holdTheWriter(t *testing.T, store fleet.Store, maxBatch int) (f *fixture, gs *gatedStore, letGo func()) {
 	t.Helper()
-	gs = &gatedStore{Store: store, entered: make(chan struct{}), release: make(chan struct{})}
-	f = newFixture(t, gs, server.Options{Enrolment: server.EnrolOpen, Writers: 1, MaxBatch: maxBatch})
+	return holdTheWriters(t, store, maxBatch, "HELD")
+}
+
+// holdTheWriters starts a server over store with a writer for each of
+// serials, each taking up to maxBatch messages, and holds every writer
+// inside the store (its transaction open on its own connection) with a
+// check-in from one of serials (maxBatch 1 then, so that no writer takes
+// two of them). letGo releases the writers and checks the
+// held check-ins were stored.
+func holdTheWriters(t *testing.T, store fleet.Store, maxBatch int, serials ...string) (f *fixture, gs *gatedStore, letGo func()) {
+	t.Helper()
+	gs = &gatedStore{Store: store, entered: make(chan struct{}), release: make(chan struct{}), hold: int32(len(serials))}
+	f = newFixture(t, gs, server.Options{Enrolment: server.EnrolOpen, Writers: len(serials), MaxBatch: maxBatch})
 	released := false
-	t.Cleanup(func() { // before the fixture's: its Close waits for the writer
+	t.Cleanup(func() { // before the fixture's: its Close waits for the writers
 		if !released {
 			close(gs.release)
 		}
 	})
-	held := make(chan error, 1)
-	go func() { _, err := f.agent("HELD").checkIn(); held <- err }()
-	select { // the only writer is inside the store with HELD
+	held := make(chan error, len(serials))
+	for _, sn := range serials {
+		go func() { _, err := f.agent(sn).checkIn(); held <- err }()
+	}
+	select { // every writer is inside the store with a held check-in
 	case <-gs.entered:
 	case err := <-held:
-		t.Fatalf("the held check-in was answered before it reached the store: %v", err)
+		t.Fatalf("a held check-in was answered before the writers were all held: %v", err)
 	}
 	return f, gs, func() {
 		t.Helper()
 		close(gs.release)
 		released = true
-		if err := <-held; err != nil {
-			t.Fatalf("the held check-in: %v", err)
+		for range serials {
+			if err := <-held; err != nil {
+				t.Fatalf("a held check-in: %v", err)
+			}
 		}
 	}
 }
