@@ -177,11 +177,7 @@ func TestReportsWaitForTheFleetDatabaseToComeBack(t *testing.T) {
 func TestReportsWaitForAPostgreSQLOutageToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pg := pgtest.Own(t, pgtest.Options{}) // stopped below: not a shared cluster
-	url, err := pg.NewDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pg, url := pgtest.OwnDatabase(t, pgtest.Options{}) // stopped below: not a shared cluster
 	st, err := postgres.Open(ctx, url, 8)
 	if err != nil {
 		t.Fatal(err)

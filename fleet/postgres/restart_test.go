@@ -90,11 +90,7 @@ func restart(ctx context.Context, t *testing.T, pg *pgtest.Cluster) {
 func TestARestartFailsNoTransactionNorRead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pg := pgtest.Own(t, pgtest.Options{}) // restarted below: not the shared cluster
-	url, err := pg.NewDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pg, url := pgtest.OwnDatabase(t, pgtest.Options{}) // restarted below: not the shared cluster
 	const conns = 6
 	// The pool pings a connection idle over a second before handing it
 	// out; a slow restart would leave no connection from before it for

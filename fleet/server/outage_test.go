@@ -74,11 +74,7 @@ func unavailable(t *testing.T, what string, err error) {
 func TestAPostgreSQLOutageAnswers503AndTheServerRecovers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pg := pgtest.Own(t, pgtest.Options{}) // stopped below: not the shared cluster
-	url, err := pg.NewDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pg, url := pgtest.OwnDatabase(t, pgtest.Options{}) // stopped below: not the shared cluster
 	f := newFixture(t, postgresStore(t, url), server.Options{Enrolment: server.EnrolOpen})
 	a := f.agent("SN1")
 	if _, err := a.checkIn(); err != nil {
@@ -200,11 +196,7 @@ func TestAPostgreSQLOutageAnswers503AndTheServerRecovers(t *testing.T) {
 func TestAPostgreSQLRestartUnderABusyServerFailsNoRequest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pg := pgtest.Own(t, pgtest.Options{}) // restarted below: not the shared cluster
-	url, err := pg.NewDatabase(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pg, url := pgtest.OwnDatabase(t, pgtest.Options{}) // restarted below: not the shared cluster
 	held := []string{"HELD-1", "HELD-2", "HELD-3"}
 	f, gs, letGo := holdTheWriters(t, postgresStore(t, url), 1, held...)
 	errsBefore := f.srv.StoreErrors()

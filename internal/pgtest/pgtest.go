@@ -315,6 +315,18 @@ func Own(t testing.TB, opt Options) *Cluster {
 	return c
 }
 
+// OwnDatabase is Own and a fresh, empty database on that cluster: the
+// cluster and the database's URL.
+func OwnDatabase(t testing.TB, opt Options) (*Cluster, string) {
+	t.Helper()
+	c := Own(t, opt)
+	u, err := c.NewDatabase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, u
+}
+
 // noCluster ends a test that could not start a cluster: skipped when the
 // binaries are missing outside CI, failed otherwise.
 func noCluster(t testing.TB, err error) {
