@@ -20,6 +20,10 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrHTTP is wrapped by every *StatusError from the Client.
 	ErrHTTP = errors.New("fleet server refused the request")
+	// ErrCommitUnknown: a store's COMMIT failed in a way that leaves its
+	// outcome unknown (the connection broke or the session ended after it
+	// was sent): the transaction may have been stored.
+	ErrCommitUnknown = errors.New("the outcome of the commit is unknown")
 )
 
 // InvalidError says which field of a message is wrong and why.

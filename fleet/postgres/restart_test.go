@@ -248,6 +248,9 @@ func TestACommitWhoseOutcomeIsUnknownRunsOnce(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Code != "57P01" {
 		t.Fatalf("Update with its COMMIT answered by the end of the session = %v, want the 57P01 error", err)
 	}
+	if !errors.Is(err, fleet.ErrCommitUnknown) {
+		t.Fatalf("Update with its COMMIT answered by the end of the session = %v, want it to say the outcome is unknown (fleet.ErrCommitUnknown)", err)
+	}
 	if n := runs.Load(); n != 1 {
 		t.Fatalf("the transaction ran %d times, want 1: a COMMIT whose outcome is unknown must not be run again", n)
 	}

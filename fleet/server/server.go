@@ -325,6 +325,12 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 
 // unavailable answers 503 for a store error and logs it.
 func (s *Server) unavailable(w http.ResponseWriter, err error) {
+	if errors.Is(err, fleet.ErrCommitUnknown) {
+		// The message may be stored: sent again, a report is recognised by
+		// its sequence number and ignored, and a check-in is signed afresh.
+		s.unavailableSaying(w, err, "the fleet database lost the connection while storing this: it may have been stored; send it again later (one already stored is ignored)")
+		return
+	}
 	s.unavailableSaying(w, err, "the fleet database is unavailable: nothing was stored, send it again later")
 }
 

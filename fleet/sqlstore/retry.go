@@ -78,6 +78,9 @@ func (s *Store) update(ctx context.Context, fn func(fleet.Tx) error) (commit boo
 		return false, err
 	}
 	if err := tx.Commit(); err != nil {
+		if s.d.ConnLost != nil && s.d.ConnLost(err) && !(s.d.Unsent != nil && s.d.Unsent(err)) {
+			return true, fmt.Errorf("commit to the fleet database: %w: %w", fleet.ErrCommitUnknown, err)
+		}
 		return true, fmt.Errorf("commit to the fleet database: %w", err)
 	}
 	return false, nil
