@@ -44,7 +44,7 @@ func (c *CheckIn) Fit() []string {
 // stands for each other control character and each invalid byte. It
 // returns the names of the fields it changed.
 func (r *Report) Fit() []string {
-	changed := fitStrings(append(r.textFields(), r.messageField()))
+	changed := fitStrings(append(reportTextFields(&r.Report), messageField(&r.Report)))
 	if fitList(&r.Codes) {
 		changed = append(changed, "codes")
 	}

@@ -176,6 +176,9 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"codes[0]", func(r *fleet.Report) { r.Codes = []string{"x\x00"} }},
 		{"release_id", func(r *fleet.Report) { r.ReleaseID = "r\u009b" }},
 		{"audit_head", func(r *fleet.Report) { r.AuditHead = "\x00" }},
+		{"device_serial", func(r *fleet.Report) { r.DeviceSerial, r.ReleaseID = "", "" }},
+		{"result", func(r *fleet.Report) { r.Result = "success" }}, // a reports file's synonym, not the protocol's
+		{"message", func(r *fleet.Report) { r.Message = a("m", fleet.MaxMessageLen+1) }},
 	}
 	for _, tc := range reports {
 		r := fleet.Report{Seq: 1, Report: report.Report{ID: "a", Time: t0, DeviceSerial: "SN1", Step: "install", AgentVersion: "1"}}

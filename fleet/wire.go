@@ -245,43 +245,65 @@ func ParseReport(payload []byte) (Report, error) {
 	return r, r.Validate()
 }
 
-// Validate checks a report's fields and limits (the rules of the reports
-// file, plus the sequence number): what it accepts, both stores can store
-// (see the bounds above).
+// Validate checks a report's fields and limits: its sequence number, the
+// rules of every report (CheckReportFields), and the protocol's own: the
+// device named, the result one of its three words, the message within
+// MaxMessageLen. What it accepts, both stores can store (see the bounds
+// above).
 func (r *Report) Validate() error {
 	if r.Seq == 0 {
 		return &InvalidError{Field: "seq", Problem: "is missing: sign the report with a DeviceKey"}
 	}
-	if err := checkTime("time", r.Time); err != nil {
+	if err := inRangeU("seq", r.Seq, 1, maxSeq); err != nil {
 		return err
 	}
-	if err := checkStrings(r.textFields()); err != nil {
+	if err := CheckReportFields(&r.Report); err != nil {
 		return err
 	}
-	if err := firstError(
-		inRangeU("seq", r.Seq, 1, maxSeq),
-		inRange("progress", int64(r.Progress), 0, 100),
-		inRange("dropped", r.Dropped, 0, math.MaxInt64),
-		inRangeU("audit_seq", r.AuditSeq, 0, maxSeq),
-	); err != nil {
-		return err
+	if r.DeviceSerial == "" {
+		return &InvalidError{Field: "device_serial", Problem: "is missing or empty: a report must name its device"}
 	}
 	switch r.Result {
 	case "", ResultInstalled, ResultFailed, ResultRefused:
 	default:
 		return &InvalidError{Field: "result", Problem: fmt.Sprintf("is %q, want installed, failed or refused", r.Result)}
 	}
-	if err := checkStrings([]field{r.messageField()}); err != nil {
+	return checkStrings([]field{messageField(&r.Report)})
+}
+
+// CheckReportFields checks the rules every agent report keeps, whether it
+// reaches the fleet server signed (Report.Validate) or is read from an old
+// reports file (package reports): its time present and storable, its text
+// fields but the message within their limits and without control
+// characters (device_serial only when given), progress 0-100, dropped and
+// audit_seq not negative nor above what a BIGINT holds, and the codes a
+// list (CheckList). Whether the device must be named, which result
+// words and what message pass is the caller's rule. The error is an
+// *InvalidError naming the field.
+func CheckReportFields(r *report.Report) error {
+	if err := checkTime("time", r.Time); err != nil {
+		return err
+	}
+	if err := checkStrings(reportTextFields(r)); err != nil {
+		return err
+	}
+	if err := firstError(
+		inRange("progress", int64(r.Progress), 0, 100),
+		inRange("dropped", r.Dropped, 0, math.MaxInt64),
+		inRangeU("audit_seq", r.AuditSeq, 0, maxSeq),
+	); err != nil {
 		return err
 	}
 	return CheckList("codes", r.Codes)
 }
 
-// textFields lists the report's text fields but its message with their
-// limits: the one table Validate checks and Fit fits.
-func (r *Report) textFields() []field {
+// reportTextFields lists a report's text fields but its message with their
+// limits: the one table CheckReportFields checks and Report.Fit fits.
+// device_serial is optional here: Report.Validate requires it, a reports
+// file only in a report about a release.
+func reportTextFields(r *report.Report) []field {
 	return []field{
-		{"id", &r.ID, MaxIDLen, true, false}, {"device_serial", &r.DeviceSerial, MaxIDLen, true, false},
+		{"id", &r.ID, MaxIDLen, true, false}, {"device_serial", &r.DeviceSerial, MaxIDLen, false, false},
 		{"model", &r.Model, MaxIDLen, false, false}, {"firmware_version", &r.FirmwareVersion, MaxShortLen, false, false},
 		{"release_id", &r.ReleaseID, MaxIDLen, false, false}, {"version", &r.Version, MaxShortLen, false, false},
 		{"attempt_id", &r.AttemptID, MaxIDLen, false, false}, {"step", &r.Step, MaxShortLen, true, false},
@@ -290,9 +312,10 @@ func (r *Report) textFields() []field {
 	}
 }
 
-// messageField is the report's message: prose (tabs and line breaks
-// pass), checked after the other fields.
-func (r *Report) messageField() field {
+// messageField is a report's message as the protocol takes it: prose
+// (tabs and line breaks pass) within MaxMessageLen, checked after the
+// other fields.
+func messageField(r *report.Report) field {
 	return field{"message", &r.Message, MaxMessageLen, false, true}
 }
 
@@ -445,7 +468,7 @@ func firstError(errs ...error) error {
 // store could not keep.
 func checkTime(field string, t time.Time) error {
 	if t.IsZero() {
-		return &InvalidError{Field: field, Problem: "is missing"}
+		return &InvalidError{Field: field, Problem: "is missing: give the RFC 3339 time it was made"}
 	}
 	if _, err := t.MarshalJSON(); err != nil {
 		return &InvalidError{Field: field, Problem: fmt.Sprintf("is %s, which cannot be stored (%v): send an RFC 3339 time in UTC", t.Format(time.RFC3339Nano), err)}

@@ -1,5 +1,7 @@
 // Package reports is the integrator's side of the agents' reports: the
-// report schema and its validation, a tolerant reader for reports files
+// report schema and its validation (the rules every report keeps are the
+// fleet protocol's, fleet.CheckReportFields; this package adds what a
+// reports file allows besides), a tolerant reader for reports files
 // (JSON Lines, one Record a line: the file the old `fwctl reports serve`
 // wrote, and the fleet server's export of a release's reports), and the
 // per-stage rollout statistics that `fwctl rollout status` prints,

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/fwagent/fwagent/agent/report"
+	"github.com/fwagent/fwagent/fleet"
 )
 
 // Record is one line of a reports file: the report as the agent sent it
@@ -20,22 +20,20 @@ type Record struct {
 }
 
 // Result values a report may carry. The agent sends "installed", "failed"
-// and "refused"; "success" and "failure" are accepted as synonyms.
+// and "refused" (the fleet protocol's words); "success" and "failure" are
+// accepted as synonyms.
 const (
-	ResultInstalled = "installed"
+	ResultInstalled = fleet.ResultInstalled
 	ResultSuccess   = "success"
-	ResultFailed    = "failed"
+	ResultFailed    = fleet.ResultFailed
 	ResultFailure   = "failure"
-	ResultRefused   = "refused"
+	ResultRefused   = fleet.ResultRefused
 )
 
-// Field limits of a report, in bytes (codes: items).
-const (
-	maxIDLen      = 128
-	maxShortLen   = 64
-	maxMessageLen = 8192
-	maxCodes      = 32
-)
+// maxMessageLen bounds a report's message in a reports file, in bytes: the
+// old report server took messages up to 8 KiB (the fleet protocol takes
+// fleet.MaxMessageLen), so the files it wrote may hold them.
+const maxMessageLen = 8192
 
 // ParseReport validates one report body: exactly one JSON object, every
 // known field of the right type and within its limits, id, time and step
@@ -85,79 +83,30 @@ func jsonProblem(err error) string {
 	return err.Error()
 }
 
+// validate checks a report of a reports file: the rules of every report
+// (fleet.CheckReportFields), and the file's own, which differ from the
+// fleet protocol's: no sequence number (the reports were never signed),
+// device_serial required only in a report about a release, the result
+// synonyms, and a message checked for its length alone, up to
+// maxMessageLen.
 func validate(r *report.Report) error {
-	strs := []struct {
-		field, value string
-		max          int
-		required     bool
-	}{
-		{"id", r.ID, maxIDLen, true},
-		{"device_serial", r.DeviceSerial, maxIDLen, r.ReleaseID != ""},
-		{"model", r.Model, maxIDLen, false},
-		{"firmware_version", r.FirmwareVersion, maxShortLen, false},
-		{"release_id", r.ReleaseID, maxIDLen, false},
-		{"version", r.Version, maxShortLen, false},
-		{"attempt_id", r.AttemptID, maxIDLen, false},
-		{"step", r.Step, maxShortLen, true},
-		{"result", r.Result, maxShortLen, false},
-		{"agent_version", r.AgentVersion, maxShortLen, false},
-	}
-	for _, s := range strs {
-		if s.value == "" {
-			if s.required {
-				why := "is missing or empty"
-				if s.field == "device_serial" {
-					why = "is missing: a report about a release must name the device"
-				}
-				return &InvalidError{Field: s.field, Problem: why}
-			}
-			continue
+	if err := fleet.CheckReportFields(r); err != nil {
+		var fe *fleet.InvalidError
+		if errors.As(err, &fe) {
+			return &InvalidError{Field: fe.Field, Problem: fe.Problem}
 		}
-		if err := checkString(s.field, s.value, s.max); err != nil {
-			return err
-		}
+		return err
 	}
-	if r.Time.IsZero() {
-		return &InvalidError{Field: "time", Problem: "is missing: give the RFC 3339 time the report was made"}
-	}
-	if r.Progress < 0 || r.Progress > 100 {
-		return &InvalidError{Field: "progress", Problem: fmt.Sprintf("is %d, want 0 to 100", r.Progress)}
-	}
-	if r.Dropped < 0 {
-		return &InvalidError{Field: "dropped", Problem: fmt.Sprintf("is %d, want 0 or more", r.Dropped)}
+	if r.DeviceSerial == "" && r.ReleaseID != "" {
+		return &InvalidError{Field: "device_serial", Problem: "is missing: a report about a release must name the device"}
 	}
 	switch r.Result {
 	case "", ResultInstalled, ResultSuccess, ResultFailed, ResultFailure, ResultRefused:
 	default:
 		return &InvalidError{Field: "result", Problem: fmt.Sprintf("is %q, want installed, failed or refused (or success, failure)", r.Result)}
 	}
-	if len(r.Codes) > maxCodes {
-		return &InvalidError{Field: "codes", Problem: fmt.Sprintf("has %d items, the limit is %d", len(r.Codes), maxCodes)}
-	}
-	for i, c := range r.Codes {
-		if err := checkString(fmt.Sprintf("codes[%d]", i), c, maxShortLen); err != nil {
-			return err
-		}
-		if c == "" {
-			return &InvalidError{Field: fmt.Sprintf("codes[%d]", i), Problem: "is empty"}
-		}
-	}
 	if len(r.Message) > maxMessageLen {
 		return &InvalidError{Field: "message", Problem: fmt.Sprintf("is %d bytes long, the limit is %d", len(r.Message), maxMessageLen)}
-	}
-	return nil
-}
-
-// checkString bounds an identifier-like field and refuses control
-// characters (they would garble the status table and terminals).
-func checkString(field, v string, max int) error {
-	if len(v) > max {
-		return &InvalidError{Field: field, Problem: fmt.Sprintf("is %d bytes long, the limit is %d", len(v), max)}
-	}
-	for _, c := range v {
-		if unicode.IsControl(c) || c == utf8.RuneError {
-			return &InvalidError{Field: field, Problem: fmt.Sprintf("holds the control or invalid character %U", c)}
-		}
 	}
 	return nil
 }
