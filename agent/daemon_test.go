@@ -162,7 +162,7 @@ func TestReportsCarryNoAddressesAndFitTheServersLimits(t *testing.T) {
 		t.Fatal("no report arrived")
 	}
 	for _, r := range sink.reports {
-		if strings.Contains(r.Message, "127.0.0.1") || len(r.Message) > report.MaxMessage {
+		if strings.Contains(r.Message, "127.0.0.1") || len(r.Message) > fleet.MaxMessageLen {
 			t.Errorf("a report leaves the site with an address or over the size limit: %q", r.Message)
 		}
 	}

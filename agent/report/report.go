@@ -56,10 +56,6 @@ type Report struct {
 	AuditHead string `json:"audit_head,omitempty"`
 }
 
-// MaxMessage is the longest message a report carries; the report server
-// refuses longer ones.
-const MaxMessage = 4096
-
 // newID returns 16 random bytes in hex.
 func newID() string {
 	var b [16]byte
