@@ -87,6 +87,11 @@ type ReportRecord struct {
 	Received time.Time
 	Report   Report
 	KeyID    string // the key that signed it
+	// Body is Report's JSON (json.Marshal), as the store keeps it, when
+	// the caller encoded it already (the server does, to refuse alone a
+	// report that does not encode): AddReports stores it as it is, and
+	// encodes Report when it is nil. Reports leaves it nil.
+	Body []byte
 }
 
 // Event is one line of a device's history.

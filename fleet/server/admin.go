@@ -505,11 +505,12 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 	serials := []string{}
 	seen := map[string]bool{}
 	for _, rec := range f.Records {
-		if err := storableReport(rec.Report); err != nil {
+		stored := FromRecord(rec)
+		if stored.Body, err = encodeReport(stored.Report); err != nil {
 			res.Bad = append(res.Bad, fmt.Sprintf("report %s: %v: skipped", rec.Report.ID, err))
 			continue
 		}
-		recs = append(recs, FromRecord(rec))
+		recs = append(recs, stored)
 		if sn := rec.Report.DeviceSerial; sn != "" && !seen[sn] {
 			seen[sn] = true
 			serials = append(serials, sn)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/fleet"
 )
 
@@ -34,6 +33,7 @@ type job struct {
 	key  ed25519.PublicKey
 	ci   *fleet.CheckIn // one of ci and rep is set
 	rep  *fleet.Report
+	body []byte // rep's JSON as the store keeps it, once storable encoded it
 	done chan jobResult
 }
 
@@ -52,23 +52,27 @@ type jobResult struct {
 }
 
 // storable checks what Validate cannot see: that the store can encode the
-// message (storableReport).
+// message. A report's encoding is kept for the store (encodeReport).
 func (j *job) storable() error {
 	if j.rep == nil {
 		return nil
 	}
-	return storableReport(j.rep.Report)
+	body, err := encodeReport(*j.rep)
+	j.body = body
+	return err
 }
 
-// storableReport checks that the store can encode r: a report is stored as
-// its JSON, and one that does not encode (a time Validate should have
-// refused, an imported line) would fail its transaction, and with it
-// every message of the batch or the whole import.
-func storableReport(r report.Report) error {
-	if _, err := json.Marshal(r); err != nil {
-		return &fleet.InvalidError{Problem: "the report cannot be stored (" + err.Error() + "): send its fields within the protocol's limits"}
+// encodeReport encodes r as the store keeps it (fleet.ReportRecord.Body),
+// before the transaction: a report that does not encode (a time Validate
+// should have refused, an imported line) would fail its transaction, and
+// with it every message of the batch or the whole import. The store takes
+// the encoding, so each report is encoded once.
+func encodeReport(r fleet.Report) ([]byte, error) {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, &fleet.InvalidError{Problem: "the report cannot be stored (" + err.Error() + "): send its fields within the protocol's limits"}
 	}
-	return nil
+	return body, nil
 }
 
 // open reads, verifies and parses an agent message; on failure it answers
@@ -489,7 +493,7 @@ func (s *Server) storeBatch(ctx context.Context, batch []*job) ([]jobResult, err
 					events = append(events, fleet.Event{At: now, Serial: d.Serial, Kind: fleet.EventReplay, Detail: fmt.Sprintf("report %s sequence %d not above %d: ignored", rep.ID, rep.Seq, d.ReportSeq)})
 				default:
 					d.ReportSeq = rep.Seq
-					recs = append(recs, fleet.ReportRecord{Received: now, Report: *rep, KeyID: d.KeyID})
+					recs = append(recs, fleet.ReportRecord{Received: now, Report: *rep, KeyID: d.KeyID, Body: j.body})
 					events = append(events, fleet.Event{At: now, Serial: d.Serial, Kind: fleet.EventReport, Detail: reportLine(*rep)})
 					results[i].v = accepted
 				}

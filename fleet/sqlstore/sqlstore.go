@@ -385,11 +385,11 @@ func (t *txn) AddReports(ctx context.Context, rs []fleet.ReportRecord) error {
 		n := min(per, len(rs))
 		args := make([]any, 0, n*cols)
 		for _, r := range rs[:n] {
-			body, err := json.Marshal(r.Report)
+			body, err := reportBody(r)
 			if err != nil {
 				return err
 			}
-			args = append(args, us(r.Received), r.Report.DeviceSerial, r.Report.ReleaseID, int64(r.Report.Seq), r.Report.ID, r.KeyID, r.Report.Result, string(body))
+			args = append(args, us(r.Received), r.Report.DeviceSerial, r.Report.ReleaseID, int64(r.Report.Seq), r.Report.ID, r.KeyID, r.Report.Result, body)
 		}
 		q := "INSERT INTO reports (" + reportCols + ") VALUES " + placeholders(n, cols)
 		if _, err := t.tx.ExecContext(ctx, t.s.q(q), args...); err != nil {
@@ -402,18 +402,28 @@ func (t *txn) AddReports(ctx context.Context, rs []fleet.ReportRecord) error {
 
 const reportCols = "received, serial, release_id, seq, report_id, key_id, result, body"
 
+// reportBody is what the body column keeps of r: its Body when the caller
+// encoded the report already, else the report encoded here.
+func reportBody(r fleet.ReportRecord) (string, error) {
+	if r.Body != nil {
+		return string(r.Body), nil
+	}
+	b, err := json.Marshal(r.Report)
+	return string(b), err
+}
+
 // addReportsArrays inserts every report in one fixed statement: one array
 // per column, unnest()ed into rows.
 func (t *txn) addReportsArrays(ctx context.Context, rs []fleet.ReportRecord) error {
 	received, seq := make([]int64, len(rs)), make([]int64, len(rs))
 	serial, release, id, key, result, body := make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs))
 	for i, r := range rs {
-		b, err := json.Marshal(r.Report)
+		b, err := reportBody(r)
 		if err != nil {
 			return err
 		}
 		received[i], serial[i], release[i], seq[i] = us(r.Received), r.Report.DeviceSerial, r.Report.ReleaseID, int64(r.Report.Seq)
-		id[i], key[i], result[i], body[i] = r.Report.ID, r.KeyID, r.Report.Result, string(b)
+		id[i], key[i], result[i], body[i] = r.Report.ID, r.KeyID, r.Report.Result, b
 	}
 	q := "INSERT INTO reports (" + reportCols + ") SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[])"
 	if _, err := t.tx.ExecContext(ctx, q, received, serial, release, seq, id, key, result, body); err != nil {
