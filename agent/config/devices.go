@@ -203,7 +203,7 @@ func (c *Config) validateDevices(p *problems) {
 			}
 		}
 		tmp.validateDevice(q)
-		tmp.validateGroups(q)
+		tmp.validateGroups(q, c.Fleet.URL)
 		p.errs = append(p.errs, q.errs...)
 		switch e.Backend {
 		case BackendISAPI:

@@ -9,9 +9,12 @@ import (
 	"github.com/fwagent/fwagent/fleet"
 )
 
-// fleetAt is minimal with a fleet server (its fleet: section ends the
-// file, so a case can add fleet keys after it).
-const fleetAt = minimal + "fleet:\n  url: https://fleet.example:8471\n"
+// fleetSection names a fleet server; fleetAt is minimal with it (its
+// fleet: section ends the file, so a case can add fleet keys after it).
+const (
+	fleetSection = "fleet:\n  url: https://fleet.example:8471\n"
+	fleetAt      = minimal + fleetSection
+)
 
 // listOf is a YAML flow list of n items made by item.
 func listOf(n int, item func(i int) string) string {
@@ -37,21 +40,21 @@ func TestAValueACheckInCannotCarryIsRefusedWhenTheConfigLoads(t *testing.T) {
 			"fleet.site: holds the control character U+0085 at byte 5"},
 		{"a site name with the replacement character", fleetAt + "  site: \"north\\uFFFDgate\"\n",
 			"fleet.site: holds U+FFFD (the mark of an invalid character) at byte 5: use valid text"},
-		{"a group over 64 bytes", minimal + "groups: [pilot, " + strings.Repeat("g", 65) + "]\n",
-			"agent.yaml:8: groups[1]: is 65 bytes long, the limit is 64: shorten it (a rule of the fleet protocol: check-ins carry this value)"},
+		{"a group over 64 bytes", fleetAt + "groups: [pilot, " + strings.Repeat("g", 65) + "]\n",
+			"agent.yaml:10: groups[1]: is 65 bytes long, the limit is 64: shorten it (a rule of the fleet protocol: check-ins carry this value)"},
 		{"an empty group", minimal + "groups: [pilot, \"\"]\n",
 			"agent.yaml:8: groups[1]: is empty: remove it"},
 		{"a group of spaces", minimal + "groups: [pilot, \"  \"]\n",
 			"groups[1]: is empty: remove it"},
-		{"a group with a line break", minimal + "groups: [\"pi\\nlot\"]\n",
+		{"a group with a line break", fleetAt + "groups: [\"pi\\nlot\"]\n",
 			"groups[0]: holds the control character U+000A at byte 2"},
-		{"33 groups", minimal + "groups: " + listOf(33, long(3)) + "\n",
-			"agent.yaml:8: groups: has 33 items, the limit is 32: remove some"},
+		{"33 groups", fleetAt + "groups: " + listOf(33, long(3)) + "\n",
+			"agent.yaml:10: groups: has 33 items, the limit is 32: remove some"},
 		{"a group listed twice", minimal + "groups: [pilot, pilot]\n",
 			`groups[1]: "pilot" is listed twice: keep one`},
-		{"a recorder's group over 64 bytes", strings.Replace(site, "groups: [pilot]", "groups: ["+strings.Repeat("g", 65)+"]", 1),
+		{"a recorder's group over 64 bytes", strings.Replace(site, "groups: [pilot]", "groups: ["+strings.Repeat("g", 65)+"]", 1) + fleetSection,
 			"agent.yaml:19: devices[1].groups[0]: is 65 bytes long, the limit is 64"},
-		{"a recorder's 33 groups", strings.Replace(site, "groups: [pilot]", "groups: "+listOf(33, long(3)), 1),
+		{"a recorder's 33 groups", strings.Replace(site, "groups: [pilot]", "groups: "+listOf(33, long(3)), 1) + fleetSection,
 			"agent.yaml:19: devices[1].groups: has 33 items, the limit is 32"},
 		{"a check-in interval over 366 days", fleetAt + "  checkin_interval: 367d\n",
 			"agent.yaml:10: fleet.checkin_interval: 367d is longer than 366d, the longest interval a check-in can announce to the fleet server: shorten it"},
@@ -60,6 +63,24 @@ func TestAValueACheckInCannotCarryIsRefusedWhenTheConfigLoads(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+" is refused, naming the key", func(t *testing.T) { refused(t, tc.yaml, tc.want) })
+	}
+}
+
+func TestGroupsAreCheckedAgainstTheFleetProtocolOnlyWithAFleetServer(t *testing.T) {
+	// Without fleet.url no check-in carries the groups: they meet only the
+	// manifest's rollout, whose groups may be up to 128 bytes.
+	long := strings.Repeat("g", 100)
+	yaml := minimal + "groups: [" + long + "]\n"
+	c, err := Parse([]byte(yaml), "agent.yaml")
+	if err != nil {
+		t.Fatalf("a 100-byte group without a fleet server: %v", err)
+	}
+	if c.Groups[0] != long {
+		t.Fatalf("groups = %q, want the group as written", c.Groups)
+	}
+	many := minimal + "groups: " + listOf(40, func(i int) string { return fmt.Sprintf("g%d", i) }) + "\n"
+	if _, err := Parse([]byte(many), "agent.yaml"); err != nil {
+		t.Fatalf("40 groups without a fleet server: %v", err)
 	}
 }
 

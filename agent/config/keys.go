@@ -306,11 +306,11 @@ func label(path string, ref func(*Config) *string, doc string) Key {
 }
 
 // groupList is the list of rollout groups, which a check-in carries to
-// the fleet server: validateGroups checks it (fleet.CheckList, and no
-// group twice).
+// the fleet server: validateGroups checks it (no group empty or twice,
+// and fleet.CheckList when fleet.url is set).
 func groupList(path string, ref func(*Config) *[]string, doc string) Key {
 	k := textList(path, ref, doc)
-	k.Bounds = fmt.Sprintf("at most %d, each 1-%d bytes without control characters, none twice", fleet.MaxListItems, fleet.MaxListItemLen)
+	k.Bounds = fmt.Sprintf("none empty, none twice; with fleet.url set, at most %d, each 1-%d bytes without control characters", fleet.MaxListItems, fleet.MaxListItemLen)
 	return k
 }
 

@@ -115,7 +115,7 @@ func (c *Config) validate(p *problems) {
 		}
 	}
 
-	c.validateGroups(p)
+	c.validateGroups(p, c.Fleet.URL)
 
 	r := c.Report
 	if r.URL != "" {
@@ -167,20 +167,29 @@ func (c *Config) validateDevice(p *problems) {
 }
 
 // validateGroups checks the rollout groups (the agent's, or one devices:
-// entry's, whose problems rename the keys): what a check-in can carry
+// entry's, whose problems rename the keys): no group empty or twice, and,
+// when a fleet server is set (fleetURL), what a check-in can carry
 // (fleet.CheckList: how many, and each one's length and characters; the
-// first problem it finds), and no group twice.
-func (c *Config) validateGroups(p *problems) {
-	if err := fleet.CheckList("groups", c.Groups); err != nil {
-		key, msg := fleetProblem(err)
-		if key == "" {
-			key = "groups"
+// first problem it finds). Without a fleet server the groups only meet the
+// manifest's rollout, whose groups may be longer than a check-in carries.
+func (c *Config) validateGroups(p *problems, fleetURL string) {
+	if fleetURL != "" {
+		if err := fleet.CheckList("groups", c.Groups); err != nil {
+			key, msg := fleetProblem(err)
+			if key == "" {
+				key = "groups"
+			}
+			p.at(key, msg)
 		}
-		p.at(key, msg)
 	}
 	seenGroup := map[string]bool{}
 	for i, g := range c.Groups {
-		if g != "" && seenGroup[g] {
+		switch {
+		case strings.TrimSpace(g) == "":
+			if fleetURL == "" {
+				p.at(fmt.Sprintf("groups[%d]", i), "is empty: remove it")
+			}
+		case seenGroup[g]:
 			p.at(fmt.Sprintf("groups[%d]", i), fmt.Sprintf("%q is listed twice: keep one", g))
 		}
 		seenGroup[g] = true
