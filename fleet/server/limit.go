@@ -19,15 +19,18 @@ import (
 // DoS filter does: a token bucket per source for writes (POST, PUT and
 // every method but GET and HEAD: check-ins, reports, admin changes) and
 // another for reads (GET and HEAD: the admin API's reads, the web page,
-// /healthz), a tighter one for wrong
-// admin or viewer tokens, and networks that are never limited. A request
-// over a limit is answered 429 with Retry-After before any handler reads
-// it: nothing is stored.
+// /healthz), a tighter one for wrong admin or viewer tokens, and networks
+// that are never limited. A request over a limit is answered 429 with
+// Retry-After before any handler reads it: nothing is stored. A request
+// with the admin token is never limited: a pause gets through whoever
+// shares the admin's address.
 //
 // The source is the connection's remote address (never a header such as
-// X-Forwarded-For); an IPv6 source is its /64, the block one host or site
-// usually holds. The zero value limits nothing; fwctl fleet serve starts
-// from DefaultLimits.
+// X-Forwarded-For): an IPv4 address, or an IPv6 address's /64 (the block
+// one host or site usually holds), which must also fit in the buckets its
+// /48 shares with every other /64 of it, Slash48Sources times a source's.
+// The zero value limits nothing; fwctl fleet serve starts from
+// DefaultLimits.
 type Limits struct {
 	// WriteRate is the requests per second of POST and PUT one source may
 	// sustain. 0: no limit.
@@ -40,10 +43,13 @@ type Limits struct {
 	ReadRate  float64
 	ReadBurst int
 	// AuthFailures is how many wrong admin or viewer tokens one source may
-	// send per minute (as many at once). Past it, every request of that
-	// source that carries a token is answered 429 without the token being
-	// compared, until a minute/AuthFailures has passed; another source
-	// with the right token is not slowed. 0: no limit.
+	// send per minute (as many at once). Past it, a wrong token from that
+	// source is answered 429 instead of 401 and logged, until a
+	// minute/AuthFailures has passed. A right token is always compared
+	// and served, from any source: a guesser cannot lock the admin out.
+	// What makes guessing hopeless is the token's length (fwctl fleet
+	// serve wants 16 bytes or more) and the read and write limits. 0: no
+	// limit.
 	AuthFailures int
 	// Exempt lists networks whose sources are never limited, not even for
 	// wrong tokens (the server's own host, a trusted proxy).
@@ -52,21 +58,28 @@ type Limits struct {
 	// its buckets are full again (forgetting it then changes nothing);
 	// default DefaultSourceIdle.
 	Idle time.Duration
-	// MaxSources caps the sources remembered at once (default
-	// DefaultMaxSources, about 30 MB). At the cap a source not remembered
-	// shares one set of buckets with every other such source, until idle
-	// sources are forgotten: memory stays bounded, a flood from more
-	// addresses than the cap is limited as if it came from one, and the
-	// sources already remembered keep their own buckets.
+	// MaxSources caps the sources (IPv4 addresses, IPv6 /64s and /48s)
+	// remembered at once (default DefaultMaxSources, about 30 MB). At the
+	// cap a new source takes the place of the one seen least recently,
+	// with buckets of its own: memory stays bounded, and a flood of
+	// sources keeping the table full refuses no one else. A source
+	// forgotten that way before its buckets were full again gets full
+	// ones when it comes back.
 	MaxSources int
 }
+
+// Slash48Sources is how many sources' limits the /64s of one IPv6 /48
+// share: one customer holding a /56 or a /48 gets at most 16 times the
+// limits of one address, not 256 or 65,536 times.
+const Slash48Sources = 16
 
 // Defaults of fwctl fleet serve's limits per source. A site gateway
 // serving 64 recorders behind one NAT address sends at each poll one
 // check-in per recorder, all at once, plus the reports its recorders
 // queued: 256 at once covers four messages per recorder, and 5/s
 // (18,000 an hour) is far above what 64 recorders send in an hour. A new
-// address flooding keys gets at most 256 rows at once, then 5 a second.
+// IPv4 address or IPv6 /64 flooding keys gets at most 256 rows at once,
+// then 5 a second; a whole IPv6 /48, Slash48Sources times that.
 const (
 	DefaultWriteRate    = 5.0
 	DefaultWriteBurst   = 256
@@ -118,26 +131,27 @@ const (
 	logEvery   = time.Minute
 )
 
-// sources is the table of source addresses and their buckets. Everything
-// in it is guarded by mu: a request holds it for a few map and bucket
-// operations.
+// sources is the table of sources and their buckets. Everything in it is
+// guarded by mu: a request holds it for a few map and bucket operations.
 type sources struct {
 	lim Limits
 	log logrus.FieldLogger
 
-	mu       sync.Mutex
-	m        map[netip.Addr]*source
-	overflow source // shared by the sources beyond MaxSources
-	swept    time.Time
-	lines    *rate.Limiter // log lines about limited sources, all together: a flood from many addresses floods no log
+	mu    sync.Mutex
+	m     map[netip.Prefix]*source
+	list  source // the sources from the most recently seen (list.next) to the least (list.prev)
+	swept time.Time
+	lines *rate.Limiter // log lines about limited sources, all together: a flood from many addresses floods no log
 }
 
-// source is one address's buckets; a bucket is nil until first needed.
+// source is one source's buckets; a bucket is nil until first needed.
 type source struct {
+	key               netip.Prefix
 	write, read, auth *rate.Limiter
 	seen              time.Time // last request
 	logged            time.Time // last log line about it
 	refused           int       // 429s since that line
+	prev, next        *source   // neighbours in sources.list
 }
 
 func newSources(lim Limits, log logrus.FieldLogger) *sources {
@@ -147,72 +161,89 @@ func newSources(lim Limits, log logrus.FieldLogger) *sources {
 	if lim.MaxSources <= 0 {
 		lim.MaxSources = DefaultMaxSources
 	}
-	return &sources{lim: lim, log: log, m: map[netip.Addr]*source{}, lines: rate.NewLimiter(1, 20)}
+	t := &sources{lim: lim, log: log, m: map[netip.Prefix]*source{}, lines: rate.NewLimiter(1, 20)}
+	t.list.prev, t.list.next = &t.list, &t.list
+	return t
 }
 
-// key returns the source of a connection's remote address (host:port): the
-// address itself for IPv4, its /64 for IPv6. exempt is true for an address
-// in Limits.Exempt. An address that does not parse (not a TCP connection)
-// is the zero Addr: such requests share one source.
-func (t *sources) key(remote string) (key netip.Addr, exempt bool) {
+// keys returns the sources of a connection's remote address (host:port):
+// an IPv4 address (as a /32), or an IPv6 address's /64 and its /48, in
+// that order. exempt is true for an address in Limits.Exempt (an IPv6
+// zone such as %eth0 is ignored). An address that does not parse (not a
+// TCP connection) is the zero Prefix: such requests share one source.
+func (t *sources) keys(remote string) (keys []netip.Prefix, exempt bool) {
 	ap, err := netip.ParseAddrPort(remote)
 	if err != nil {
-		return netip.Addr{}, false
+		return []netip.Prefix{{}}, false
 	}
-	a := ap.Addr().Unmap()
+	a := ap.Addr().Unmap().WithZone("")
 	for _, p := range t.lim.Exempt {
 		if p.Contains(a) {
-			return a, true
+			return nil, true
 		}
 	}
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		a = p.Addr()
+	if !a.Is6() {
+		return []netip.Prefix{netip.PrefixFrom(a, 32)}, false
 	}
-	return a, false
+	p64, _ := a.Prefix(64)
+	p48, _ := a.Prefix(48)
+	return []netip.Prefix{p64, p48}, false
 }
 
-// get returns key's source, remembering it if there is room (the shared
-// overflow source otherwise), and forgets idle sources once a sweepEvery.
-// The caller holds mu.
-func (t *sources) get(key netip.Addr, now time.Time) *source {
+// share is how many sources' limits key's buckets hold: Slash48Sources
+// for an IPv6 /48, else 1.
+func share(key netip.Prefix) int {
+	if key.Addr().Is6() && key.Bits() == 48 {
+		return Slash48Sources
+	}
+	return 1
+}
+
+// get returns key's source, remembered as the most recently seen; at
+// MaxSources a new one takes the place of the least recently seen. It
+// forgets idle sources once a sweepEvery. The caller holds mu.
+func (t *sources) get(key netip.Prefix, now time.Time) *source {
 	if now.Sub(t.swept) >= sweepEvery {
 		t.sweep(now)
 	}
 	s := t.m[key]
 	if s == nil {
 		if len(t.m) >= t.lim.MaxSources {
-			s = &t.overflow
-		} else {
-			s = &source{}
-			t.m[key] = s
+			t.forget(t.list.prev)
 		}
+		s = &source{key: key}
+		t.m[key] = s
+	} else {
+		s.prev.next, s.next.prev = s.next, s.prev
 	}
+	s.prev, s.next = &t.list, t.list.next
+	s.prev.next, s.next.prev = s, s
 	s.seen = now
 	return s
 }
 
+// forget removes s from the table. The caller holds mu.
+func (t *sources) forget(s *source) {
+	s.prev.next, s.next.prev = s.next, s.prev
+	s.prev, s.next = nil, nil
+	delete(t.m, s.key)
+}
+
 // sweep forgets the sources idle for Limits.Idle whose buckets are full
-// again. The caller holds mu.
+// again, from the least recently seen on. The caller holds mu.
 func (t *sources) sweep(now time.Time) {
 	t.swept = now
-	for k, s := range t.m {
-		if now.Sub(s.seen) >= t.lim.Idle && full(s.write, now) && full(s.read, now) && full(s.auth, now) {
-			delete(t.m, k)
+	for s := t.list.prev; s != &t.list && now.Sub(s.seen) >= t.lim.Idle; {
+		prev := s.prev
+		if full(s.write, now) && full(s.read, now) && full(s.auth, now) {
+			t.forget(s)
 		}
+		s = prev
 	}
 }
 
 func full(l *rate.Limiter, now time.Time) bool {
 	return l == nil || l.TokensAt(now) >= float64(l.Burst())
-}
-
-// bucket returns *b, made with r per second and burst at first use.
-func bucket(b **rate.Limiter, r rate.Limit, burst int) *rate.Limiter {
-	if *b == nil {
-		*b = rate.NewLimiter(r, burst)
-	}
-	return *b
 }
 
 // retryAfter is how long until l holds one token, in whole seconds, at
@@ -224,34 +255,66 @@ func retryAfter(l *rate.Limiter, now time.Time) int {
 	return max(1, int((wait+time.Second-1)/time.Second))
 }
 
-// allow takes one request of remote's read or write bucket; over the
+// bucketKind is one of a source's buckets: which, its rate and burst for
+// one source, and how a log line says a source is over it.
+type bucketKind struct {
+	pick  func(*source) **rate.Limiter
+	rate  float64
+	burst int
+	over  func(rate float64, burst int) string
+}
+
+// take takes one request from kind's bucket of each of keys (made at
+// first use, share(key) times kind's rate and burst). When one has none
+// left it takes nothing from any, counts and logs the refusal, and
+// returns false and the seconds to wait. The caller holds mu.
+func (t *sources) take(keys []netip.Prefix, kind bucketKind, now time.Time) (retry int, ok bool) {
+	var taken [2]*rate.Reservation
+	for i, key := range keys {
+		s := t.get(key, now)
+		n := share(key)
+		b := kind.pick(s)
+		if *b == nil {
+			*b = rate.NewLimiter(rate.Limit(kind.rate*float64(n)), kind.burst*n)
+		}
+		res := (*b).ReserveN(now, 1)
+		if res.DelayFrom(now) == 0 {
+			taken[i] = res
+			continue
+		}
+		res.CancelAt(now)
+		for _, r := range taken[:i] {
+			r.CancelAt(now)
+		}
+		t.refused(s, now, kind.over(kind.rate*float64(n), kind.burst*n))
+		return retryAfter(*b, now), false
+	}
+	return 0, true
+}
+
+// allow takes one request of remote's read or write buckets; over the
 // limit it returns false and the seconds to wait.
 func (t *sources) allow(remote string, write bool, now time.Time) (retry int, ok bool) {
-	kind, r, burst := "read", t.lim.ReadRate, t.lim.ReadBurst
+	kind := bucketKind{pick: func(s *source) **rate.Limiter { return &s.read }, rate: t.lim.ReadRate, burst: t.lim.ReadBurst,
+		over: func(r float64, burst int) string {
+			return fmt.Sprintf("over the read limit (%s, %d at once)", perSecond(r), burst)
+		}}
 	if write {
-		kind, r, burst = "write", t.lim.WriteRate, t.lim.WriteBurst
+		kind = bucketKind{pick: func(s *source) **rate.Limiter { return &s.write }, rate: t.lim.WriteRate, burst: t.lim.WriteBurst,
+			over: func(r float64, burst int) string {
+				return fmt.Sprintf("over the write limit (%s, %d at once)", perSecond(r), burst)
+			}}
 	}
-	if r <= 0 {
+	if kind.rate <= 0 {
 		return 0, true
 	}
-	key, exempt := t.key(remote)
+	keys, exempt := t.keys(remote)
 	if exempt {
 		return 0, true
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := t.get(key, now)
-	b := &s.read
-	if write {
-		b = &s.write
-	}
-	l := bucket(b, rate.Limit(r), burst)
-	if l.AllowN(now, 1) {
-		return 0, true
-	}
-	retry = retryAfter(l, now)
-	t.refused(s, key, now, fmt.Sprintf("over the %s limit (%s, %d at once)", kind, perSecond(r), burst))
-	return retry, false
+	return t.take(keys, kind, now)
 }
 
 // perSecond writes a rate for people: "5/s", or "1 every 1m0s" below 1/s.
@@ -262,68 +325,60 @@ func perSecond(r float64) string {
 	return "1 every " + time.Duration(float64(time.Second)/r).Round(time.Second).String()
 }
 
-// authAttempt is called before a request's token is compared. It takes
-// one wrong-token allowance of remote's source and returns done, which
-// the caller calls with whether the token was wrong: a right token gives
-// the allowance back, so only wrong tokens count. Taking it before the
-// comparison means concurrent guesses from one source cannot all be
-// compared before the first is counted. When the source has none left it
-// returns false and the seconds to wait: its token must not be compared.
-func (t *sources) authAttempt(remote string, now time.Time) (done func(wrong bool), retry int, ok bool) {
+// wrongToken counts a wrong admin or viewer token from remote, after the
+// comparison: within the source's allowance it returns true (the caller
+// answers 401), past it false and the seconds to wait (429). A right
+// token is never counted, so a guesser sharing the admin's address
+// cannot lock the admin out.
+func (t *sources) wrongToken(remote string, now time.Time) (retry int, ok bool) {
 	if t.lim.AuthFailures <= 0 {
-		return func(bool) {}, 0, true
+		return 0, true
 	}
-	key, exempt := t.key(remote)
+	keys, exempt := t.keys(remote)
 	if exempt {
-		return func(bool) {}, 0, true
+		return 0, true
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := t.get(key, now)
-	l := bucket(&s.auth, rate.Limit(float64(t.lim.AuthFailures)/60), t.lim.AuthFailures)
-	res := l.ReserveN(now, 1)
-	if res.DelayFrom(now) > 0 {
-		res.CancelAt(now)
-		retry = retryAfter(l, now)
-		t.refused(s, key, now, fmt.Sprintf("over %d wrong admin tokens a minute", t.lim.AuthFailures))
-		return nil, retry, false
-	}
-	return func(wrong bool) {
-		if !wrong {
-			res.CancelAt(now)
-		}
-	}, 0, true
+	return t.take(keys, bucketKind{pick: func(s *source) **rate.Limiter { return &s.auth },
+		rate: float64(t.lim.AuthFailures) / 60, burst: t.lim.AuthFailures,
+		over: func(_ float64, burst int) string {
+			return fmt.Sprintf("over %d wrong admin or viewer tokens a minute", burst)
+		}}, now)
 }
 
 // refused counts a 429 of s and logs it, at most once a logEvery per
 // source (with the 429s since its last line) and a line a second over all
 // sources. The caller holds mu.
-func (t *sources) refused(s *source, key netip.Addr, now time.Time, why string) {
+func (t *sources) refused(s *source, now time.Time, why string) {
 	s.refused++
 	if now.Sub(s.logged) < logEvery || !t.lines.AllowN(now, 1) {
 		return
 	}
-	from := key.String()
+	from := s.key.String()
 	switch {
-	case s == &t.overflow:
-		from = fmt.Sprintf("the sources beyond the table's %d (it is full; they share one set of buckets)", t.lim.MaxSources)
-	case !key.IsValid():
+	case !s.key.IsValid():
 		from = "a connection without an IP address"
-	case key.Is6():
-		from += "/64"
+	case s.key.IsSingleIP():
+		from = s.key.Addr().String()
 	}
 	t.log.WithFields(logrus.Fields{"source": from, "refused": s.refused}).Warnf("requests %s answered 429", why)
 	s.logged, s.refused = now, 0
 }
 
 // limit answers 429 for a request over its source's read or write limit
-// before h sees it, and counts it.
+// before h sees it, and counts it. A request with the admin token is not
+// limited.
 func (s *Server) limit(h http.Handler) http.Handler {
 	if s.sources == nil {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		write := r.Method != http.MethodGet && r.Method != http.MethodHead
+		if tok := requestToken(r, true); tok != "" && s.opt.AdminToken != "" && s.roleOf(tok) == roleAdmin {
+			h.ServeHTTP(w, r)
+			return
+		}
 		if retry, ok := s.sources.allow(r.RemoteAddr, write, s.Now()); !ok {
 			s.count(r.Context(), fleet.CounterRateLimited)
 			tooMany(w, retry, "too many requests from this address: nothing was read or stored", false)
@@ -333,20 +388,21 @@ func (s *Server) limit(h http.Handler) http.Handler {
 	})
 }
 
-// authAttempt is sources.authAttempt for r, or no limit; when r's source
-// is over its wrong tokens it answers 429 itself (JSON for the admin API,
-// text for the web page), counts it, and returns ok false.
-func (s *Server) authAttempt(w http.ResponseWriter, r *http.Request, page bool) (done func(wrong bool), ok bool) {
+// wrongToken counts r's wrong token against its source; past the source's
+// allowance it answers 429 itself (JSON for the admin API, text for the
+// web page), counts it and returns false; within it, true: the caller
+// answers 401.
+func (s *Server) wrongToken(w http.ResponseWriter, r *http.Request, page bool) bool {
 	if s.sources == nil {
-		return func(bool) {}, true
+		return true
 	}
-	done, retry, ok := s.sources.authAttempt(r.RemoteAddr, s.Now())
+	retry, ok := s.sources.wrongToken(r.RemoteAddr, s.Now())
 	if ok {
-		return done, true
+		return true
 	}
 	s.count(r.Context(), fleet.CounterAuthLimited)
-	tooMany(w, retry, "too many wrong tokens from this address: the token was not checked", page)
-	return nil, false
+	tooMany(w, retry, "too many wrong tokens from this address: this one is wrong too", page)
+	return false
 }
 
 // tooMany answers 429 with Retry-After and msg, in JSON like every answer

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -16,73 +17,92 @@ func testSources(lim Limits) (*sources, *logtest.Hook) {
 	return newSources(lim, log), hook
 }
 
-func TestASourceIsAnIPv4AddressOrAnIPv6Slash64(t *testing.T) {
-	s, _ := testSources(Limits{WriteRate: 1, WriteBurst: 1, Exempt: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8:ffff::1/128")}})
+func TestASourceIsAnIPv4AddressOrAnIPv6Slash64AndItsSlash48(t *testing.T) {
+	s, _ := testSources(Limits{WriteRate: 1, WriteBurst: 1, Exempt: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("2001:db8:ffff::1/128"), netip.MustParsePrefix("fe80::/64")}})
 	for _, c := range []struct {
-		remote, key string
-		exempt      bool
+		remote, keys string
+		exempt       bool
 	}{
-		{"192.0.2.7:4242", "192.0.2.7", false},
-		{"[::ffff:192.0.2.7]:4242", "192.0.2.7", false},
-		{"[2001:db8:1:2:aaaa::1]:4242", "2001:db8:1:2::", false},
-		{"[2001:db8:1:2:bbbb::9]:80", "2001:db8:1:2::", false},
-		{"10.9.8.7:1", "10.9.8.7", true},
-		{"[2001:db8:ffff::1]:1", "2001:db8:ffff::1", true},
-		{"[2001:db8:ffff::2]:1", "2001:db8:ffff::", false},
-		{"@", "invalid IP", false},
+		{"192.0.2.7:4242", "[192.0.2.7/32]", false},
+		{"[::ffff:192.0.2.7]:4242", "[192.0.2.7/32]", false},
+		{"[2001:db8:1:2:aaaa::1]:4242", "[2001:db8:1:2::/64 2001:db8:1::/48]", false},
+		{"[2001:db8:1:2:bbbb::9]:80", "[2001:db8:1:2::/64 2001:db8:1::/48]", false},
+		{"10.9.8.7:1", "[]", true},
+		{"[2001:db8:ffff::1]:1", "[]", true},
+		{"[2001:db8:ffff::2]:1", "[2001:db8:ffff::/64 2001:db8:ffff::/48]", false},
+		{"[fe80::1%eth0]:1", "[]", true},
+		{"[fe80:0:0:1::1%eth0]:1", "[fe80:0:0:1::/64 fe80::/48]", false},
+		{"@", "[invalid Prefix]", false},
 	} {
-		key, exempt := s.key(c.remote)
-		if key.String() != c.key || exempt != c.exempt {
-			t.Errorf("%s: source %s (exempt %v), want %s (%v)", c.remote, key, exempt, c.key, c.exempt)
+		keys, exempt := s.keys(c.remote)
+		if got := fmt.Sprint(keys); got != c.keys || exempt != c.exempt {
+			t.Errorf("%s: sources %s (exempt %v), want %s (%v)", c.remote, got, exempt, c.keys, c.exempt)
 		}
 	}
 }
 
-func TestTheSourceTableIsCappedAndForgetsIdleSources(t *testing.T) {
-	s, _ := testSources(Limits{WriteRate: 1, WriteBurst: 2, MaxSources: 2, Idle: 5 * time.Minute})
+func TestTheSlash64sOfASlash48ShareItsBuckets(t *testing.T) {
+	s, _ := testSources(Limits{WriteRate: 1.0 / 3600, WriteBurst: 1})
+	for i := range Slash48Sources {
+		if _, ok := s.allow(fmt.Sprintf("[2001:db8:1:%x::1]:1", i), true, t0); !ok {
+			t.Fatalf("/64 number %d of the /48 refused its first write", i+1)
+		}
+	}
+	if _, ok := s.allow("[2001:db8:1:ffff::1]:1", true, t0); ok {
+		t.Fatalf("a /64 past the %d the /48 holds was served: a /48 gets more than %d sources' limits", Slash48Sources, Slash48Sources)
+	}
+	if l := s.m[netip.MustParsePrefix("2001:db8:1:ffff::/64")].write; l.TokensAt(t0) != 1 {
+		t.Fatalf("the refused /64 lost its own write (%g left): refused by the /48, it should have taken nothing", l.TokensAt(t0))
+	}
+	if _, ok := s.allow("[2001:db8:2::1]:1", true, t0); !ok {
+		t.Fatal("another /48 refused")
+	}
+}
+
+func TestAFullSourceTableMakesRoomForNewcomers(t *testing.T) {
+	s, _ := testSources(Limits{WriteRate: 1.0 / 3600, WriteBurst: 2, MaxSources: 4, Idle: 5 * time.Minute})
 	take := func(remote string, now time.Time) bool {
 		_, ok := s.allow(remote, true, now)
 		return ok
 	}
-	// Two sources fill the table; the third and fourth share the overflow
-	// bucket (2 at once) and are limited as one.
-	for _, r := range []string{"192.0.2.1:1", "192.0.2.2:1", "192.0.2.3:1", "192.0.2.4:1"} {
-		if !take(r, t0) {
-			t.Fatalf("%s refused on its first request", r)
+	const flooder = "198.51.100.1:1"
+	if !take(flooder, t0) || !take(flooder, t0) || take(flooder, t0) {
+		t.Fatal("a source does not get its own bucket of 2")
+	}
+	// A flood of sources, each new: every one is served with buckets of
+	// its own, the table stays at its cap, and the flooder, seen again
+	// and again, keeps its empty bucket.
+	for i := range 1000 {
+		if !take(netip.AddrFrom4([4]byte{203, 0, byte(i >> 8), byte(i)}).String()+":1", t0) {
+			t.Fatalf("new source %d of the flood refused its first write: it should take the place of the least recently seen", i+1)
+		}
+		if len(s.m) > 4 {
+			t.Fatalf("%d sources remembered, more than the cap of 4", len(s.m))
+		}
+		if i%2 == 0 && take(flooder, t0) {
+			t.Fatalf("after %d new sources the flooder got a fresh bucket: a recently seen source was forgotten", i+1)
 		}
 	}
-	if take("192.0.2.5:1", t0) {
-		t.Fatal("a fifth source beyond the cap got a bucket of its own: the overflow sources share one")
-	}
-	if len(s.m) != 2 {
-		t.Fatalf("%d sources remembered, want the cap, 2", len(s.m))
-	}
-	if !take("192.0.2.1:1", t0) || take("192.0.2.1:1", t0) {
-		t.Fatal("a remembered source does not keep its own bucket of 2")
+	if !take("192.0.2.1:1", t0) || !take("192.0.2.1:1", t0) {
+		t.Fatal("a legitimate source arriving during the flood is not served")
 	}
 
-	// 192.0.2.2 stays busy; 192.0.2.1 goes idle with an empty bucket.
-	// After a minute its bucket is full again but it is not idle long
-	// enough; after 5 minutes it is forgotten and a new source takes its
-	// place.
-	for i := 1; i <= 5; i++ {
-		now := t0.Add(time.Duration(i) * time.Minute)
-		take("192.0.2.2:1", now)
-		if _, kept := s.m[netip.MustParseAddr("192.0.2.1")]; kept != (i < 5) {
-			t.Fatalf("after %d min idle: remembered %v", i, kept)
+	t.Run("an idle source whose buckets are full again is forgotten", func(t *testing.T) {
+		s, _ := testSources(Limits{WriteRate: 1, WriteBurst: 2, Idle: 5 * time.Minute})
+		s.allow("192.0.2.1:1", true, t0)
+		for i := 1; i <= 5; i++ {
+			s.allow("192.0.2.2:1", true, t0.Add(time.Duration(i)*time.Minute))
+			if _, kept := s.m[netip.MustParsePrefix("192.0.2.1/32")]; kept != (i < 5) {
+				t.Fatalf("after %d min idle: remembered %v", i, kept)
+			}
 		}
-	}
-	at := t0.Add(5 * time.Minute)
-	take("192.0.2.9:1", at)
-	if _, ok := s.m[netip.MustParseAddr("192.0.2.9")]; !ok || len(s.m) != 2 {
-		t.Fatalf("the forgotten source's place was not taken: %v", s.m)
-	}
-
+	})
 	t.Run("an idle source whose bucket is not full again is kept", func(t *testing.T) {
 		s, _ := testSources(Limits{WriteRate: 1.0 / 3600, WriteBurst: 1, Idle: time.Minute})
 		s.allow("192.0.2.1:1", true, t0)
 		s.allow("192.0.2.2:1", true, t0.Add(10*time.Minute)) // sweeps
-		if _, kept := s.m[netip.MustParseAddr("192.0.2.1")]; !kept {
+		if _, kept := s.m[netip.MustParsePrefix("192.0.2.1/32")]; !kept {
 			t.Fatal("forgotten while its bucket was empty: it would get a full one back")
 		}
 	})

@@ -252,6 +252,23 @@ func (s *Server) roleOf(token string) role {
 	return roleNone
 }
 
+// requestToken returns the token r carries in a Bearer header or, when
+// basic is true (the web page), as an HTTP Basic password; surrounding
+// white space is trimmed. Empty: r carries none, and an empty token is
+// none.
+func requestToken(r *http.Request, basic bool) string {
+	if _, pw, ok := r.BasicAuth(); ok {
+		if basic {
+			return strings.TrimSpace(pw)
+		}
+		return ""
+	}
+	if scheme, t, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(t)
+	}
+	return ""
+}
+
 // admin guards a handler of the admin API: need is roleViewer for reads
 // (the admin or the viewer token) and roleAdmin for changes.
 func (s *Server) admin(need role, h http.HandlerFunc) http.Handler {
@@ -260,20 +277,18 @@ func (s *Server) admin(need role, h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusForbidden, "the admin API is off: start the server with --admin-token-file")
 			return
 		}
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
+		token := requestToken(r, false)
+		if token == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="fwagent fleet admin"`)
 			writeError(w, http.StatusUnauthorized, "missing admin token: pass --admin-token-file (the server's own)")
 			return
 		}
-		done, ok := s.authAttempt(w, r, false)
-		if !ok {
-			return
-		}
-		got := s.roleOf(strings.TrimSpace(token))
-		done(got == roleNone)
+		got := s.roleOf(token)
 		switch {
 		case got == roleNone:
+			if !s.wrongToken(w, r, false) {
+				return
+			}
 			s.log.WithField("remote", r.RemoteAddr).Warn("admin request with a wrong token refused")
 			writeError(w, http.StatusUnauthorized, "wrong admin token")
 			return

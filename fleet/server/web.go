@@ -7,7 +7,6 @@ import (
 	"html/template"
 	"net/http"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/fwagent/fwagent/fleet"
@@ -46,20 +45,11 @@ func (s *Server) page(h http.HandlerFunc) http.Handler {
 			http.Error(w, "the web page is off: start the server with --admin-token-file", http.StatusForbidden)
 			return
 		}
-		tok := ""
-		if _, pw, ok := r.BasicAuth(); ok {
-			tok = pw
-		} else if scheme, t, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
-			tok = strings.TrimSpace(t)
-		}
-		wrong := true
-		if tok != "" { // no token is no guess: a browser asks first without one
-			done, ok := s.authAttempt(w, r, true)
-			if !ok {
-				return
-			}
-			wrong = s.roleOf(tok) == roleNone
-			done(wrong)
+		tok := requestToken(r, true)
+		wrong := tok == "" || s.roleOf(tok) == roleNone
+		// No token is no guess: a browser asks first without one.
+		if tok != "" && wrong && !s.wrongToken(w, r, true) {
+			return
 		}
 		if wrong {
 			w.Header().Set("WWW-Authenticate", `Basic realm="fwagent fleet (password: the admin or viewer token)", charset="UTF-8"`)
