@@ -81,11 +81,14 @@ tokens a minute; past a limit it is answered 429 with Retry-After and
 nothing is stored. An explicit 0 turns a limit off. --rate-exempt networks
 are never limited (loopback by default). The source is the connection's
 address: behind a proxy every agent shares the proxy's, so exempt the
-proxy and let it limit (see docs/fleet.md).
+proxy and let it limit (see docs/fleet.md). A request with the admin token
+is never limited; a wrong token past --auth-failures is answered 429.
 
 Without --tls-cert/--tls-key the server refuses to listen beyond loopback
 unless --insecure-listen says so (the admin token and the inventory would
-travel in clear). Runs until SIGINT or SIGTERM.`,
+travel in clear). --insecure-listen needs --rate-exempt too: the proxy's
+address, or '' to limit the proxy as one source. Runs until SIGINT or
+SIGTERM.`,
 		Example: `  openssl rand -hex 32 > admin.token && chmod 600 admin.token
   fwctl fleet serve --admin-token-file admin.token --max-failure-rate 5% --min-installs 10
   fwctl fleet serve --listen 0.0.0.0:8471 --tls-cert fleet.crt --tls-key fleet.key \
@@ -99,6 +102,11 @@ travel in clear). Runs until SIGINT or SIGTERM.`,
 				if err := checkLoopback(listen); err != nil {
 					return cli.Usage(err)
 				}
+			}
+			if insecure && tlsCert == "" && !cmd.Flags().Changed("rate-exempt") {
+				return cli.Usage(errors.New("--insecure-listen needs --rate-exempt: behind a TLS proxy every request comes from the proxy's address, " +
+					"so all agents would share one source's limits; give --rate-exempt PROXY-ADDRESS and let the proxy limit each client " +
+					"(see docs/fleet.md, \"Behind a proxy or load balancer\"), or --rate-exempt '' to limit the proxy as one source"))
 			}
 			var err error
 			if limits.Exempt, err = parseNetworks(exempt); err != nil {
@@ -165,8 +173,8 @@ travel in clear). Runs until SIGINT or SIGTERM.`,
 	c.Flags().IntVar(&limits.WriteBurst, "write-burst", limits.WriteBurst, "POST and PUT requests one source address may make at once, refilled at --write-rate (a site's recorders checking in together)")
 	c.Flags().Float64Var(&limits.ReadRate, "read-rate", limits.ReadRate, "GET requests a second one source address may sustain (the admin API's reads, the web page, /healthz); 0: no limit")
 	c.Flags().IntVar(&limits.ReadBurst, "read-burst", limits.ReadBurst, "GET requests one source address may make at once, refilled at --read-rate")
-	c.Flags().IntVar(&limits.AuthFailures, "auth-failures", limits.AuthFailures, "wrong admin or viewer tokens one source address may send a minute (as many at once); past them its tokens get 429 unchecked; 0: no limit")
-	c.Flags().StringSliceVar(&exempt, "rate-exempt", prefixStrings(limits.Exempt), "source networks (CIDR, or one address) never limited: this host, a trusted proxy; '' exempts none")
+	c.Flags().IntVar(&limits.AuthFailures, "auth-failures", limits.AuthFailures, "wrong admin or viewer tokens one source address may send a minute (as many at once); past them its wrong tokens get 429, a right one still passes; 0: no limit")
+	c.Flags().StringSliceVar(&exempt, "rate-exempt", prefixStrings(limits.Exempt), "source networks (CIDR, or one address) never limited: this host, a trusted proxy; '' exempts none (required with --insecure-listen)")
 	return c
 }
 

@@ -478,6 +478,7 @@ func TestFleetServeLimitsEachSourceAddress(t *testing.T) {
 		{"a negative rate", []string{"--read-rate", "-1"}},
 		{"negative wrong tokens", []string{"--auth-failures", "-1"}},
 		{"an exempt network that is not one", []string{"--rate-exempt", "10.0.0.0/8,the-proxy"}},
+		{"plain HTTP behind a proxy without saying what to exempt", []string{"--insecure-listen", "--listen", "0.0.0.0:0"}},
 	} {
 		t.Run(c.name+" is a usage error naming the flag", func(t *testing.T) {
 			_, errs, code := fwctl3(t, append([]string{"fleet", "serve", "--db", filepath.Join(dir, "refused.db")}, c.args...)...)
@@ -486,4 +487,10 @@ func TestFleetServeLimitsEachSourceAddress(t *testing.T) {
 			}
 		})
 	}
+	t.Run("--insecure-listen starts with an explicit --rate-exempt, even an empty one", func(t *testing.T) {
+		_, errs := startFleetServe(t, "--db", filepath.Join(dir, "proxied.db"), "--insecure-listen", "--rate-exempt", "")
+		if strings.Contains(errs.String(), "--rate-exempt") {
+			t.Fatalf("complains: %s", errs)
+		}
+	})
 }
