@@ -130,7 +130,7 @@ const (
 	CounterWrongType    = "wrong_type_refused" // a check-in posted as a report or back
 	CounterBusy         = "busy_refused"       // 503: the check-in queue was full
 	CounterRateLimited  = "rate_limited"       // 429: a source address over its read or write limit
-	CounterAuthLimited  = "auth_limited"       // 429: a source address over its wrong admin tokens
+	CounterAuthLimited  = "auth_limited"       // 429: a wrong admin or viewer token from a source address over its allowance
 )
 
 // Release is a release the server knows: its rollout (from the manifest,
