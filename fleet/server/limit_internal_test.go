@@ -67,8 +67,8 @@ func TestAFullSourceTableMakesRoomForNewcomers(t *testing.T) {
 		return ok
 	}
 	const flooder = "198.51.100.1:1"
-	if !take(flooder, t0) || !take(flooder, t0) || take(flooder, t0) {
-		t.Fatal("a source does not get its own bucket of 2")
+	if got := [3]bool{take(flooder, t0), take(flooder, t0), take(flooder, t0)}; got != [3]bool{true, true, false} {
+		t.Fatalf("three writes of a source with a bucket of 2: served %v", got)
 	}
 	// A flood of sources, each new: every one is served with buckets of
 	// its own, the table stays at its cap, and the flooder, seen again
@@ -84,8 +84,8 @@ func TestAFullSourceTableMakesRoomForNewcomers(t *testing.T) {
 			t.Fatalf("after %d new sources the flooder got a fresh bucket: a recently seen source was forgotten", i+1)
 		}
 	}
-	if !take("192.0.2.1:1", t0) || !take("192.0.2.1:1", t0) {
-		t.Fatal("a legitimate source arriving during the flood is not served")
+	if got := [2]bool{take("192.0.2.1:1", t0), take("192.0.2.1:1", t0)}; got != [2]bool{true, true} {
+		t.Fatalf("a legitimate source arriving during the flood: served %v, want its bucket of 2", got)
 	}
 
 	t.Run("an idle source whose buckets are full again is forgotten", func(t *testing.T) {
