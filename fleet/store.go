@@ -60,6 +60,13 @@ type Tx interface {
 	PutDevices(ctx context.Context, ds []*Device) error
 	// AddReports stores accepted reports.
 	AddReports(ctx context.Context, rs []ReportRecord) error
+	// ImportReports stores reports imported from an old reports file,
+	// under the key id ImportKeyID whatever their KeyID, each report id
+	// once: a report whose id an import stored already (an import run
+	// twice, or sent again after an answer was lost, on this server or
+	// another on the same database) is skipped. It returns how many it
+	// stored.
+	ImportReports(ctx context.Context, rs []ReportRecord) (stored int, err error)
 	// AddEvents appends to devices' histories.
 	AddEvents(ctx context.Context, es []Event) error
 	// AddCounters adds to named counters.
@@ -81,6 +88,10 @@ type DeviceFilter struct {
 	Now       time.Time // for the stale state
 	Limit     int       // 0: no limit
 }
+
+// ImportKeyID is the key id of the reports imported from an old reports
+// file (never signed).
+const ImportKeyID = "import"
 
 // ReportRecord is an accepted report as the store keeps it.
 type ReportRecord struct {

@@ -2,8 +2,12 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
+	"io/fs"
 	"os"
 	"testing"
+
+	"github.com/pressly/goose/v3"
 
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/fleet/postgres"
@@ -69,4 +73,22 @@ func TestStatementsArePlannedForTheirParameters(t *testing.T) {
 	if mode != "force_custom_plan" {
 		t.Fatalf("plan_cache_mode = %q, want force_custom_plan", mode)
 	}
+}
+
+func TestMigrationDropsCopiesOfImportedReports(t *testing.T) {
+	url := pgtest.URL(t)
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sub, _ := fs.Sub(postgres.Migrations, "migrations")
+	storetest.MigrateImportCopies(t, db, goose.DialectPostgres, sub, func(t *testing.T) fleet.Store {
+		s, err := postgres.Open(context.Background(), url, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }

@@ -2,8 +2,12 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
+	"io/fs"
 	"path/filepath"
 	"testing"
+
+	"github.com/pressly/goose/v3"
 
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/fleet/sqlite"
@@ -42,4 +46,22 @@ func TestReopenKeepsDataAndMigratesOnce(t *testing.T) {
 	if c, _ := s.Counters(ctx); c["x"] != 1 {
 		t.Fatalf("counters after reopening: %v", c)
 	}
+}
+
+func TestMigrationDropsCopiesOfImportedReports(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fleet.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sub, _ := fs.Sub(sqlite.Migrations, "migrations")
+	storetest.MigrateImportCopies(t, db, goose.DialectSQLite3, sub, func(t *testing.T) fleet.Store {
+		s, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }

@@ -373,31 +373,65 @@ func (t *txn) PutDevices(ctx context.Context, ds []*fleet.Device) error {
 }
 
 func (t *txn) AddReports(ctx context.Context, rs []fleet.ReportRecord) error {
+	_, err := t.insertReports(ctx, rs, "")
+	return err
+}
+
+// importedOnce is the conflict clause of an import: a report whose id an
+// import stored already is skipped. It names the unique index
+// reports_imported (migration 00002) by its columns and predicate, which
+// both databases require of a partial index.
+const importedOnce = " ON CONFLICT (report_id) WHERE key_id = '" + fleet.ImportKeyID + "' DO NOTHING"
+
+// ImportReports stores imported reports under fleet.ImportKeyID, each
+// report id once (the unique index reports_imported): the database
+// decides, so two imports of one file at once, on two servers, store it
+// once too.
+func (t *txn) ImportReports(ctx context.Context, rs []fleet.ReportRecord) (int, error) {
+	imported := make([]fleet.ReportRecord, len(rs))
+	for i, r := range rs {
+		r.KeyID = fleet.ImportKeyID
+		imported[i] = r
+	}
+	n, err := t.insertReports(ctx, imported, importedOnce)
+	return int(n), err
+}
+
+// insertReports inserts rs, each INSERT ending with conflict, and returns
+// how many rows it inserted.
+func (t *txn) insertReports(ctx context.Context, rs []fleet.ReportRecord, conflict string) (int64, error) {
 	if len(rs) == 0 {
-		return nil
+		return 0, nil
 	}
 	if t.s.d.Arrays {
-		return t.addReportsArrays(ctx, rs)
+		return t.insertReportsArrays(ctx, rs, conflict)
 	}
 	const cols = 8
 	per := max(1, t.s.d.MaxParams/cols)
+	var stored int64
 	for len(rs) > 0 {
 		n := min(per, len(rs))
 		args := make([]any, 0, n*cols)
 		for _, r := range rs[:n] {
 			body, err := reportBody(r)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			args = append(args, us(r.Received), r.Report.DeviceSerial, r.Report.ReleaseID, int64(r.Report.Seq), r.Report.ID, r.KeyID, r.Report.Result, body)
 		}
-		q := "INSERT INTO reports (" + reportCols + ") VALUES " + placeholders(n, cols)
-		if _, err := t.tx.ExecContext(ctx, t.s.q(q), args...); err != nil {
-			return fmt.Errorf("store reports: %w", err)
+		q := "INSERT INTO reports (" + reportCols + ") VALUES " + placeholders(n, cols) + conflict
+		res, err := t.tx.ExecContext(ctx, t.s.q(q), args...)
+		if err != nil {
+			return 0, fmt.Errorf("store reports: %w", err)
 		}
+		added, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("store reports: %w", err)
+		}
+		stored += added
 		rs = rs[n:]
 	}
-	return nil
+	return stored, nil
 }
 
 const reportCols = "received, serial, release_id, seq, report_id, key_id, result, body"
@@ -412,24 +446,29 @@ func reportBody(r fleet.ReportRecord) (string, error) {
 	return string(b), err
 }
 
-// addReportsArrays inserts every report in one fixed statement: one array
-// per column, unnest()ed into rows.
-func (t *txn) addReportsArrays(ctx context.Context, rs []fleet.ReportRecord) error {
+// insertReportsArrays inserts every report in one fixed statement (one per
+// conflict clause): one array per column, unnest()ed into rows.
+func (t *txn) insertReportsArrays(ctx context.Context, rs []fleet.ReportRecord, conflict string) (int64, error) {
 	received, seq := make([]int64, len(rs)), make([]int64, len(rs))
 	serial, release, id, key, result, body := make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs)), make([]string, len(rs))
 	for i, r := range rs {
 		b, err := reportBody(r)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		received[i], serial[i], release[i], seq[i] = us(r.Received), r.Report.DeviceSerial, r.Report.ReleaseID, int64(r.Report.Seq)
 		id[i], key[i], result[i], body[i] = r.Report.ID, r.KeyID, r.Report.Result, b
 	}
-	q := "INSERT INTO reports (" + reportCols + ") SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[])"
-	if _, err := t.tx.ExecContext(ctx, q, received, serial, release, seq, id, key, result, body); err != nil {
-		return fmt.Errorf("store reports: %w", err)
+	q := "INSERT INTO reports (" + reportCols + ") SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[])" + conflict
+	res, err := t.tx.ExecContext(ctx, q, received, serial, release, seq, id, key, result, body)
+	if err != nil {
+		return 0, fmt.Errorf("store reports: %w", err)
 	}
-	return nil
+	stored, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("store reports: %w", err)
+	}
+	return stored, nil
 }
 
 func (t *txn) AddEvents(ctx context.Context, es []fleet.Event) error {

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) fleet.Store) {
 		{"the device list filters by state, model and release", testFilters},
 		{"a device without check-ins for three intervals counts as stale", testStale},
 		{"reports come back per release in receive order", testReports},
+		{"an imported report is stored once per report id", testImportOnce},
 		{"counters add up", testCounters},
 		{"releases, pauses and the pause log round-trip", testReleases},
 		{"events come back newest first", testEvents},
@@ -232,6 +233,53 @@ func testReports(t *testing.T, s fleet.Store) {
 	ids, err := s.ReportedReleases(ctx)
 	if err != nil || !reflect.DeepEqual(ids, []string{"r1", "r2"}) {
 		t.Fatalf("ReportedReleases = %v, %v", ids, err)
+	}
+}
+
+func testImportOnce(t *testing.T, s fleet.Store) {
+	ctx := context.Background()
+	rec := func(id, serial string) fleet.ReportRecord {
+		return fleet.ReportRecord{Received: t0, KeyID: "whatever the caller says",
+			Report: fleet.Report{Report: report.Report{ID: id, Time: t0, DeviceSerial: serial, ReleaseID: "r1", Step: "confirm", Result: fleet.ResultInstalled}}}
+	}
+	imports := func(rs ...fleet.ReportRecord) int {
+		t.Helper()
+		var n int
+		if err := s.Update(ctx, func(tx fleet.Tx) (err error) {
+			n, err = tx.ImportReports(ctx, rs)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := imports(rec("a", "SN1"), rec("b", "SN2"), rec("b", "SN2")); n != 2 {
+		t.Fatalf("the first import stored %d reports, want 2 (a, and b once)", n)
+	}
+	// The same file again, with one new report; a report id counts
+	// whatever the serial, as in the reports file.
+	if n := imports(rec("a", "SN1"), rec("b", "SN9"), rec("c", "SN3")); n != 1 {
+		t.Fatalf("the second import stored %d reports, want 1 (c)", n)
+	}
+	// An agent's report is no import: its id does not collide.
+	if err := s.Update(ctx, func(tx fleet.Tx) error {
+		r := rec("a", "SN1")
+		r.KeyID, r.Report.Seq = "k", 1
+		return tx.AddReports(ctx, []fleet.ReportRecord{r})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Reports(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary []string
+	for _, r := range got {
+		summary = append(summary, r.Report.ID+"/"+r.Report.DeviceSerial+"/"+r.KeyID)
+	}
+	want := []string{"a/SN1/" + fleet.ImportKeyID, "b/SN2/" + fleet.ImportKeyID, "c/SN3/" + fleet.ImportKeyID, "a/SN1/k"}
+	if !reflect.DeepEqual(summary, want) {
+		t.Fatalf("Reports(r1) = %v, want %v", summary, want)
 	}
 }
 
