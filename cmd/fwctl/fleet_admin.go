@@ -347,7 +347,9 @@ func newFleetImportCmd() *cobra.Command {
 the fleet server. Its reports were never signed: the server keeps them as the
 administrator's evidence (key "import") and counts them in rollout
 statistics; unknown serials are registered (never_seen) so their first key
-enrols. Repeated report ids and bad lines are skipped and counted.`,
+enrols. Repeated report ids and bad lines are skipped and counted. A report
+an earlier import stored (the same report id) is skipped and counted as
+already imported: importing a file twice stores nothing twice.`,
 		Example: "  fwctl fleet import reports.jsonl --admin-token-file admin.token",
 		Args:    cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -366,7 +368,7 @@ enrols. Repeated report ids and bad lines are skipped and counted.`,
 			for _, b := range res.Bad {
 				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s: %s\n", args[0], b)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "imported %d report(s), registered %d device(s); %d repeated, %d bad line(s) skipped\n", res.Reports, res.Devices, res.Duplicates, len(res.Bad))
+			fmt.Fprintf(cmd.OutOrStdout(), "imported %d new report(s), %d already imported; registered %d device(s); %d repeated, %d bad line(s) skipped\n", res.Reports, res.Already, res.Devices, res.Duplicates, len(res.Bad))
 			return nil
 		},
 	}

@@ -142,7 +142,7 @@ func TestFleetCommandsDriveTheServer(t *testing.T) {
 	}
 	old := filepath.Join(dir, "reports.jsonl")
 	_ = os.WriteFile(old, []byte(`{"received":"2026-11-30T12:00:00Z","report":{"id":"a","time":"2026-11-30T12:00:00Z","device_serial":"OLD1","model":"m","release_id":"r1","step":"install","result":"failed","codes":["badFlash"],"agent_version":"0.9"}}`+"\n"), 0o600)
-	if out, errs, code := fwctl3(t, append([]string{"fleet", "import", old}, admin...)...); code != 0 || !strings.Contains(out, "imported 1 report(s), registered 1 device(s)") {
+	if out, errs, code := fwctl3(t, append([]string{"fleet", "import", old}, admin...)...); code != 0 || !strings.Contains(out, "imported 1 new report(s), 0 already imported; registered 1 device(s)") {
 		t.Fatalf("import: exit %d\n%s%s", code, out, errs)
 	}
 	out, errs, code = fwctl3(t, append([]string{"rollout", "status", "--release", "r1", "--devices"}, admin...)...)
@@ -165,6 +165,40 @@ func TestFleetCommandsDriveTheServer(t *testing.T) {
 	var devs []server.DeviceJSON
 	if code != 0 || json.Unmarshal([]byte(out), &devs) != nil || len(devs) != 3 {
 		t.Fatalf("devices --json: exit %d %s", code, out)
+	}
+}
+
+// An operator who runs an import twice (or whose import fwctl sent again
+// after a 503) is told the reports were there already; nothing is stored
+// twice.
+func TestFleetImportTwiceStoresEachReportOnce(t *testing.T) {
+	dir := t.TempDir()
+	tokenPath, token := writeToken(t, dir)
+	url, _ := startFleetServe(t, "--db", filepath.Join(dir, "fleet.db"), "--admin-token-file", tokenPath)
+	admin := []string{"--server", url, "--admin-token-file", tokenPath}
+	old := filepath.Join(dir, "reports.jsonl")
+	line := func(id, serial string) string {
+		return `{"received":"2026-11-30T12:00:00Z","report":{"id":"` + id + `","time":"2026-11-30T12:00:00Z","device_serial":"` + serial + `","model":"m","release_id":"r1","step":"install","result":"failed","codes":["badFlash"],"agent_version":"0.9"}}` + "\n"
+	}
+	_ = os.WriteFile(old, []byte(line("a", "OLD1")+line("b", "OLD2")), 0o600)
+	for _, want := range []string{
+		"imported 2 new report(s), 0 already imported; registered 2 device(s)",
+		"imported 0 new report(s), 2 already imported; registered 0 device(s)",
+	} {
+		if out, errs, code := fwctl3(t, append([]string{"fleet", "import", old}, admin...)...); code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("import: exit %d, want %q\n%s%s", code, want, out, errs)
+		}
+	}
+	req, _ := http.NewRequest("GET", url+"/v1/admin/releases/r1/reports", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if n := bytes.Count(body, []byte("\n")); resp.StatusCode != http.StatusOK || n != 2 {
+		t.Fatalf("the server holds %d reports on r1 after two imports (%d), want 2:\n%s", n, resp.StatusCode, body)
 	}
 }
 

@@ -472,16 +472,21 @@ func (s *Server) handleReports(w http.ResponseWriter, r *http.Request) {
 
 // ImportResult counts what an import stored.
 type ImportResult struct {
-	Reports    int      `json:"reports"`
-	Devices    int      `json:"devices"` // serials registered by the import
-	Duplicates int      `json:"duplicates"`
+	Reports int `json:"reports"` // reports stored by this import
+	// Already counts the reports an earlier import stored (the same
+	// report id): skipped, so that an import run twice, or sent again
+	// after a 503, counts nothing twice.
+	Already    int      `json:"already_imported"`
+	Devices    int      `json:"devices"`    // serials registered by the import
+	Duplicates int      `json:"duplicates"` // lines repeating a report id of the file
 	Bad        []string `json:"bad,omitempty"`
 }
 
 // handleImport stores an old reports file (JSON Lines written by fwctl
 // reports serve). Its reports were never signed: they are stored as the
-// administrator's evidence (key "import"), and their serials registered
-// (never_seen) if unknown, so the first key of each still enrols.
+// administrator's evidence (key "import"), each report id once however
+// often the file is imported, and their serials registered (never_seen)
+// if unknown, so the first key of each still enrols.
 func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 	who, err := actor(r)
 	if err != nil {
@@ -540,8 +545,9 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 		if err := tx.AddEvents(r.Context(), events); err != nil {
 			return err
 		}
-		res.Reports = len(recs)
-		return tx.AddReports(r.Context(), recs)
+		res.Reports, err = tx.ImportReports(r.Context(), recs)
+		res.Already = len(recs) - res.Reports
+		return err
 	})
 	if err != nil {
 		s.unavailable(w, err)

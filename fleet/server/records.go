@@ -6,7 +6,7 @@ import (
 )
 
 // ImportKeyID marks reports imported from an old reports file.
-const ImportKeyID = "import"
+const ImportKeyID = fleet.ImportKeyID
 
 // ToRecord converts a stored report to the reports file's Record, so the
 // rollout statistics (package reports) count both the same way.

@@ -342,7 +342,8 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 func (s *Server) unavailable(w http.ResponseWriter, err error) {
 	if errors.Is(err, fleet.ErrCommitUnknown) {
 		// The message may be stored: sent again, a report is recognised by
-		// its sequence number and ignored, and a check-in is signed afresh.
+		// its sequence number and ignored, an imported report by its id,
+		// and a check-in is signed afresh.
 		s.unavailableSaying(w, err, "the fleet database lost the connection while storing this: it may have been stored; send it again later (one already stored is ignored)")
 		return
 	}
