@@ -592,13 +592,26 @@ func (s *Server) answerReport(w http.ResponseWriter, rep fleet.Report, res jobRe
 		writeError(w, http.StatusConflict, fmt.Sprintf("serial %s waits for enrolment approval (fwctl fleet approve): keep the report and send it again later", rep.DeviceSerial))
 	case replayed:
 		log.Info("report ignored: replayed or reordered")
+		// It may be a report stored by a COMMIT whose outcome was unknown
+		// (answered 503, fleet.ErrCommitUnknown) and sent again: no check
+		// was queued for it then. The check counts only stored reports,
+		// so a true replay changes nothing but costs one more check (and
+		// checks are spaced: see autoQueue).
+		s.queueAutoPauseAfter(rep)
 		writeJSON(w, http.StatusOK, reportAnswer{Ignored: fmt.Sprintf("sequence %d is not above the last accepted %d: a replay or a report already stored, not counted", rep.Seq, last)})
 	default:
 		log.WithField("result", rep.Result).Info("report stored")
+		s.queueAutoPauseAfter(rep)
 		writeJSON(w, http.StatusOK, reportAnswer{Stored: rep.ID})
-		if rep.ReleaseID != "" && (rep.Result == fleet.ResultInstalled || rep.Result == fleet.ResultFailed) {
-			s.queueAutoPause(rep.ReleaseID)
-		}
+	}
+}
+
+// queueAutoPauseAfter queues the auto-pause check of rep's release when
+// rep finishes an install (installed or failed), before the agent is
+// answered.
+func (s *Server) queueAutoPauseAfter(rep fleet.Report) {
+	if rep.ReleaseID != "" && (rep.Result == fleet.ResultInstalled || rep.Result == fleet.ResultFailed) {
+		s.queueAutoPause(rep.ReleaseID)
 	}
 }
 

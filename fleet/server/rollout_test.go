@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fwagent/fwagent/agent/report"
 	"github.com/fwagent/fwagent/fleet"
 	"github.com/fwagent/fwagent/fleet/server"
 	"github.com/fwagent/fwagent/manifest"
@@ -195,6 +196,56 @@ func TestSetRolloutRefusesARolloutNoAgentWouldAccept(t *testing.T) {
 		}
 		if hs, err := f.store.Held(context.Background()); err != nil || len(hs) != 1 {
 			t.Fatalf("held %+v, %v", hs, err)
+		}
+	})
+}
+
+// A report stored by a COMMIT whose outcome was unknown was answered 503,
+// and no auto-pause check was queued for it; the agent sends it again and
+// it is a replay, ignored. If it was the report that crossed the failure
+// limit, the replay still has its release checked, and paused.
+func TestAReplayedReportHasItsReleaseChecked(t *testing.T) {
+	stores(t, func(t *testing.T, open func(t *testing.T) fleet.Store) {
+		ctx := context.Background()
+		f := newFixture(t, open(t), server.Options{Enrolment: server.EnrolOpen, MaxFailureRate: 0.25, MinInstalls: 1})
+		a := f.agent("SN1")
+		if _, err := a.checkIn(); err != nil {
+			t.Fatal(err)
+		}
+		env, rep, err := a.key.SignReport(fleet.Report{Report: report.Report{ID: "x", DeviceSerial: "SN1", Model: "iDS-9632NXI-I8/16S",
+			ReleaseID: "r1", Step: "install", Result: fleet.ResultFailed, Codes: []string{"badFlash"}, AgentVersion: "1.0"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// What the lost COMMIT stored: the report and its sequence.
+		if err := f.store.Update(ctx, func(tx fleet.Tx) error {
+			ds, err := tx.DevicesForUpdate(ctx, []string{"SN1"})
+			if err != nil {
+				return err
+			}
+			d := ds["SN1"]
+			d.ReportSeq = rep.Seq
+			if err := tx.PutDevices(ctx, []*fleet.Device{d}); err != nil {
+				return err
+			}
+			return tx.AddReports(ctx, []fleet.ReportRecord{{Received: time.Now().UTC(), Report: rep, KeyID: d.KeyID}})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if f.held() {
+			t.Fatal("r1 paused before any check")
+		}
+		if st, body := f.post(fleet.ReportPath, env.Marshal()); st != http.StatusOK || !strings.Contains(body, "ignored") {
+			t.Fatalf("the report sent again: %d %s, want 200 ignored", st, body)
+		}
+		if !f.held() {
+			t.Fatal("r1 not paused at 1 failed of 1 finished after the replay of its failure")
+		}
+		if rel, _ := f.release("r1"); rel.PausedBy != server.ActorAutoPause || !strings.Contains(rel.PauseCause, "1 failed of 1 finished") {
+			t.Fatalf("release %+v: want paused by %s for 1 failed of 1 finished", rel, server.ActorAutoPause)
+		}
+		if n := f.reportsOn("r1"); n != 1 {
+			t.Fatalf("%d reports on r1, want the one stored", n)
 		}
 	})
 }
