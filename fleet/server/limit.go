@@ -167,8 +167,11 @@ func newSources(lim Limits, log logrus.FieldLogger) *sources {
 }
 
 // keys returns the sources of a connection's remote address (host:port):
-// an IPv4 address (as a /32), or an IPv6 address's /64 and its /48, in
-// that order. exempt is true for an address in Limits.Exempt (an IPv6
+// an IPv4 address (as a /32), or an IPv6 address's /48 and its /64, in
+// that order: take asks the /48 first, so a request the /48 refuses
+// never makes (or refreshes) a /64 entry. Otherwise refused requests,
+// which cost nothing, could fill the table with /64s and push out the
+// sources whose buckets were empty. exempt is true for an address in Limits.Exempt (an IPv6
 // zone such as %eth0 is ignored). An address that does not parse (not a
 // TCP connection) is the zero Prefix: such requests share one source.
 func (t *sources) keys(remote string) (keys []netip.Prefix, exempt bool) {
@@ -187,7 +190,7 @@ func (t *sources) keys(remote string) (keys []netip.Prefix, exempt bool) {
 	}
 	p64, _ := a.Prefix(64)
 	p48, _ := a.Prefix(48)
-	return []netip.Prefix{p64, p48}, false
+	return []netip.Prefix{p48, p64}, false
 }
 
 // share is how many sources' limits key's buckets hold: Slash48Sources

@@ -26,13 +26,13 @@ func TestASourceIsAnIPv4AddressOrAnIPv6Slash64AndItsSlash48(t *testing.T) {
 	}{
 		{"192.0.2.7:4242", "[192.0.2.7/32]", false},
 		{"[::ffff:192.0.2.7]:4242", "[192.0.2.7/32]", false},
-		{"[2001:db8:1:2:aaaa::1]:4242", "[2001:db8:1:2::/64 2001:db8:1::/48]", false},
-		{"[2001:db8:1:2:bbbb::9]:80", "[2001:db8:1:2::/64 2001:db8:1::/48]", false},
+		{"[2001:db8:1:2:aaaa::1]:4242", "[2001:db8:1::/48 2001:db8:1:2::/64]", false},
+		{"[2001:db8:1:2:bbbb::9]:80", "[2001:db8:1::/48 2001:db8:1:2::/64]", false},
 		{"10.9.8.7:1", "[]", true},
 		{"[2001:db8:ffff::1]:1", "[]", true},
-		{"[2001:db8:ffff::2]:1", "[2001:db8:ffff::/64 2001:db8:ffff::/48]", false},
+		{"[2001:db8:ffff::2]:1", "[2001:db8:ffff::/48 2001:db8:ffff::/64]", false},
 		{"[fe80::1%eth0]:1", "[]", true},
-		{"[fe80:0:0:1::1%eth0]:1", "[fe80:0:0:1::/64 fe80::/48]", false},
+		{"[fe80:0:0:1::1%eth0]:1", "[fe80::/48 fe80:0:0:1::/64]", false},
 		{"@", "[invalid Prefix]", false},
 	} {
 		keys, exempt := s.keys(c.remote)
@@ -52,11 +52,27 @@ func TestTheSlash64sOfASlash48ShareItsBuckets(t *testing.T) {
 	if _, ok := s.allow("[2001:db8:1:ffff::1]:1", true, t0); ok {
 		t.Fatalf("a /64 past the %d the /48 holds was served: a /48 gets more than %d sources' limits", Slash48Sources, Slash48Sources)
 	}
-	if l := s.m[netip.MustParsePrefix("2001:db8:1:ffff::/64")].write; l.TokensAt(t0) != 1 {
-		t.Fatalf("the refused /64 lost its own write (%g left): refused by the /48, it should have taken nothing", l.TokensAt(t0))
+	if _, ok := s.m[netip.MustParsePrefix("2001:db8:1:ffff::/64")]; ok {
+		t.Fatal("the /64 the /48 refused has an entry: refused requests, which cost nothing, would fill the table")
 	}
 	if _, ok := s.allow("[2001:db8:2::1]:1", true, t0); !ok {
 		t.Fatal("another /48 refused")
+	}
+}
+
+func TestRefusedRequestsDoNotPushSourcesOutOfTheTable(t *testing.T) {
+	s, _ := testSources(Limits{WriteRate: 1.0 / 3600, WriteBurst: 1, MaxSources: Slash48Sources + 2})
+	const spent = "192.0.2.1:1"
+	if _, ok := s.allow(spent, true, t0); !ok {
+		t.Fatal("a source's first write refused")
+	}
+	// One /48's every /64, far more than the table holds: the /48 serves
+	// Slash48Sources of them, and the rest are refused without an entry.
+	for i := range 4 * (Slash48Sources + 2) {
+		s.allow(fmt.Sprintf("[2001:db8:1:%x::1]:1", i), true, t0)
+	}
+	if _, ok := s.allow(spent, true, t0); ok {
+		t.Fatal("the source that spent its bucket was served again: refused requests pushed it out of the table and it came back with full buckets")
 	}
 }
 
