@@ -86,9 +86,9 @@ is never limited; a wrong token past --auth-failures is answered 429.
 
 Without --tls-cert/--tls-key the server refuses to listen beyond loopback
 unless --insecure-listen says so (the admin token and the inventory would
-travel in clear). --insecure-listen needs --rate-exempt too: the proxy's
-address, or '' to limit the proxy as one source. Runs until SIGINT or
-SIGTERM.`,
+travel in clear). --insecure-listen beyond loopback needs --rate-exempt
+too: the proxy's address, or '' to limit the proxy as one source (a proxy
+on this host is exempt already). Runs until SIGINT or SIGTERM.`,
 		Example: `  openssl rand -hex 32 > admin.token && chmod 600 admin.token
   fwctl fleet serve --admin-token-file admin.token --max-failure-rate 5% --min-installs 10
   fwctl fleet serve --listen 0.0.0.0:8471 --tls-cert fleet.crt --tls-key fleet.key \
@@ -103,7 +103,7 @@ SIGTERM.`,
 					return cli.Usage(err)
 				}
 			}
-			if insecure && tlsCert == "" && !cmd.Flags().Changed("rate-exempt") {
+			if insecure && tlsCert == "" && checkLoopback(listen) != nil && !cmd.Flags().Changed("rate-exempt") {
 				return cli.Usage(errors.New("--insecure-listen needs --rate-exempt: behind a TLS proxy every request comes from the proxy's address, " +
 					"so all agents would share one source's limits; give --rate-exempt PROXY-ADDRESS and let the proxy limit each client " +
 					"(see docs/fleet.md, \"Behind a proxy or load balancer\"), or --rate-exempt '' to limit the proxy as one source"))
@@ -174,7 +174,7 @@ SIGTERM.`,
 	c.Flags().Float64Var(&limits.ReadRate, "read-rate", limits.ReadRate, "GET requests a second one source address may sustain (the admin API's reads, the web page, /healthz); 0: no limit")
 	c.Flags().IntVar(&limits.ReadBurst, "read-burst", limits.ReadBurst, "GET requests one source address may make at once, refilled at --read-rate")
 	c.Flags().IntVar(&limits.AuthFailures, "auth-failures", limits.AuthFailures, "wrong admin or viewer tokens one source address may send a minute (as many at once); past them its wrong tokens get 429, a right one still passes; 0: no limit")
-	c.Flags().StringSliceVar(&exempt, "rate-exempt", prefixStrings(limits.Exempt), "source networks (CIDR, or one address) never limited: this host, a trusted proxy; '' exempts none (required with --insecure-listen)")
+	c.Flags().StringSliceVar(&exempt, "rate-exempt", prefixStrings(limits.Exempt), "source networks (CIDR, or one address) never limited: this host, a trusted proxy; '' exempts none (required with --insecure-listen beyond loopback)")
 	return c
 }
 

@@ -521,6 +521,12 @@ func TestFleetServeLimitsEachSourceAddress(t *testing.T) {
 			}
 		})
 	}
+	t.Run("--insecure-listen on loopback starts without --rate-exempt: a proxy on this host is exempt already", func(t *testing.T) {
+		_, errs := startFleetServe(t, "--db", filepath.Join(dir, "local-proxy.db"), "--insecure-listen")
+		if strings.Contains(errs.String(), "--rate-exempt") {
+			t.Fatalf("complains: %s", errs)
+		}
+	})
 	t.Run("--insecure-listen starts with an explicit --rate-exempt, even an empty one", func(t *testing.T) {
 		_, errs := startFleetServe(t, "--db", filepath.Join(dir, "proxied.db"), "--insecure-listen", "--rate-exempt", "")
 		if strings.Contains(errs.String(), "--rate-exempt") {
