@@ -10,12 +10,20 @@
 -- A database from before this migration may hold copies of imported
 -- reports (an import run twice). Each copy after the first stored (the
 -- lowest id) is deleted here, before the unique index is built: the
--- copies counted twice in the rollout statistics and the auto-pause, and
--- the report they repeat stays. Reports from agents (signed, de-duplicated
--- by their sequence numbers) are not touched.
+-- copies doubled the stored rows, the reports export and the auto-pause
+-- check's work, and the report they repeat stays. Reports from agents
+-- (signed, de-duplicated by their sequence numbers) are not touched. The
+-- copies are found by numbering each report id's rows (one sort), not by
+-- NOT IN over a subquery, which PostgreSQL runs once per row when the
+-- ids do not fit in work_mem (hours for a few hundred thousand reports).
 DELETE FROM reports
-WHERE key_id = 'import'
-  AND id NOT IN (SELECT MIN(id) FROM reports WHERE key_id = 'import' GROUP BY report_id);
+WHERE id IN (
+    SELECT id FROM (
+        SELECT id, row_number() OVER (PARTITION BY report_id ORDER BY id) AS n
+        FROM reports WHERE key_id = 'import'
+    ) numbered
+    WHERE n > 1
+);
 CREATE UNIQUE INDEX reports_imported ON reports (report_id) WHERE key_id = 'import';
 
 -- +goose Down
