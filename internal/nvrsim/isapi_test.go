@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -397,6 +398,45 @@ func TestWaitStopsWithTheContext(t *testing.T) {
 	cancel()
 	if err := s.Wait(ctx, func(State) bool { return false }); !errors.Is(err, context.Canceled) {
 		t.Errorf("Wait = %v, want context.Canceled", err)
+	}
+}
+
+// A state that lasts from one change to the next is seen by a Wait that
+// was blocked, however late its goroutine runs: the condition is checked
+// as each change is made.
+func TestWaitSeesAStateThatLastsAnInstant(t *testing.T) {
+	s := New(Config{})
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Wait(context.Background(), func(st State) bool { return st.Faults.BusyFor == 3 })
+	}()
+	// Until the Wait is registered; then two changes back to back.
+	for {
+		s.mu.Lock()
+		n := len(s.waiters)
+		s.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		runtime.Gosched()
+	}
+	s.SetFaults(Faults{BusyFor: 3})
+	s.SetFaults(Faults{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Wait missed the state between two changes")
+	}
+	s.mu.Lock()
+	left := len(s.waiters)
+	s.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d waiters left after the Wait returned", left)
 	}
 }
 

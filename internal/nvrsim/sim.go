@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -83,7 +84,7 @@ type Sim struct {
 	mu          sync.Mutex
 	st          State
 	faults      Faults
-	changed     chan struct{} // closed and replaced on every change
+	waiters     []*waiter // Waits whose condition did not hold yet
 	nonces      map[string]*nonceInfo
 	lockedUntil time.Time
 	gen         int // bumps on every flash or reboot, to retire stale timers
@@ -112,10 +113,9 @@ func NewChecked(cfg Config) (*Sim, error) {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	s := &Sim{
-		cfg:     cfg,
-		opaque:  hex.EncodeToString(b[:]),
-		changed: make(chan struct{}),
-		nonces:  map[string]*nonceInfo{},
+		cfg:    cfg,
+		opaque: hex.EncodeToString(b[:]),
+		nonces: map[string]*nonceInfo{},
 	}
 	s.st = State{
 		Model:     cfg.Model,
@@ -175,28 +175,61 @@ func (s *Sim) snapshot() State {
 	return st
 }
 
-// notify wakes every Wait. The caller holds s.mu.
+// waiter is one Wait: cond is checked after every change, done closed
+// once it held.
+type waiter struct {
+	cond func(State) bool
+	done chan struct{}
+}
+
+// notify checks the condition of every Wait against the state as it is
+// now, so that a Wait sees every state the recorder passes through, even
+// one that lasts less than the waiting goroutine takes to be scheduled.
+// The caller holds s.mu.
 func (s *Sim) notify() {
-	close(s.changed)
-	s.changed = make(chan struct{})
+	if len(s.waiters) == 0 {
+		return
+	}
+	st := s.snapshot()
+	kept := s.waiters[:0]
+	for _, w := range s.waiters {
+		if w.cond(st) {
+			close(w.done)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	clear(s.waiters[len(kept):])
+	s.waiters = kept
 }
 
 // Wait blocks until cond holds for the recorder's state, or ctx ends. It
-// checks cond at once and again after every change, never by polling.
+// checks cond at once and again at every change, as the change is made,
+// never by polling: a state that lasts an instant (a flash of a few
+// milliseconds) is not missed. cond runs with the simulator locked and
+// must not call it.
 func (s *Sim) Wait(ctx context.Context, cond func(State) bool) error {
-	for {
-		s.mu.Lock()
-		st := s.snapshot()
-		ch := s.changed
+	s.mu.Lock()
+	if cond(s.snapshot()) {
 		s.mu.Unlock()
-		if cond(st) {
-			return nil
-		}
+		return nil
+	}
+	w := &waiter{cond: cond, done: make(chan struct{})}
+	s.waiters = append(s.waiters, w)
+	s.mu.Unlock()
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
+		case <-w.done: // it held as ctx ended
+			return nil
+		default:
 		}
+		s.waiters = slices.DeleteFunc(s.waiters, func(x *waiter) bool { return x == w })
+		return ctx.Err()
 	}
 }
 
