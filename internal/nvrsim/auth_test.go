@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,7 +84,10 @@ func TestWrongCredentialsCountAndLockAfterSeven(t *testing.T) {
 		{"an unknown user counts as one failed login per request", "root", testPassword},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := start(t, Config{LockFor: 300 * time.Millisecond})
+			// The lock is timed by a clock the test moves: it holds,
+			// however slow the requests below, until the test ends it.
+			clock := &manualClock{t: time.Now()}
+			srv := start(t, Config{LockFor: time.Hour, Now: clock.Now})
 			// NoReuse: a cached challenge would make the transport try
 			// twice (cached nonce, then the fresh one) and cost two failed
 			// logins per request; see TestReusedChallengeCostsTwoFailedLogins.
@@ -119,7 +123,10 @@ func TestWrongCredentialsCountAndLockAfterSeven(t *testing.T) {
 			if got := srv.State().TotalFailedLogins; got != 7 {
 				t.Errorf("attempts during the lock were counted: total %d, want 7", got)
 			}
-			waitFor(t, srv.Sim, "the lock to end", func(s State) bool { return !s.Locked })
+			clock.Add(time.Hour)
+			if srv.State().Locked {
+				t.Fatal("still locked once the lock's time passed")
+			}
 			if code, body := do(t, good, http.MethodGet, srv.URL()+"/ISAPI/System/deviceInfo"); code != http.StatusOK {
 				t.Fatalf("after the lock: status %d body %s", code, body)
 			}
@@ -128,6 +135,38 @@ func TestWrongCredentialsCountAndLockAfterSeven(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A lock ends on its own when its time has passed, without a request: the
+// failure count is reset and a Wait sees it.
+func TestALockEndsOnItsOwn(t *testing.T) {
+	srv := start(t, Config{LockAfter: 1, LockFor: 50 * time.Millisecond})
+	code, body := do(t, client(testUser, "wrong"), http.MethodGet, srv.URL()+"/ISAPI/System/deviceInfo")
+	if rs := xmlStatus(t, body); code != http.StatusUnauthorized || rs.LockStatus != "lock" {
+		t.Fatalf("status %d body %s, want 401 lock", code, body)
+	}
+	st := waitFor(t, srv.Sim, "the lock to end", func(s State) bool { return !s.Locked && s.FailedLogins == 0 })
+	if st.TotalFailedLogins != 1 {
+		t.Errorf("total failed logins = %d, want 1", st.TotalFailedLogins)
+	}
+}
+
+// manualClock is a clock that moves only when the test moves it.
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *manualClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }
 
 func TestGoodLoginResetsTheFailureCount(t *testing.T) {
