@@ -1,6 +1,8 @@
 // Package pgtest starts a throwaway PostgreSQL cluster for tests and
-// benchmarks: initdb in a fresh temporary directory, a free loopback port,
-// the unix socket in that directory, pg_ctl start and stop. A cluster's
+// benchmarks: initdb in a fresh temporary directory, a loopback port
+// reserved for the cluster's life (internal/testport: no other test
+// binary is given it while the server starts or while it is stopped), the
+// unix socket in that directory, pg_ctl start and stop. A cluster's
 // server can also be stopped and started again on the same port with its
 // data kept (StopServer, StartServer), for tests of a database outage:
 // such a test owns its cluster (Own or Start), never the shared one of URL,
@@ -19,7 +21,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -33,6 +34,8 @@ import (
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/fwagent/fwagent/internal/testport"
 )
 
 // ErrNoPostgres means no PostgreSQL binaries were found.
@@ -43,6 +46,7 @@ var ErrNoPostgres = errors.New("PostgreSQL binaries (initdb, pg_ctl) not found: 
 type Cluster struct {
 	Dir  string // temporary directory: data/, sockets, log
 	Port int
+	port *testport.Reservation // held from Start to Stop
 	bin  string
 	cred *syscall.Credential
 	n    atomic.Int64
@@ -102,6 +106,9 @@ func Start(ctx context.Context, opt Options) (*Cluster, error) {
 	}
 	c := &Cluster{Dir: dir, bin: bin}
 	fail := func(err error) (*Cluster, error) {
+		if c.port != nil {
+			c.port.Close()
+		}
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -122,12 +129,11 @@ func Start(ctx context.Context, opt Options) (*Cluster, error) {
 	if out, err := c.run(ctx, "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"); err != nil {
 		return fail(fmt.Errorf("initdb: %w\n%s", err, out))
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	res, err := testport.Reserve()
 	if err != nil {
 		return fail(err)
 	}
-	c.Port = ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	c.port, c.Port = res, res.Port
 	maxConn := opt.MaxConnections
 	if maxConn <= 0 {
 		maxConn = 100
@@ -174,8 +180,8 @@ func (c *Cluster) StopServer() error {
 
 // StartServer starts a server StopServer stopped, on the same data, port
 // and settings, and returns once it accepts connections. Starting a
-// running server does nothing. It fails if another program took the port
-// meanwhile (the error holds the server's log).
+// running server does nothing. The port stayed reserved while the server
+// was stopped: no other program took it.
 func (c *Cluster) StartServer(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -259,6 +265,10 @@ func (c *Cluster) Stop() error {
 	}
 	if rerr := os.RemoveAll(c.Dir); err == nil {
 		err = rerr
+	}
+	if c.port != nil {
+		c.port.Close()
+		c.port = nil
 	}
 	return err
 }
