@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/fwagent/fwagent/internal/retry"
+	"github.com/fwagent/fwagent/internal/testport"
 )
 
 const token = "tok-SECRET-4711"
@@ -82,16 +82,11 @@ func fastClient(log logrus.FieldLogger) *retryablehttp.Client {
 	return c
 }
 
-// deadURL is the address of a listener that was closed: connections fail.
+// deadURL is the address of a port reserved for the test that nobody
+// listens on: connections are refused.
 func deadURL(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "http://" + addr + "/reports"
+	return "http://" + testport.Addr(t) + "/reports"
 }
 
 // capture returns a logger at trace level writing into buf.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/internal/lab"
 	"github.com/fwagent/fwagent/internal/nvrsim"
+	"github.com/fwagent/fwagent/internal/testport"
 	"github.com/fwagent/fwagent/manifest"
 )
 
@@ -146,7 +146,7 @@ func TestUpdateFromARelativeFolder(t *testing.T) {
 }
 
 func TestRunServesStatusAndStopsOnCancel(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testport.Addr(t) // held until the test ends: the daemon listens on it
 	l := startLab(t, fmt.Sprintf("status:\n  listen: %s\n", addr))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -216,17 +216,6 @@ func TestRunRefusesAPublicStatusAddressWithoutToken(t *testing.T) {
 	if code == exitOK || !strings.Contains(stderr, "token") {
 		t.Fatalf("run exited %d with %q; want a refusal naming the token", code, stderr)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 func copyFile(t *testing.T, from, to string) {

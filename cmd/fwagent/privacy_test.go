@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/fwagent/fwagent/internal/lab"
 	"github.com/fwagent/fwagent/internal/nvrsim"
+	"github.com/fwagent/fwagent/internal/testport"
 	"github.com/fwagent/fwagent/manifest"
 )
 
@@ -25,15 +25,11 @@ func withUserinfo(raw, user, pass string) string {
 	return strings.Replace(raw, "://", "://"+user+":"+pass+"@", 1)
 }
 
-// closedURL is an http URL on a loopback port nobody listens on.
+// closedURL is an http URL on a loopback port reserved for the test that
+// nobody listens on: connections are refused.
 func closedURL(t *testing.T, user, pass, path string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testport.Addr(t)
 	if user == "" {
 		return "http://" + addr + path
 	}

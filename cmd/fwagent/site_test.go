@@ -16,6 +16,7 @@ import (
 	"github.com/fwagent/fwagent/agent"
 	"github.com/fwagent/fwagent/internal/lab"
 	"github.com/fwagent/fwagent/internal/nvrsim"
+	"github.com/fwagent/fwagent/internal/testport"
 )
 
 // startSiteLab starts a site: two 16S on custom 4.1.20 and a /S look-alike
@@ -125,7 +126,7 @@ func mapKeys(m map[string]string) []string {
 // TestASiteStatusEndpointIsRedacted: a site's daemon serves one status per
 // recorder, behind its token, each identity redacted as the default bundle.
 func TestASiteStatusEndpointIsRedacted(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testport.Addr(t) // held until the test ends: the daemon listens on it
 	dir := t.TempDir()
 	tokenPath := filepath.Join(dir, "status.token")
 	if err := os.WriteFile(tokenPath, []byte("s3cret-status-token\n"), 0o600); err != nil {

@@ -6,21 +6,14 @@ import (
 	"testing"
 
 	"github.com/fwagent/fwagent/device"
+	"github.com/fwagent/fwagent/internal/testport"
 )
 
-// closedURL returns the URL of a loopback port that was listening a moment
-// ago and is now closed: a dial to it is refused.
+// closedURL returns the URL of a loopback port reserved for the test that
+// nobody listens on: a dial to it is refused.
 func closedURL(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return "http://" + addr
+	return "http://" + testport.Addr(t)
 }
 
 func TestADeviceNeverReachedIsReportedUnreachable(t *testing.T) {
