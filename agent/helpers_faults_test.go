@@ -134,9 +134,14 @@ func (w *world) assertUntouched(t *testing.T) {
 
 func hasCode(out agent.Outcome, code string) bool { return slices.Contains(out.Codes, code) }
 
+// waitCtx bounds a test's waits for work that takes seconds (a whole
+// update, a crash test's restarted agents): a guard against a hang, not a
+// measure of speed. Two minutes, because CI runs these under -race beside
+// another package on two cores, and a crash test's nine subtests with
+// their agent processes run at once.
 func waitCtx(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
