@@ -24,6 +24,7 @@ import (
 	"github.com/fwagent/fwagent/agent/config"
 	"github.com/fwagent/fwagent/internal/nvrsim"
 	"github.com/fwagent/fwagent/internal/testimage"
+	"github.com/fwagent/fwagent/internal/testport"
 	"github.com/fwagent/fwagent/manifest"
 )
 
@@ -103,7 +104,11 @@ type SiteDevice struct {
 // Lab is a running world: simulator, update server, key and config.
 type Lab struct {
 	Dir string
-	Sim *nvrsim.Server // the recorder (a site's first)
+	// Sim is the recorder (a site's first). A test may Close it to make
+	// the recorder vanish: a lab's single recorder listens on a port the
+	// lab keeps reserved until Close, so that connections to it are then
+	// refused, never answered by a server another test binary started.
+	Sim *nvrsim.Server
 	// Site is the site's recorders (Options.Site); nil otherwise.
 	Site       *nvrsim.Site
 	Updates    *httptest.Server
@@ -121,6 +126,7 @@ type Lab struct {
 	ManifestRequests, NotModified, ImageBytes, ImageRequests atomic.Int64
 
 	opts     Options
+	simPort  *testport.Reservation // the single recorder's port
 	mu       sync.Mutex
 	manifest *manifest.Manifest
 	envelope []byte
@@ -204,8 +210,13 @@ func Start(opts Options) (_ *Lab, err error) {
 		}
 		l.Sim = l.Site.Recorders[0]
 		l.opts.Site = opts.Site
-	} else if l.Sim, err = nvrsim.Start(opts.Device); err != nil {
-		return nil, err
+	} else {
+		if l.simPort, err = testport.Reserve(); err != nil {
+			return nil, err
+		}
+		if l.Sim, err = nvrsim.Listen(l.simPort.Addr(), opts.Device); err != nil {
+			return nil, err
+		}
 	}
 	l.Updates = httptest.NewServer(http.HandlerFunc(l.serve))
 	m := &manifest.Manifest{Schema: manifest.SchemaVersion, Serial: opts.Serial, Releases: []manifest.Release{}}
@@ -441,6 +452,9 @@ func (l *Lab) Close() {
 		l.Site.Close()
 	} else if l.Sim != nil {
 		_ = l.Sim.Close()
+	}
+	if l.simPort != nil {
+		_ = l.simPort.Close()
 	}
 }
 

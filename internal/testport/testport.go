@@ -9,7 +9,8 @@
 // as a test needs it to refuse connections, any test binary running at
 // the same time may be given it. A reservation closes that window.
 //
-// It is for tests only, and Linux (or another Unix) only.
+// It is for tests and for the lab (internal/lab, which the demo runs too),
+// on Linux or another Unix.
 package testport
 
 import (
@@ -29,7 +30,15 @@ type Reservation struct {
 // Reserve binds a socket to a free port of 127.0.0.1 without listening on
 // it, with SO_REUSEADDR so that a listener can still bind the port.
 func Reserve() (*Reservation, error) {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	// Under ForkLock, as the net package does where SOCK_CLOEXEC is
+	// missing: a program started meanwhile must not inherit the socket
+	// and keep the port after Close.
+	syscall.ForkLock.RLock()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fd)
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("testport: socket: %w", err)
 	}
