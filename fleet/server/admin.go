@@ -402,13 +402,29 @@ func (s *Server) handlePause(pause bool) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		changed, err := s.setPaused(r.Context(), id, pause, who, req.Cause)
+		changed, err := s.resumeOrPause(r.Context(), id, pause, who, req.Cause)
 		if err != nil {
 			s.unavailable(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"release": id, "paused": pause, "changed": changed})
 	}
+}
+
+// resumeOrPause is setPaused for the admin API: a resume also forgets the
+// auto-pause checks asked for before it (autoQueue.resumed), so that none
+// pauses the release again on the reports the operator resumed it on.
+func (s *Server) resumeOrPause(ctx context.Context, id string, pause bool, who, cause string) (bool, error) {
+	if pause {
+		return s.setPaused(ctx, id, true, who, cause)
+	}
+	s.auto.resumeMu.Lock()
+	defer s.auto.resumeMu.Unlock()
+	changed, err := s.setPaused(ctx, id, false, who, cause)
+	if err == nil {
+		s.auto.resumed(id)
+	}
+	return changed, err
 }
 
 // setPaused pauses or resumes a release and logs it; changed is false when

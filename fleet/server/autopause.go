@@ -35,6 +35,33 @@ type autoQueue struct {
 	busy      bool
 	closed    bool
 	timer     *time.Timer // wakes the checker for the next deferred check
+	// resumes counts each release's resumes on this server, so that a
+	// check that began before a resume does not pause on what the
+	// operator just judged; resumeMu orders a resume against the pause
+	// that ends such a check.
+	resumes  map[string]uint64
+	resumeMu sync.Mutex
+}
+
+// resumed forgets the checks of releaseID asked for before its resume
+// (made while it was paused, or just before: what the operator resumed
+// it on) and marks a check now running as begun before it. The next
+// finished install asks for a new check. Called with q.resumeMu held.
+func (q *autoQueue) resumed(releaseID string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	delete(q.pending, releaseID)
+	if q.resumes == nil {
+		q.resumes = map[string]uint64{}
+	}
+	q.resumes[releaseID]++
+}
+
+// resumesOf returns how often releaseID was resumed on this server.
+func (q *autoQueue) resumesOf(releaseID string) uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.resumes[releaseID]
 }
 
 // autoPauseSpacing is the wait after a check, in durations of that check.
@@ -100,10 +127,11 @@ func (s *Server) autoPauser() {
 		}
 		delete(q.pending, id)
 		q.busy = true
+		resumes := q.resumes[id]
 		q.mu.Unlock()
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		s.checkAutoPause(ctx, id)
+		s.checkAutoPause(ctx, id, resumes)
 		cancel()
 		took := time.Since(start)
 		q.mu.Lock()
@@ -130,7 +158,11 @@ func (s *Server) AutoPauseSettled() {
 // (confirmed or failed) and a failure rate above MaxFailureRate. Only
 // signed, verified reports are in the store; the counting rules are the
 // ones fwctl rollout status and advance use (reports.Summarize).
-func (s *Server) checkAutoPause(ctx context.Context, releaseID string) {
+//
+// resumes is how often the release had been resumed on this server when
+// the check began: a resume made since wins, and the check pauses
+// nothing.
+func (s *Server) checkAutoPause(ctx context.Context, releaseID string, resumes uint64) {
 	if s.opt.MaxFailureRate <= 0 {
 		return
 	}
@@ -142,7 +174,14 @@ func (s *Server) checkAutoPause(ctx context.Context, releaseID string) {
 	if paused || cause == "" {
 		return
 	}
+	s.auto.resumeMu.Lock()
+	if s.auto.resumesOf(releaseID) != resumes {
+		s.auto.resumeMu.Unlock()
+		s.log.WithField("release", releaseID).Info("auto-pause check: the release was resumed while it ran; not paused on what it read")
+		return
+	}
 	changed, err := s.setPaused(ctx, releaseID, true, ActorAutoPause, cause)
+	s.auto.resumeMu.Unlock()
 	if err != nil {
 		s.log.WithError(err).WithField("release", releaseID).Error("auto-pause failed")
 		return

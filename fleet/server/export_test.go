@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/ed25519"
 	"net/http/httptest"
 
@@ -45,3 +46,13 @@ func (q *Queued) Answer() *httptest.ResponseRecorder {
 // admin counters' store_unavailable), read without the store: a test reads
 // it while the database is down.
 func (s *Server) StoreErrors() int64 { return s.storeErr.Load() }
+
+// Resumes is how often releaseID was resumed on this server.
+func (s *Server) Resumes(releaseID string) uint64 { return s.auto.resumesOf(releaseID) }
+
+// RunAutoPauseCheck runs a check of releaseID as one that began when the
+// release had been resumed resumes times: a test's way to have a check
+// begin before a resume and end after it.
+func (s *Server) RunAutoPauseCheck(releaseID string, resumes uint64) {
+	s.checkAutoPause(context.Background(), releaseID, resumes)
+}

@@ -285,13 +285,28 @@ func TestAutoPauseOnFailureRate(t *testing.T) {
 		if c := f.counters(); c[fleet.CounterAutoPauses] != 1 || c[fleet.CounterForged] != 3 {
 			t.Fatalf("counters %v", c)
 		}
+		// A check asked for while the release is paused, or running when
+		// the operator resumes it, does not pause it again on the reports
+		// it was resumed on.
+		before := f.srv.Resumes("r1")
+		_ = as[0].report("r1", "confirm", fleet.ResultInstalled)
 		f.admin("POST", "/v1/admin/releases/r1/resume", server.PauseRequest{Cause: "cause found, fixed"}, nil)
+		f.srv.RunAutoPauseCheck("r1", before)
+		if held := f.held(); held {
+			t.Fatal("a check begun or asked for before the resume paused the release again")
+		}
 		if reply, _ := as[3].checkIn(); len(reply.Holds) != 0 {
 			t.Fatalf("holds after resume: %+v", reply.Holds)
 		}
 		log, _ := f.store.Pauses(context.Background(), "r1", 10)
 		if len(log) != 2 || log[1].Actor != server.ActorAutoPause || log[0].Actor != "admin (tester@host)" {
 			t.Fatalf("pause log %+v", log)
+		}
+		// The next finished install after the resume is judged with the
+		// stage as it stands (docs/fleet.md: find the cause first).
+		_ = as[3].report("r1", "install", fleet.ResultFailed, "badFlash")
+		if held := f.held(); !held {
+			t.Fatal("a failure after the resume, with the stage above the limit, did not pause the release")
 		}
 	})
 }
