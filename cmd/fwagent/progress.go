@@ -113,7 +113,10 @@ func (v *progressView) Write(p []byte) (int, error) {
 	}
 	_ = v.bar.Clear()
 	n, err := v.w.Write(p)
-	_ = v.bar.RenderBlank()
+	// The bar redraws itself at most every 100 ms (its throttle), which
+	// would leave it off the screen after a line until the next update:
+	// draw what it last drew again.
+	_, _ = io.WriteString(v.w, v.bar.String()) // it starts with \r
 	return n, err
 }
 

@@ -60,7 +60,8 @@ func TestProgressOnATerminalPrintsLogLinesAboveTheBar(t *testing.T) {
 	}
 	v.Finish()
 	s := out.String()
-	i := strings.Index(s, "time=x level=info msg=\"downloading image\"\n")
+	const line = "time=x level=info msg=\"downloading image\"\n"
+	i := strings.Index(s, line)
 	if i < 0 {
 		t.Fatalf("log line missing or cut:\n%q", s)
 	}
@@ -68,7 +69,7 @@ func TestProgressOnATerminalPrintsLogLinesAboveTheBar(t *testing.T) {
 	if before := s[:i]; !strings.HasSuffix(before, "\r") {
 		t.Errorf("the bar was not cleared before the log line:\n%q", s)
 	}
-	if !strings.Contains(s[i:], "download") {
+	if !strings.Contains(s[i+len(line):], "download") {
 		t.Errorf("the bar was not drawn again below the log line:\n%q", s)
 	}
 }
