@@ -311,6 +311,12 @@ func (t *sources) allow(remote string, write bool, now time.Time) (retry int, ok
 	if kind.rate <= 0 {
 		return 0, true
 	}
+	return t.takeFrom(remote, kind, now)
+}
+
+// takeFrom takes one request of kind's buckets of remote's sources,
+// unless remote is exempt.
+func (t *sources) takeFrom(remote string, kind bucketKind, now time.Time) (retry int, ok bool) {
 	keys, exempt := t.keys(remote)
 	if exempt {
 		return 0, true
@@ -337,13 +343,7 @@ func (t *sources) wrongToken(remote string, now time.Time) (retry int, ok bool) 
 	if t.lim.AuthFailures <= 0 {
 		return 0, true
 	}
-	keys, exempt := t.keys(remote)
-	if exempt {
-		return 0, true
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.take(keys, bucketKind{pick: func(s *source) **rate.Limiter { return &s.auth },
+	return t.takeFrom(remote, bucketKind{pick: func(s *source) **rate.Limiter { return &s.auth },
 		rate: float64(t.lim.AuthFailures) / 60, burst: t.lim.AuthFailures,
 		over: func(_ float64, burst int) string {
 			return fmt.Sprintf("over %d wrong admin or viewer tokens a minute", burst)
