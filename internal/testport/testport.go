@@ -18,7 +18,6 @@ import (
 	"net"
 	"strconv"
 	"syscall"
-	"testing"
 )
 
 // Reservation is a loopback port held for one user.
@@ -78,10 +77,19 @@ func (r *Reservation) Close() error {
 	return err
 }
 
+// TB is the part of testing.TB that Addr uses. The package does not
+// import testing: the lab, and with it the fwagent binary (its demo),
+// reserves ports too, and a daemon has no use for the testing package.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Cleanup(func())
+}
+
 // Addr reserves a port for the rest of the test and returns its address,
 // "127.0.0.1:port": until a server listens on it, connections to it are
 // refused.
-func Addr(t testing.TB) string {
+func Addr(t TB) string {
 	t.Helper()
 	r, err := Reserve()
 	if err != nil {
