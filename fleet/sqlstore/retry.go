@@ -49,10 +49,15 @@ func (d Dialect) mayRetry(ctx context.Context, err error, commit bool) bool {
 		return false
 	}
 	if commit {
-		return d.Unsent != nil && d.Unsent(err)
+		return d.unsent(err)
 	}
-	return d.ConnLost != nil && d.ConnLost(err)
+	return d.connLost(err)
 }
+
+// connLost and unsent are ConnLost and Unsent, false where the dialect
+// has none.
+func (d Dialect) connLost(err error) bool { return d.ConnLost != nil && d.ConnLost(err) }
+func (d Dialect) unsent(err error) bool   { return d.Unsent != nil && d.Unsent(err) }
 
 // Update runs fn in one transaction. One that failed only because its
 // connection was lost, certainly without committing, runs once more on a
@@ -78,7 +83,7 @@ func (s *Store) update(ctx context.Context, fn func(fleet.Tx) error) (commit boo
 		return false, err
 	}
 	if err := tx.Commit(); err != nil {
-		if s.d.ConnLost != nil && s.d.ConnLost(err) && !(s.d.Unsent != nil && s.d.Unsent(err)) {
+		if s.d.connLost(err) && !s.d.unsent(err) {
 			return true, fmt.Errorf("commit to the fleet database: %w: %w", fleet.ErrCommitUnknown, err)
 		}
 		return true, fmt.Errorf("commit to the fleet database: %w", err)
