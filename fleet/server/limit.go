@@ -378,7 +378,7 @@ func (s *Server) limit(h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		write := r.Method != http.MethodGet && r.Method != http.MethodHead
-		if tok := requestToken(r, true); tok != "" && s.opt.AdminToken != "" && s.roleOf(tok) == roleAdmin {
+		if tok := requestToken(r, true); tok != "" && s.roleOf(tok) == roleAdmin {
 			h.ServeHTTP(w, r)
 			return
 		}

@@ -5,9 +5,6 @@ import (
 	"github.com/fwagent/fwagent/reports"
 )
 
-// ImportKeyID marks reports imported from an old reports file.
-const ImportKeyID = fleet.ImportKeyID
-
 // ToRecord converts a stored report to the reports file's Record, so the
 // rollout statistics (package reports) count both the same way.
 func ToRecord(r fleet.ReportRecord) reports.Record {
@@ -23,5 +20,5 @@ func FromRecord(rec reports.Record) fleet.ReportRecord {
 	case reports.ResultFailure:
 		p.Result = fleet.ResultFailed
 	}
-	return fleet.ReportRecord{Received: rec.Received, KeyID: ImportKeyID, Report: fleet.Report{Report: p}}
+	return fleet.ReportRecord{Received: rec.Received, KeyID: fleet.ImportKeyID, Report: fleet.Report{Report: p}}
 }

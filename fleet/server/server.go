@@ -240,11 +240,12 @@ const (
 )
 
 // roleOf returns the role of token (compared with the admin and viewer
-// tokens as SHA-256 digests in constant time).
+// tokens as SHA-256 digests in constant time; a token the server was not
+// given matches nothing).
 func (s *Server) roleOf(token string) role {
 	sum := sha256.Sum256([]byte(token))
 	switch {
-	case subtle.ConstantTimeCompare(sum[:], s.adminSum[:]) == 1:
+	case s.opt.AdminToken != "" && subtle.ConstantTimeCompare(sum[:], s.adminSum[:]) == 1:
 		return roleAdmin
 	case s.opt.ViewerToken != "" && subtle.ConstantTimeCompare(sum[:], s.viewerSum[:]) == 1:
 		return roleViewer

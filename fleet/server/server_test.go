@@ -357,7 +357,7 @@ not json
 		t.Fatalf("import result %+v", res)
 	}
 	recs, _ := f.store.Reports(context.Background(), "r1")
-	if len(recs) != 1 || recs[0].Report.Result != fleet.ResultInstalled || recs[0].KeyID != server.ImportKeyID {
+	if len(recs) != 1 || recs[0].Report.Result != fleet.ResultInstalled || recs[0].KeyID != fleet.ImportKeyID {
 		t.Fatalf("imported %+v", recs)
 	}
 	d, err := f.store.Device(context.Background(), "OLD1")
