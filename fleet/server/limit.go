@@ -1,6 +1,7 @@
 package server
 
 import (
+	"container/list"
 	"fmt"
 	"math"
 	"net/http"
@@ -139,7 +140,7 @@ type sources struct {
 
 	mu    sync.Mutex
 	m     map[netip.Prefix]*source
-	list  source // the sources from the most recently seen (list.next) to the least (list.prev)
+	order *list.List // of *source, from the most recently seen (Front) to the least (Back)
 	swept time.Time
 	lines *rate.Limiter // log lines about limited sources, all together: a flood from many addresses floods no log
 }
@@ -148,10 +149,10 @@ type sources struct {
 type source struct {
 	key               netip.Prefix
 	write, read, auth *rate.Limiter
-	seen              time.Time // last request
-	logged            time.Time // last log line about it
-	refused           int       // 429s since that line
-	prev, next        *source   // neighbours in sources.list
+	seen              time.Time     // last request
+	logged            time.Time     // last log line about it
+	refused           int           // 429s since that line
+	elem              *list.Element // its place in sources.order
 }
 
 func newSources(lim Limits, log logrus.FieldLogger) *sources {
@@ -161,9 +162,7 @@ func newSources(lim Limits, log logrus.FieldLogger) *sources {
 	if lim.MaxSources <= 0 {
 		lim.MaxSources = DefaultMaxSources
 	}
-	t := &sources{lim: lim, log: log, m: map[netip.Prefix]*source{}, lines: rate.NewLimiter(1, 20)}
-	t.list.prev, t.list.next = &t.list, &t.list
-	return t
+	return &sources{lim: lim, log: log, m: map[netip.Prefix]*source{}, order: list.New(), lines: rate.NewLimiter(1, 20)}
 }
 
 // keys returns the sources of a connection's remote address (host:port):
@@ -212,23 +211,21 @@ func (t *sources) get(key netip.Prefix, now time.Time) *source {
 	s := t.m[key]
 	if s == nil {
 		if len(t.m) >= t.lim.MaxSources {
-			t.forget(t.list.prev)
+			t.forget(t.order.Back().Value.(*source))
 		}
 		s = &source{key: key}
+		s.elem = t.order.PushFront(s)
 		t.m[key] = s
 	} else {
-		s.prev.next, s.next.prev = s.next, s.prev
+		t.order.MoveToFront(s.elem)
 	}
-	s.prev, s.next = &t.list, t.list.next
-	s.prev.next, s.next.prev = s, s
 	s.seen = now
 	return s
 }
 
 // forget removes s from the table. The caller holds mu.
 func (t *sources) forget(s *source) {
-	s.prev.next, s.next.prev = s.next, s.prev
-	s.prev, s.next = nil, nil
+	t.order.Remove(s.elem)
 	delete(t.m, s.key)
 }
 
@@ -236,12 +233,12 @@ func (t *sources) forget(s *source) {
 // again, from the least recently seen on. The caller holds mu.
 func (t *sources) sweep(now time.Time) {
 	t.swept = now
-	for s := t.list.prev; s != &t.list && now.Sub(s.seen) >= t.lim.Idle; {
-		prev := s.prev
+	for e := t.order.Back(); e != nil && now.Sub(e.Value.(*source).seen) >= t.lim.Idle; {
+		s, prev := e.Value.(*source), e.Prev()
 		if full(s.write, now) && full(s.read, now) && full(s.auth, now) {
 			t.forget(s)
 		}
-		s = prev
+		e = prev
 	}
 }
 
